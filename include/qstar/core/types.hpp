@@ -1,0 +1,69 @@
+// Basic value types shared by the core: ids, steps, problems, finish reasons.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace qstar {
+
+/// Index of a node in a Tree arena. Ids are dense, start at 0 (the root) and never change.
+using NodeId = std::int32_t;
+inline constexpr NodeId kNoNode = -1;
+
+/// A token id of a language-model vocabulary.
+using TokenId = std::int32_t;
+
+/// Why a step ended.
+enum class FinishReason : std::uint8_t {
+  None = 0,     ///< not a generated step (the root)
+  StepEnd,      ///< the step delimiter was reached; the solution continues
+  FinalAnswer,  ///< the step carries the final answer (the task's answer marker)
+  Eos,          ///< the generator emitted end-of-sequence
+  Length,       ///< the per-step token limit (or the token budget) cut the step
+};
+
+inline constexpr const char* to_string(FinishReason r) noexcept {
+  switch (r) {
+    case FinishReason::None: return "none";
+    case FinishReason::StepEnd: return "step";
+    case FinishReason::FinalAnswer: return "answer";
+    case FinishReason::Eos: return "eos";
+    case FinishReason::Length: return "length";
+  }
+  return "none";
+}
+
+inline std::optional<FinishReason> finish_reason_from_string(std::string_view s) noexcept {
+  if (s == "none") return FinishReason::None;
+  if (s == "step") return FinishReason::StepEnd;
+  if (s == "answer") return FinishReason::FinalAnswer;
+  if (s == "eos") return FinishReason::Eos;
+  if (s == "length") return FinishReason::Length;
+  return std::nullopt;
+}
+
+/// True when a step with this finish reason ends the solution.
+inline constexpr bool ends_solution(FinishReason r) noexcept {
+  return r == FinishReason::FinalAnswer || r == FinishReason::Eos || r == FinishReason::Length;
+}
+
+/// One reasoning step proposed by a Generator.
+struct Step {
+  std::string text;                  ///< the step's text, delimiter excluded
+  std::vector<TokenId> tokens;       ///< its token ids (empty for non-token generators)
+  double logprob = 0.0;              ///< summed log-probability of its tokens
+  std::int32_t num_tokens = 0;       ///< token count (== tokens.size() when tokens are given)
+  FinishReason finish = FinishReason::StepEnd;  ///< why it ended
+};
+
+/// One problem to solve.
+struct Problem {
+  std::string id;                   ///< a stable name (e.g. the dataset rank)
+  std::string text;                 ///< the problem statement (for Game of 24: "4 5 6 10")
+  std::optional<std::string> gold;  ///< a reference answer, when known
+};
+
+}  // namespace qstar

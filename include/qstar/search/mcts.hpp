@@ -1,0 +1,415 @@
+// Monte Carlo tree search over reasoning steps (AlphaZero/mctx PUCT; UCT, Kocsis &
+// Szepesvári 2006; progressive widening, Coulom 2007; virtual loss as in OpenSpiel's
+// async MCTS; priors from generator log-probabilities as in OpenR; Dirichlet root noise,
+// AlphaZero; PRM/rollout leaf values mixed as in ReST-MCTS*, Zhang et al. 2024).
+//
+// Each iteration picks up to B leaves per problem, walking down by PUCT or UCT and adding a
+// virtual loss on the way so the next pick goes elsewhere. ONE generator call expands every
+// picked leaf of every problem (expand_k children for a fresh leaf; one more child when
+// progressive widening allows it: children < ceil(pw_c · N(s)^pw_alpha)), and ONE verifier
+// call scores every new child (with rollouts, the rollout steps too, after one extra
+// generator call per rollout step). Each new child's value (its PRM score, its rollout's
+// aggregated score, or the mix (1-α)·V + α·rollout) is backed up to the root (mean or max);
+// the virtual losses are removed. A picked terminal leaf backs its value up again.
+// Final choice: the most visited path, the best-valued path, or a vote over the terminals
+// weighted by visits or score. Cost per iteration: B·expand_k steps and scores (+ rollouts).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <span>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "qstar/search/detail/engine.hpp"
+
+namespace qstar {
+
+enum class SelectionRule { Puct, Uct };
+enum class BackupRule { Mean, Max };
+enum class FinalChoice { Visits, Value, Vote };
+enum class LeafEval { Value, Rollout, Mixed };
+
+struct MctsParams : CommonParams {
+  /// Simulations (picked leaves) per problem.
+  int num_simulations = 64;
+  /// Leaves picked per problem per iteration (B), spread out by virtual loss.
+  int leaves_per_iteration = 4;
+  /// Children generated when a leaf is expanded (only without progressive widening).
+  int expand_k = 4;
+  /// PUCT or UCT.
+  SelectionRule selection = SelectionRule::Puct;
+  /// PUCT c(s) = c_init + ln((N(s) + c_base + 1) / c_base).
+  double c_puct_init = 1.25;
+  double c_puct_base = 19652.0;
+  /// UCT exploration constant.
+  double c_uct = 1.41421356237;
+  /// Grow children one at a time while children < ceil(pw_c · N(s)^pw_alpha) (on by
+  /// default: the action space is open text, so a fixed set of K children can all be bad).
+  bool progressive_widening = true;
+  double pw_c = 1.0;
+  double pw_alpha = 0.5;
+  /// Virtual visits added per pick on the path (0 disables virtual loss).
+  int virtual_loss = 10;
+  /// The value a virtual visit counts as (the worst value of the verifier's scale).
+  double virtual_loss_value = 0.0;
+  /// How a new node is valued.
+  LeafEval eval = LeafEval::Value;
+  /// α of the mix (1-α)·V + α·rollout.
+  double rollout_mix = 0.5;
+  /// Rollouts at temperature 0 (else sampled).
+  bool rollout_greedy = true;
+  /// Mean or max backup.
+  BackupRule backup = BackupRule::Mean;
+  /// Dirichlet noise on the root priors: ε (0 disables) and α.
+  double dirichlet_epsilon = 0.0;
+  double dirichlet_alpha = 0.3;
+  /// Min-max normalise Q over the parent and its visited children (for unbounded values).
+  bool normalize_q = false;
+  /// How the answer is chosen.
+  FinalChoice final_choice = FinalChoice::Visits;
+  /// With FinalChoice::Vote: weigh terminals by visits (else by aggregated score).
+  bool vote_by_visits = true;
+
+  void validate() const {
+    CommonParams::validate();
+    if (num_simulations < 1) throw InvalidArgument("num_simulations must be >= 1");
+    if (leaves_per_iteration < 1) throw InvalidArgument("leaves_per_iteration must be >= 1");
+    if (expand_k < 1) throw InvalidArgument("expand_k must be >= 1");
+    if (!(c_puct_init >= 0.0)) throw InvalidArgument("c_puct_init must be >= 0");
+    if (!(c_puct_base > 0.0)) throw InvalidArgument("c_puct_base must be > 0");
+    if (!(c_uct >= 0.0)) throw InvalidArgument("c_uct must be >= 0");
+    if (!(pw_c > 0.0)) throw InvalidArgument("pw_c must be > 0");
+    if (!(pw_alpha >= 0.0 && pw_alpha <= 1.0)) throw InvalidArgument("pw_alpha must be in [0,1]");
+    if (virtual_loss < 0) throw InvalidArgument("virtual_loss must be >= 0");
+    if (!std::isfinite(virtual_loss_value)) throw InvalidArgument("virtual_loss_value must be finite");
+    if (!(rollout_mix >= 0.0 && rollout_mix <= 1.0)) throw InvalidArgument("rollout_mix must be in [0,1]");
+    if (!(dirichlet_epsilon >= 0.0 && dirichlet_epsilon <= 1.0))
+      throw InvalidArgument("dirichlet_epsilon must be in [0,1]");
+    if (!(dirichlet_alpha > 0.0)) throw InvalidArgument("dirichlet_alpha must be > 0");
+  }
+};
+
+namespace mcts {
+
+/// Q of a node under the backup rule (0 when unvisited).
+inline double node_q(const Node& n, BackupRule rule) noexcept {
+  if (n.visits <= 0) return 0.0;
+  if (rule == BackupRule::Max) {
+    const int real = n.visits - n.virtual_loss;
+    return real > 0 ? n.value_max : 0.0;
+  }
+  return n.value_sum / n.visits;
+}
+
+/// PUCT exploration coefficient c(s) (AlphaZero / mctx).
+inline double puct_c(double parent_visits, const MctsParams& p) noexcept {
+  return p.c_puct_init + std::log((parent_visits + p.c_puct_base + 1.0) / p.c_puct_base);
+}
+
+/// Picks the child of `parent` to descend into (selection rule as a free function, mctx
+/// style). Children that are pruned or unscored are skipped; returns kNoNode if none.
+/// `noise` holds the Dirichlet share per child position (empty: no noise).
+inline NodeId select_child(const Tree& t, NodeId parent, const MctsParams& p,
+                           std::span<const double> noise = {}) {
+  const Node& s = t[parent];
+  const int k = s.num_children;
+  if (k == 0) return kNoNode;
+  Eigen::ArrayXd q(k), prior(k), n(k);
+  Eigen::Array<bool, Eigen::Dynamic, 1> ok(k);
+  NodeId ids_buf[256];
+  std::vector<NodeId> ids_big;
+  NodeId* ids = ids_buf;
+  if (k > 256) {
+    ids_big.resize(static_cast<std::size_t>(k));
+    ids = ids_big.data();
+  }
+  int j = 0;
+  double qmin = node_q(s, p.backup), qmax = qmin;
+  for (NodeId c : t.children(parent)) {
+    const Node& cn = t[c];
+    ids[j] = c;
+    ok(j) = !cn.pruned && cn.scored();
+    q(j) = node_q(cn, p.backup);
+    prior(j) = cn.prior;
+    if (!noise.empty() && static_cast<std::size_t>(j) < noise.size())
+      prior(j) = (1.0 - p.dirichlet_epsilon) * cn.prior + p.dirichlet_epsilon * noise[static_cast<std::size_t>(j)];
+    n(j) = cn.visits;
+    if (cn.visits > 0) {
+      qmin = std::min(qmin, q(j));
+      qmax = std::max(qmax, q(j));
+    }
+    ++j;
+  }
+  if (p.normalize_q) q = (q - qmin) / std::max(qmax - qmin, 1e-12);
+  const double N = std::max<double>(s.visits, 0.0);
+  Eigen::ArrayXd score(k);
+  if (p.selection == SelectionRule::Puct) {
+    score = q + puct_c(N, p) * prior * std::sqrt(N) / (1.0 + n);
+  } else {
+    const double lnN = std::log(std::max(N, 1.0));
+    score = q + p.c_uct * (lnN / n.max(1e-12)).sqrt();
+    for (int a = 0; a < k; ++a)
+      if (n(a) == 0) score(a) = std::numeric_limits<double>::infinity();
+  }
+  int best = -1;
+  for (int a = 0; a < k; ++a)
+    if (ok(a) && (best < 0 || score(a) > score(best))) best = a;
+  return best < 0 ? kNoNode : ids[best];
+}
+
+/// Sets the priors of parent's children to exp(logprob / num_tokens), normalised over the
+/// siblings (OpenR). Steps of 0 tokens count as 1 token.
+inline void set_priors(Tree& t, NodeId parent) {
+  double sum = 0.0;
+  for (NodeId c : t.children(parent)) {
+    Node& n = t[c];
+    n.prior = std::exp(n.logprob / std::max(1, n.num_tokens));
+    sum += n.prior;
+  }
+  for (NodeId c : t.children(parent)) t[c].prior = sum > 0.0 ? t[c].prior / sum : 1.0 / t[parent].num_children;
+}
+
+/// May `node` gain a child now? Fresh leaves always may; with progressive widening a node
+/// may while children < ceil(pw_c · N(s)^pw_alpha).
+inline bool may_expand(const Node& n, const MctsParams& p) noexcept {
+  if (n.terminal) return false;
+  if (n.num_children == 0) return true;
+  if (!p.progressive_widening) return false;
+  const double limit = std::ceil(p.pw_c * std::pow(std::max(n.visits, 0), p.pw_alpha));
+  return n.num_children < std::max(1.0, limit);
+}
+
+}  // namespace mcts
+
+template <Task T, Generator G, StepVerifier V>
+std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T& task, G& gen,
+                                      V& ver, const MctsParams& params, std::uint64_t seed) {
+  params.validate();
+  detail::Engine<T, G, V> eng(problems, task, gen, ver, params, seed);
+  const std::size_t P = problems.size();
+  std::vector<int> sims(P, 0);
+  std::vector<std::vector<double>> noise(P);
+  struct Pick {
+    std::size_t problem;
+    NodeId leaf;
+    std::vector<NodeId> path;  // root .. leaf
+  };
+  std::vector<Pick> picks;
+  std::vector<char> pending;  // per problem: node ids picked for expansion this iteration
+
+  auto apply_vl = [&](Tree& t, const std::vector<NodeId>& path, int sign) {
+    const int n = params.virtual_loss;
+    if (n == 0) return;
+    for (NodeId id : path) {
+      Node& nd = t[id];
+      nd.visits += sign * n;
+      nd.value_sum += sign * n * params.virtual_loss_value;
+      nd.virtual_loss += sign * n;
+    }
+  };
+  auto backup = [&](Tree& t, const std::vector<NodeId>& path, double v) {
+    for (NodeId id : path) {
+      Node& nd = t[id];
+      nd.visits += 1;
+      nd.value_sum += v;
+      nd.value_max = std::max(nd.value_max, v);
+    }
+  };
+
+  while (eng.any_active()) {
+    eng.begin_iteration();
+    picks.clear();
+    std::vector<detail::Expansion> wanted;
+    std::vector<std::size_t> wanted_pick;
+    for (std::size_t i = 0; i < P; ++i) {
+      if (!eng.active(i)) continue;
+      if (sims[i] >= params.num_simulations) {
+        eng.stop(i, StopReason::Completed);
+        continue;
+      }
+      Tree& t = eng.tree(i);
+      pending.assign(t.size(), 0);
+      for (int b = 0; b < params.leaves_per_iteration && sims[i] < params.num_simulations; ++b) {
+        std::vector<NodeId> path{Tree::root()};
+        NodeId cur = Tree::root();
+        bool collided = false;
+        for (;;) {
+          const Node& n = t[cur];
+          if (pending[static_cast<std::size_t>(cur)]) {
+            collided = true;
+            break;
+          }
+          if (n.terminal || mcts::may_expand(n, params)) break;
+          const NodeId next = mcts::select_child(
+              t, cur, params, cur == Tree::root() ? std::span<const double>(noise[i]) : std::span<const double>());
+          if (next == kNoNode) {
+            collided = true;  // every child unusable: a dead end
+            break;
+          }
+          cur = next;
+          path.push_back(cur);
+        }
+        if (collided) break;
+        ++sims[i];
+        apply_vl(t, path, +1);
+        if (!t[cur].terminal) {
+          pending[static_cast<std::size_t>(cur)] = 1;
+          const int k = t[cur].num_children == 0 && !params.progressive_widening ? params.expand_k : 1;
+          wanted.push_back({i, cur, k, false, false});
+          wanted_pick.push_back(picks.size());
+        }
+        picks.push_back({i, cur, std::move(path)});
+      }
+      if (picks.empty() || picks.back().problem != i) eng.stop(i, StopReason::Exhausted);
+    }
+    if (picks.empty()) break;
+
+    const auto got = eng.expand(wanted);
+    std::vector<std::vector<NodeId>> children(picks.size());
+    std::vector<detail::Ref> fresh;
+    for (std::size_t w = 0; w < wanted.size(); ++w) {
+      const std::size_t pk = wanted_pick[w];
+      children[pk] = got[w];
+      Tree& t = eng.tree(wanted[w].problem);
+      if (!got[w].empty()) mcts::set_priors(t, wanted[w].node);
+      for (NodeId id : got[w]) fresh.push_back({wanted[w].problem, id});
+      if (wanted[w].node == Tree::root() && params.dirichlet_epsilon > 0.0 &&
+          noise[wanted[w].problem].empty() && !got[w].empty()) {
+        Rng rng = eng.problem_rng(wanted[w].problem, 1);
+        noise[wanted[w].problem] = rng.dirichlet(static_cast<std::size_t>(t[Tree::root()].num_children),
+                                                 params.dirichlet_alpha);
+      }
+    }
+    // Rollouts from every new non-terminal child (detached nodes), one step per call.
+    std::vector<NodeId> rollout_tip(fresh.size(), kNoNode);
+    if (params.eval != LeafEval::Value) {
+      for (std::size_t f = 0; f < fresh.size(); ++f) rollout_tip[f] = fresh[f].node;
+      for (int step = 0; step < params.max_depth; ++step) {
+        std::vector<detail::Expansion> roll;
+        std::vector<std::size_t> at;
+        for (std::size_t f = 0; f < fresh.size(); ++f)
+          if (!eng.tree(fresh[f].problem)[rollout_tip[f]].terminal) {
+            roll.push_back({fresh[f].problem, rollout_tip[f], 1, params.rollout_greedy, true});
+            at.push_back(f);
+          }
+        if (roll.empty()) break;
+        const auto r = eng.expand(roll);
+        bool progressed = false;
+        for (std::size_t k = 0; k < roll.size(); ++k)
+          if (!r[k].empty()) {
+            rollout_tip[at[k]] = r[k][0];
+            progressed = true;
+          } else {
+            eng.tree(roll[k].problem)[rollout_tip[at[k]]].terminal = true;  // dead end
+          }
+        if (!progressed) break;
+      }
+      std::vector<detail::Ref> tips;
+      for (std::size_t f = 0; f < fresh.size(); ++f) tips.push_back({fresh[f].problem, rollout_tip[f]});
+      eng.verify_steps(tips);
+    } else {
+      eng.verify_steps(fresh);
+    }
+    // Leaf values.
+    for (std::size_t f = 0; f < fresh.size(); ++f) {
+      Tree& t = eng.tree(fresh[f].problem);
+      Node& n = t[fresh[f].node];
+      if (!n.scored()) continue;
+      double v = n.score;
+      if (params.eval != LeafEval::Value) {
+        const NodeId tipn = rollout_tip[f];
+        const double r = t[tipn].scored() && !t[tipn].pruned ? eng.path_score(fresh[f].problem, tipn) : 0.0;
+        v = params.eval == LeafEval::Rollout ? r : (1.0 - params.rollout_mix) * v + params.rollout_mix * r;
+      }
+      n.value = v;
+    }
+    // Backup: remove virtual losses, then back each new value (or a terminal's) up.
+    for (std::size_t pk = 0; pk < picks.size(); ++pk) {
+      auto& pick = picks[pk];
+      Tree& t = eng.tree(pick.problem);
+      apply_vl(t, pick.path, -1);
+      if (t[pick.leaf].terminal) {
+        const double v = std::isnan(t[pick.leaf].value) ? (t[pick.leaf].scored() ? t[pick.leaf].score : 0.0)
+                                                         : t[pick.leaf].value;
+        backup(t, pick.path, v);
+        continue;
+      }
+      bool any = false;
+      for (NodeId c : children[pk]) {
+        Node& cn = t[c];
+        if (!cn.scored() || std::isnan(cn.value)) continue;
+        any = true;
+        cn.visits = 1;
+        cn.value_sum = cn.value;
+        cn.value_max = cn.value;
+        backup(t, pick.path, cn.value);
+      }
+      if (!any && children[pk].empty() && eng.active(pick.problem)) {
+        // Nothing was proposed: the leaf is a dead end.
+        t[pick.leaf].terminal = true;
+        backup(t, pick.path, params.virtual_loss_value);
+      }
+    }
+  }
+
+  std::vector<SearchResult> results;
+  results.reserve(P);
+  for (std::size_t i = 0; i < P; ++i) {
+    const Tree& t = eng.tree(i);
+    std::vector<Candidate> cands;
+    std::vector<double> visit_w;
+    for (NodeId id = 1; id < static_cast<NodeId>(t.size()); ++id) {
+      const Node& n = t[id];
+      if (!n.terminal || n.detached || n.pruned || !n.scored()) continue;
+      cands.push_back(eng.make_candidate(i, id, eng.path_score(i, id)));
+      visit_w.push_back(static_cast<double>(n.visits));
+    }
+    auto index_of = [&](NodeId id) {
+      for (std::size_t c = 0; c < cands.size(); ++c)
+        if (cands[c].node == id) return static_cast<int>(c);
+      return -1;
+    };
+    int chosen = -1;
+    if (params.final_choice == FinalChoice::Vote) {
+      std::vector<Candidate> weighted = cands;
+      if (params.vote_by_visits)
+        for (std::size_t c = 0; c < weighted.size(); ++c) weighted[c].score = visit_w[c];
+      chosen = eng.vote_index(weighted, Voting::Weighted, 0);
+    } else {
+      NodeId cur = Tree::root();
+      for (;;) {
+        NodeId best = kNoNode;
+        for (NodeId c : t.children(cur)) {
+          const Node& cn = t[c];
+          if (cn.pruned || !cn.scored()) continue;
+          if (best == kNoNode) {
+            best = c;
+            continue;
+          }
+          const Node& bn = t[best];
+          const double qc = mcts::node_q(cn, params.backup), qb = mcts::node_q(bn, params.backup);
+          const bool better = params.final_choice == FinalChoice::Visits
+                                  ? (cn.visits > bn.visits || (cn.visits == bn.visits && qc > qb))
+                                  : (qc > qb || (qc == qb && cn.visits > bn.visits));
+          if (better) best = c;
+        }
+        if (best == kNoNode) break;
+        cur = best;
+        if (t[cur].terminal) break;
+      }
+      if (cur != Tree::root() && t[cur].terminal && t[cur].answer >= 0) chosen = index_of(cur);
+      if (chosen < 0) {  // the path ends early: fall back to the best-valued terminal
+        for (std::size_t c = 0; c < cands.size(); ++c)
+          if (cands[c].answer && (chosen < 0 || cands[c].score > cands[static_cast<std::size_t>(chosen)].score))
+            chosen = static_cast<int>(c);
+      }
+    }
+    results.push_back(eng.make_result(i, std::move(cands), chosen));
+  }
+  eng.finish_timing(results);
+  return results;
+}
+
+}  // namespace qstar

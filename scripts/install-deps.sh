@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs qstar's build and test dependencies from Debian 12 packages when they are
+# missing. Run as root (or with sudo available). Safe to run repeatedly.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake ninja-build ccache pkg-config
+  libtorch-dev python3-torch libopenblas0-pthread
+  libeigen3-dev libfmt-dev doctest-dev pybind11-dev nlohmann-json3-dev libpcre2-dev
+  python3-pytest python3-numpy
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "[deps] all ${#PKGS[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "[deps] need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+echo "[deps] installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,165 @@
+// The qstar CLI, driven in-process (and once as a real process for the exit status).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <sys/wait.h>
+
+#include <qstar/core/json.hpp>
+
+#include "cli/cli.hpp"
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run run(std::vector<std::string> args) {
+  std::ostringstream out, err;
+  qstar::cli::set_progress_tty(false);
+  const int code = qstar::cli::run(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+std::string tmp(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("qstar_cli_" + name)).string();
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST_CASE("solve prints the steps, answer and stats, and --json one object") {
+  auto r = run({"solve", "4 5 6 10", "--algo", "best-first", "--expand-k", "40"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("correct:  yes") != std::string::npos);
+  CHECK(r.out.find("Answer:") != std::string::npos);
+
+  r = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3"});
+  REQUIRE(r.code == 0);
+  const auto v = qstar::json::parse(r.out);
+  CHECK(v.get_string("problem") == "4 5 6 10");
+  CHECK(v.contains("answer"));
+  CHECK(v.contains("correct"));
+  CHECK(v.at("steps").is_array());
+  CHECK(v.at("stats").get_int("generated_tokens") > 0);
+  if (v.at("correct").is_bool() && v.get_bool("correct")) CHECK(v.at("answer").is_string());
+  // Deterministic: the same command gives the same object but for timings.
+  auto r2 = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3"});
+  const auto v2 = qstar::json::parse(r2.out);
+  CHECK(v2.at("steps") == v.at("steps"));
+  CHECK(v2.at("answer") == v.at("answer"));
+}
+
+TEST_CASE("solve --tree writes a trace that reads back") {
+  const auto path = tmp("tree.jsonl");
+  auto r = run({"solve", "1 2 4 7", "--algo", "beam", "--tree", path});
+  REQUIRE(r.code == 0);
+  std::ifstream f(path);
+  std::string line;
+  REQUIRE(std::getline(f, line));
+  const auto v = qstar::json::parse(line);
+  CHECK(v.at("nodes").size() > 1);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("bench prints a table, writes the stable JSON schema and plain progress lines") {
+  const auto path = tmp("bench.json");
+  auto r = run({"bench", "--data", QSTAR_TEST_DATA, "--ranks", "901-910", "--algo", "best-of-n,beam", "--n", "1,4",
+                "--json", path});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("| method") != std::string::npos);
+  CHECK(lines(r.out) == 1 + 2 + 4);
+  CHECK(r.err.find("[bench]") != std::string::npos);
+  CHECK(r.err.find("ETA") != std::string::npos);
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const auto v = qstar::json::parse(ss.str());
+  const auto& res = v.get_array("results");
+  REQUIRE(res.size() == 4);
+  for (const auto& row : res) {
+    CHECK(row.at("method").is_string());
+    CHECK(row.at("algo").is_string());
+    CHECK(row.at("n").is_integer());
+    CHECK(row.get_int("total") == 10);
+    CHECK(row.get_int("solved") <= 10);
+    CHECK(row.get_double("solve_rate") == doctest::Approx(static_cast<double>(row.get_int("solved")) / 10));
+    CHECK(row.get_double("generated_tokens_per_problem") > 0);
+    CHECK(row.at("verifier_tokens_per_problem").is_number());
+    CHECK(row.get_double("wall_s_per_problem") >= 0);
+  }
+  CHECK(v.at("config").is_object());
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("bad input prints one line naming the problem and exits 2") {
+  const auto bad_csv = tmp("bad.csv");
+  {
+    std::ofstream f(bad_csv);
+    f << "Rank,Puzzles\n1,1 2 3\n";
+  }
+  struct Case {
+    std::vector<std::string> args;
+    const char* needle;
+  };
+  const std::vector<Case> cases = {
+      {{}, "no command"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"solve", "4 5 6 10", "--frob", "1"}, "unknown flag --frob"},
+      {{"solve", "4 5 x 10"}, "'x' is not a number"},
+      {{"solve", "4 5 6"}, "4 5 6"},
+      {{"solve", "4 5 6 99"}, "99"},
+      {{"solve"}, "give the puzzle"},
+      {{"solve", "4 5 6 10", "--n", "0"}, "--n"},
+      {{"solve", "4 5 6 10", "--n", "abc"}, "--n: 'abc' is not an integer"},
+      {{"solve", "4 5 6 10", "--algo", "bogo"}, "--algo: 'bogo'"},
+      {{"solve", "4 5 6 10", "--algo", "beam", "--n", "16", "--width", "3"}, "num_beams must be a multiple of width"},
+      {{"solve", "4 5 6 10", "--algo", "best-first", "--width", "4"}, "--width does not apply"},
+      {{"solve", "4 5 6 10", "--error-rate", "1.5"}, "error_rate"},
+      {{"solve", "4 5 6 10", "--aggregation", "median"}, "--aggregation: 'median'"},
+      {{"solve", "4 5 6 10", "--max-tokens", "-5"}, "--max-tokens"},
+      {{"solve", "4 5 6 10", "--algo", "mcts", "--dirichlet-eps", "3"}, "dirichlet_epsilon"},
+      {{"solve", "4 5 6 10", "--algo", "beam", "--verifier", "none"}, "needs a verifier"},
+      {{"solve", "4 5 6 10", "--verifier", "psychic"}, "--verifier: 'psychic'"},
+      {{"solve", "4 5 6 10", "--seed"}, "--seed needs a value"},
+      {{"solve", "4 5 6 10", "--seed", "1", "--seed", "2"}, "given twice"},
+      {{"bench"}, "--data"},
+      {{"bench", "--data", "/nonexistent/24.csv"}, "/nonexistent/24.csv"},
+      {{"bench", "--data", bad_csv}, bad_csv.c_str()},
+      {{"bench", "--data", QSTAR_TEST_DATA, "--ranks", "10-5"}, "--ranks"},
+      {{"bench", "--data", QSTAR_TEST_DATA, "--ranks", "2000-3000"}, "no problems"},
+      {{"bench", "--data", QSTAR_TEST_DATA, "--n", "1,,4"}, "--n"},
+  };
+  for (const auto& c : cases) {
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    CAPTURE(joined);
+    const auto r = run(c.args);
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK(lines(r.err) == 1);
+    CHECK(r.err.rfind("qstar: error: ", 0) == 0);
+    CHECK(r.err.find(c.needle) != std::string::npos);
+  }
+  std::filesystem::remove(bad_csv);
+}
+
+TEST_CASE("the real executable exits 2 on bad input and 0 on help") {
+  const std::string exe = QSTAR_CLI_EXE;
+  auto status = [&](const std::string& args) {
+    const int s = std::system((exe + " " + args + " >/dev/null 2>&1").c_str());
+    return WIFEXITED(s) ? WEXITSTATUS(s) : -1;
+  };
+  CHECK(status("solve '4 5 x 10'") == 2);
+  CHECK(status("bench --data /nonexistent.csv") == 2);
+  CHECK(status("help") == 0);
+  CHECK(status("version") == 0);
+}
