@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 exec ./build/qstar bench --data data/game24/24.csv --ranks 901-1000 \
-  --algo best-of-n,beam,dvts,best-first,mcts --n 1,4,16,64 \
+  --algo best-of-n,beam,dvts,best-first,mcts --n 1,4,16,64 --width 16 --expand-k 40 \
   --generator programmatic --error-rate 0.1 --verifier oracle "$@"

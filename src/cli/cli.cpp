@@ -57,7 +57,7 @@ common options (solve and bench):
   beam/dvts: --width M; beam: --lookahead K --dedup
   best-first: --expand-k K --pops B --lambda L --g-aggregation A --threshold T --node-expansions E
   mcts: --leaves B --expand-k K --selection puct|uct --c-puct C --c-puct-base B --c-uct C
-        --no-widening --pw-c C --pw-alpha A --virtual-loss N --eval value|rollout|mixed
+        --widening --pw-c C --pw-alpha A --virtual-loss N --eval value|rollout|mixed
         --rollout-mix A --sampled-rollouts --backup mean|max --dirichlet-eps E
         --dirichlet-alpha A --normalize-q --final visits|value|vote --vote-by-score
 
@@ -71,7 +71,7 @@ best-first expansions, mcts simulations.
 // ---- argument parsing -------------------------------------------------------------------
 
 const std::set<std::string, std::less<>> kBoolFlags = {
-    "json", "dedup", "no-widening", "sampled-rollouts", "normalize-q", "vote-by-score", "help"};
+    "json", "dedup", "widening", "sampled-rollouts", "normalize-q", "vote-by-score", "help"};
 
 /// Flags and the algorithms they apply to ("*" = all).
 const std::map<std::string, std::set<std::string>, std::less<>> kAlgoFlags = {
@@ -84,7 +84,7 @@ const std::map<std::string, std::set<std::string>, std::less<>> kAlgoFlags = {
     {"expand-k", {"best-first", "mcts"}}, {"pops", {"best-first"}}, {"lambda", {"best-first"}},
     {"g-aggregation", {"best-first"}}, {"node-expansions", {"best-first"}}, {"threshold", {"best-first"}},
     {"leaves", {"mcts"}}, {"selection", {"mcts"}}, {"c-puct", {"mcts"}}, {"c-puct-base", {"mcts"}},
-    {"c-uct", {"mcts"}}, {"no-widening", {"mcts"}}, {"pw-c", {"mcts"}}, {"pw-alpha", {"mcts"}},
+    {"c-uct", {"mcts"}}, {"widening", {"mcts"}}, {"pw-c", {"mcts"}}, {"pw-alpha", {"mcts"}},
     {"virtual-loss", {"mcts"}}, {"eval", {"mcts"}}, {"rollout-mix", {"mcts"}},
     {"sampled-rollouts", {"mcts"}}, {"backup", {"mcts"}}, {"dirichlet-eps", {"mcts"}},
     {"dirichlet-alpha", {"mcts"}}, {"normalize-q", {"mcts"}}, {"final", {"mcts"}},
@@ -260,7 +260,7 @@ SearchParams make_params(const std::string& algo, int n, const Args& a) {
     if (auto v = a.get("c-puct")) p->c_puct_init = parse_double("c-puct", *v);
     if (auto v = a.get("c-puct-base")) p->c_puct_base = parse_double("c-puct-base", *v);
     if (auto v = a.get("c-uct")) p->c_uct = parse_double("c-uct", *v);
-    if (a.has("no-widening")) p->progressive_widening = false;
+    p->progressive_widening = a.has("widening");
     if (auto v = a.get("pw-c")) p->pw_c = parse_double("pw-c", *v);
     if (auto v = a.get("pw-alpha")) p->pw_alpha = parse_double("pw-alpha", *v);
     if (auto v = a.get("virtual-loss")) p->virtual_loss = parse_int<int>("virtual-loss", *v, 0, 1 << 20);

@@ -65,7 +65,6 @@ TEST_CASE("with the exact oracle verifier, beam, best-first and MCTS solve all o
   SUBCASE("mcts") {
     MctsParams p;
     p.num_simulations = 128;
-    p.progressive_widening = false;
     p.expand_k = 40;
     CHECK(solved(mcts_search(std::span<const Problem>(ps), o.task, gen, o.prm, p, 0)) == 100);
   }

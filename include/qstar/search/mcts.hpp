@@ -45,9 +45,9 @@ struct MctsParams : CommonParams {
   double c_puct_base = 19652.0;
   /// UCT exploration constant.
   double c_uct = 1.41421356237;
-  /// Grow children one at a time while children < ceil(pw_c · N(s)^pw_alpha) (on by
-  /// default: the action space is open text, so a fixed set of K children can all be bad).
-  bool progressive_widening = true;
+  /// Grow children one at a time while children < ceil(pw_c · N(s)^pw_alpha), instead of
+  /// expanding a fixed expand_k children once (the peers' way, and the default).
+  bool progressive_widening = false;
   double pw_c = 1.0;
   double pw_alpha = 0.5;
   /// Virtual visits added per pick on the path (0 disables virtual loss).
