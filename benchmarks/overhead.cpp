@@ -3,7 +3,7 @@
 // What is left is qstar's own work: the tree, requests, budgets, bookkeeping, selection,
 // voting and results. Goal (issue #2): <= 2 us per node on the 2-core CI machine.
 //
-// Usage: bench_overhead [problems=64] [repeats=5]
+// Usage: bench_overhead [problems=64] [repeats=5] [algorithm]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -91,6 +91,7 @@ int main(int argc, char** argv) {
   std::printf("qstar core overhead per expanded node (zero-cost plug-ins, %d problems per call, best of %d)\n", P, R);
   std::printf("%-12s %12s %12s %14s %10s\n", "algorithm", "nodes", "ns/node", "nodes/s", "vs 2us");
   for (const auto& sp : algos) {
+    if (argc > 3 && std::string(argv[3]) != algorithm_name(sp)) continue;
     double best = 1e30;
     long long nodes = 0;
     for (int rep = 0; rep < R; ++rep) {

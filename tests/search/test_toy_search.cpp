@@ -124,6 +124,69 @@ TEST_CASE("progressive widening grows children only while children < ceil(C * N^
   CHECK(children <= static_cast<int>(std::ceil(std::sqrt(static_cast<double>(t[Tree::root()].visits)))) + 1);
 }
 
+TEST_CASE("progressive widening counts real visits, not virtual losses, with batched picks") {
+  toy::ToyTask task;
+  toy::ToyGenerator g;
+  g.depth = 6;
+  toy::ToyPrm v;
+  const auto ps = toy_problems(1);
+  for (int B : {1, 4, 8}) {
+    CAPTURE(B);
+    MctsParams p;
+    p.num_simulations = 64;
+    p.leaves_per_iteration = B;
+    p.progressive_widening = true;
+    p.max_depth = 8;
+    p.keep_tree = true;
+    const auto rs = mcts_search(std::span<const Problem>(ps), task, g, v, p, 5);
+    const Tree& t = *rs[0].tree;
+    // Every node with children respects children <= ceil(C * N^alpha) for its final N,
+    // where a node only widens while children < ceil(sqrt(N)) at the time.
+    for (NodeId id = 0; id < static_cast<NodeId>(t.size()); ++id) {
+      const Node& n = t[id];
+      if (n.num_children == 0) continue;
+      CHECK(n.virtual_loss == 0);
+      CHECK(n.num_children <= std::max(1, static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n.visits))))));
+    }
+  }
+}
+
+TEST_CASE("a generator that proposes nothing ends every search as exhausted, quickly") {
+  toy::ToyTask task;
+  auto mute = make_generator([](std::span<const ExpandRequest> b) { return std::vector<std::vector<Step>>(b.size()); }, "mute");
+  toy::ToyPrm v;
+  const auto ps = toy_problems(2);
+  for (auto params : all_algorithms()) {
+    const std::string algo = algorithm_name(params);
+    CAPTURE(algo);
+    if (auto* m = std::get_if<MctsParams>(&params)) m->num_simulations = 100000;
+    const auto rs = search(std::span<const Problem>(ps), task, mute, v, params, 1);
+    for (const auto& r : rs) {
+      CHECK(r.stop == StopReason::Exhausted);
+      CHECK(!r.answer);
+      CHECK(r.stats.iterations <= 3);
+    }
+  }
+}
+
+TEST_CASE("best-first stops and ranks by its g aggregation") {
+  toy::Scripted s;
+  // Path a: 0.1 then 0.995 (min 0.1, last 0.995). Path b: 0.9 then 0.95 (min 0.9).
+  s.tree[""] = {{"a", 0.1}, {"b", 0.9}};
+  s.tree["a"] = {{"ans:1", 0.995, true}};
+  s.tree["b"] = {{"ans:2", 0.95, true}};
+  toy::ToyTask task;
+  const auto ps = toy_problems(1);
+  BestFirstParams p;
+  p.expand_k = 2;
+  p.pops_per_iteration = 1;
+  p.max_node_expansions = 1;
+  p.stop_threshold = 0.9;
+  const auto rs = best_first(std::span<const Problem>(ps), task, s, s, p, 1);
+  CHECK(rs[0].answer == std::optional<std::string>("2"));
+  CHECK(rs[0].stop == StopReason::Solved);
+}
+
 TEST_CASE("every algorithm is deterministic for a seed and batch-invariant") {
   toy::ToyTask task;
   const auto ps = toy_problems(3);

@@ -60,11 +60,11 @@ class TrajectoryView {
   const Tree& tree() const noexcept { return *tree_; }
   NodeId leaf() const noexcept { return leaf_; }
   /// Number of steps (the root is not a step).
-  std::size_t size() const noexcept { return ids_.size(); }
-  bool empty() const noexcept { return ids_.empty(); }
+  std::size_t size() const noexcept { return size_; }
+  bool empty() const noexcept { return size_ == 0; }
   /// Node id of step i (0-based from the first step).
-  NodeId node(std::size_t i) const noexcept { return ids_[i]; }
-  std::span<const NodeId> nodes() const noexcept { return ids_; }
+  NodeId node(std::size_t i) const noexcept { return data()[i]; }
+  std::span<const NodeId> nodes() const noexcept { return {data(), size_}; }
   std::string_view text(std::size_t i) const;
   std::span<const TokenId> tokens(std::size_t i) const;
   const Node& step(std::size_t i) const;
@@ -72,9 +72,14 @@ class TrajectoryView {
   std::string joined(std::string_view delimiter = "\n") const;
 
  private:
+  // Paths up to kInline steps live inline (no allocation per request); longer ones spill.
+  static constexpr std::size_t kInline = 14;
+  const NodeId* data() const noexcept { return size_ <= kInline ? inline_ : heap_.data(); }
   const Tree* tree_ = nullptr;
   NodeId leaf_ = kNoNode;
-  std::vector<NodeId> ids_;
+  std::size_t size_ = 0;
+  NodeId inline_[kInline] = {};
+  std::vector<NodeId> heap_;
 };
 
 class Tree {
@@ -209,21 +214,26 @@ class Tree {
 
 inline TrajectoryView::TrajectoryView(const Tree& tree, NodeId leaf) : tree_(&tree), leaf_(leaf) {
   const auto depth = static_cast<std::size_t>(tree[leaf].depth);
-  ids_.resize(depth);
+  size_ = depth;
+  NodeId* out = inline_;
+  if (depth > kInline) {
+    heap_.resize(depth);
+    out = heap_.data();
+  }
   NodeId cur = leaf;
   for (std::size_t i = depth; i > 0; --i) {
-    ids_[i - 1] = cur;
+    out[i - 1] = cur;
     cur = tree[cur].parent;
   }
 }
-inline std::string_view TrajectoryView::text(std::size_t i) const { return tree_->text(ids_[i]); }
+inline std::string_view TrajectoryView::text(std::size_t i) const { return tree_->text(node(i)); }
 inline std::span<const TokenId> TrajectoryView::tokens(std::size_t i) const {
-  return tree_->tokens(ids_[i]);
+  return tree_->tokens(node(i));
 }
-inline const Node& TrajectoryView::step(std::size_t i) const { return (*tree_)[ids_[i]]; }
+inline const Node& TrajectoryView::step(std::size_t i) const { return (*tree_)[node(i)]; }
 inline std::string TrajectoryView::joined(std::string_view delimiter) const {
   std::string out;
-  for (std::size_t i = 0; i < ids_.size(); ++i) {
+  for (std::size_t i = 0; i < size_; ++i) {
     if (i) out.append(delimiter);
     out.append(text(i));
   }

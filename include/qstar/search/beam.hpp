@@ -72,7 +72,7 @@ std::vector<SearchResult> beam_search(std::span<const Problem> problems, const T
         std::unordered_set<std::string> seen;
         std::vector<NodeId> kept;
         for (NodeId id : cand[i])
-          if (seen.insert(eng.tree(i).trajectory(id).joined("\n")).second) kept.push_back(id);
+          if (seen.insert(eng.tree(i).trajectory(id).joined(std::string_view("\x1f\x1e", 2))).second) kept.push_back(id);
         cand[i] = std::move(kept);
       }
     }

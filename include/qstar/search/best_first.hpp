@@ -5,7 +5,8 @@
 // (g_aggregation, min by default) and h the verifier's value of the node (the PRM's score of
 // its last step). Each iteration pops the B best open nodes of every problem, expands each
 // into K children with ONE generator call, scores them with ONE verifier call and pushes
-// them. The generator's action space is open text, so a popped node is pushed back (same f)
+// them. Terminals are ranked, and the early stop judged, by the same g aggregation.
+// The generator's action space is open text, so a popped node is pushed back (same f)
 // until it has been expanded max_node_expansions times: new samples from a good node can
 // beat the children it gave so far. The root's f is 1 + λ (the top of the [0,1] scale).
 // Ties in f go to the deeper node, then the fresher one (fewer expansions), then the lower
@@ -81,7 +82,7 @@ std::vector<SearchResult> best_first(std::span<const Problem> problems, const T&
     eng.begin_iteration();
     wanted.clear();
     again.clear();
-    std::vector<std::size_t> again_problem;
+    std::vector<std::size_t> again_problem, again_wanted;
     for (std::size_t i = 0; i < P; ++i) {
       if (!eng.active(i)) continue;
       if (open[i].empty()) {
@@ -100,6 +101,7 @@ std::vector<SearchResult> best_first(std::span<const Problem> problems, const T&
         if (++e.expansions < params.max_node_expansions) {
           again.push_back(e);
           again_problem.push_back(i);
+          again_wanted.push_back(wanted.size() - 1);
         }
       }
     }
@@ -115,15 +117,16 @@ std::vector<SearchResult> best_first(std::span<const Problem> problems, const T&
       if (!n.scored()) continue;
       if (n.terminal) {
         terminals[ref.problem].push_back(ref.node);
-        if (n.answer >= 0 && eng.path_score(ref.problem, ref.node) >= params.stop_threshold)
+        if (n.answer >= 0 && aggregate_path(t, ref.node, params.g_aggregation) >= params.stop_threshold)
           eng.stop(ref.problem, StopReason::Solved);
         continue;
       }
       const double g = aggregate_path(t, ref.node, params.g_aggregation);
       open[ref.problem].push({g + params.lambda * n.score, n.depth, 0, ref.node});
     }
+    // Re-push popped nodes that produced children (a node that got no proposal is done).
     for (std::size_t k = 0; k < again.size(); ++k)
-      if (eng.active(again_problem[k])) open[again_problem[k]].push(again[k]);
+      if (eng.active(again_problem[k]) && !got[again_wanted[k]].empty()) open[again_problem[k]].push(again[k]);
   }
 
   std::vector<SearchResult> results;
@@ -132,7 +135,7 @@ std::vector<SearchResult> best_first(std::span<const Problem> problems, const T&
     std::vector<Candidate> cands;
     int chosen = -1;
     for (NodeId id : terminals[i]) {
-      cands.push_back(eng.make_candidate(i, id, eng.path_score(i, id)));
+      cands.push_back(eng.make_candidate(i, id, aggregate_path(eng.tree(i), id, params.g_aggregation)));
       const auto& c = cands.back();
       if (c.answer && (chosen < 0 || c.score > cands[static_cast<std::size_t>(chosen)].score))
         chosen = static_cast<int>(cands.size()) - 1;

@@ -147,7 +147,7 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
         }
       };
       for (std::size_t n = 1;; n = n * 2 > N && n < N ? N : n * 2) {
-        std::vector<Candidate> first(chains.begin(), chains.begin() + static_cast<std::ptrdiff_t>(n));
+        const std::span<const Candidate> first(chains.data(), n);
         CurvePoint pt;
         pt.n = static_cast<int>(n);
         auto pick = [&](Voting rule) -> std::optional<std::string> {

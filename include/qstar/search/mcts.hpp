@@ -82,7 +82,7 @@ struct MctsParams : CommonParams {
     if (!(c_uct >= 0.0)) throw InvalidArgument("c_uct must be >= 0");
     if (!(pw_c > 0.0)) throw InvalidArgument("pw_c must be > 0");
     if (!(pw_alpha >= 0.0 && pw_alpha <= 1.0)) throw InvalidArgument("pw_alpha must be in [0,1]");
-    if (virtual_loss < 0) throw InvalidArgument("virtual_loss must be >= 0");
+    if (virtual_loss < 0 || virtual_loss > 1000000) throw InvalidArgument("virtual_loss must be in [0, 1000000]");
     if (!std::isfinite(virtual_loss_value)) throw InvalidArgument("virtual_loss_value must be finite");
     if (!(rollout_mix >= 0.0 && rollout_mix <= 1.0)) throw InvalidArgument("rollout_mix must be in [0,1]");
     if (!(dirichlet_epsilon >= 0.0 && dirichlet_epsilon <= 1.0))
@@ -173,11 +173,13 @@ inline void set_priors(Tree& t, NodeId parent) {
 
 /// May `node` gain a child now? Fresh leaves always may; with progressive widening a node
 /// may while children < ceil(pw_c · N(s)^pw_alpha).
+/// N(s) counts real visits only: virtual losses in flight do not earn children.
 inline bool may_expand(const Node& n, const MctsParams& p) noexcept {
   if (n.terminal) return false;
   if (n.num_children == 0) return true;
   if (!p.progressive_widening) return false;
-  const double limit = std::ceil(p.pw_c * std::pow(std::max(n.visits, 0), p.pw_alpha));
+  const int real = std::max(n.visits - n.virtual_loss, 0);
+  const double limit = std::ceil(p.pw_c * std::pow(static_cast<double>(real), p.pw_alpha));
   return n.num_children < std::max(1.0, limit);
 }
 
@@ -191,6 +193,13 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
   const std::size_t P = problems.size();
   std::vector<int> sims(P, 0);
   std::vector<std::vector<double>> noise(P);
+  // Nodes whose widening request came back empty: they keep their children, gain no more.
+  std::vector<std::vector<char>> saturated(P);
+  auto can_expand = [&](std::size_t i, NodeId id) {
+    const auto& sat = saturated[i];
+    if (static_cast<std::size_t>(id) < sat.size() && sat[static_cast<std::size_t>(id)]) return false;
+    return mcts::may_expand(eng.tree(i)[id], params);
+  };
   struct Pick {
     std::size_t problem;
     NodeId leaf;
@@ -241,7 +250,7 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
             collided = true;
             break;
           }
-          if (n.terminal || mcts::may_expand(n, params)) break;
+          if (n.terminal || can_expand(i, cur)) break;
           const NodeId next = mcts::select_child(
               t, cur, params, cur == Tree::root() ? std::span<const double>(noise[i]) : std::span<const double>());
           if (next == kNoNode) {
@@ -275,11 +284,13 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
       Tree& t = eng.tree(wanted[w].problem);
       if (!got[w].empty()) mcts::set_priors(t, wanted[w].node);
       for (NodeId id : got[w]) fresh.push_back({wanted[w].problem, id});
-      if (wanted[w].node == Tree::root() && params.dirichlet_epsilon > 0.0 &&
-          noise[wanted[w].problem].empty() && !got[w].empty()) {
-        Rng rng = eng.problem_rng(wanted[w].problem, 1);
-        noise[wanted[w].problem] = rng.dirichlet(static_cast<std::size_t>(t[Tree::root()].num_children),
-                                                 params.dirichlet_alpha);
+      // Root noise over the root's current children, redrawn whenever their number changes
+      // (progressive widening), from a stream keyed by that number: deterministic.
+      const auto kids = static_cast<std::size_t>(t[Tree::root()].num_children);
+      if (wanted[w].node == Tree::root() && params.dirichlet_epsilon > 0.0 && kids > 0 &&
+          noise[wanted[w].problem].size() != kids) {
+        Rng rng = eng.problem_rng(wanted[w].problem, kids);
+        noise[wanted[w].problem] = rng.dirichlet(kids, params.dirichlet_alpha);
       }
     }
     // Rollouts from every new non-terminal child (detached nodes), one step per call.
@@ -301,8 +312,8 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
           if (!r[k].empty()) {
             rollout_tip[at[k]] = r[k][0];
             progressed = true;
-          } else {
-            eng.tree(roll[k].problem)[rollout_tip[at[k]]].terminal = true;  // dead end
+          } else if (eng.active(roll[k].problem) && eng.tree(roll[k].problem)[rollout_tip[at[k]]].detached) {
+            eng.tree(roll[k].problem)[rollout_tip[at[k]]].terminal = true;  // the rollout dead-ends
           }
         if (!progressed) break;
       }
@@ -347,11 +358,22 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
         backup(t, pick.path, cn.value);
       }
       if (!any && children[pk].empty() && eng.active(pick.problem)) {
-        // Nothing was proposed: the leaf is a dead end.
-        t[pick.leaf].terminal = true;
-        backup(t, pick.path, params.virtual_loss_value);
+        if (t[pick.leaf].num_children == 0) {
+          // Nothing was proposed for a fresh leaf: it is a dead end.
+          t[pick.leaf].terminal = true;
+          backup(t, pick.path, params.virtual_loss_value);
+        } else {
+          // A widening request came back empty: keep the children, stop widening here.
+          auto& sat = saturated[pick.problem];
+          if (sat.size() <= static_cast<std::size_t>(pick.leaf)) sat.resize(static_cast<std::size_t>(pick.leaf) + 1, 0);
+          sat[static_cast<std::size_t>(pick.leaf)] = 1;
+        }
       }
     }
+    // A root that turned out to be a dead end leaves nothing to search. (Terminal leaves
+    // elsewhere are re-selected and back their values up again, as in AlphaZero.)
+    for (std::size_t i = 0; i < P; ++i)
+      if (eng.active(i) && eng.tree(i)[Tree::root()].terminal) eng.stop(i, StopReason::Exhausted);
   }
 
   std::vector<SearchResult> results;

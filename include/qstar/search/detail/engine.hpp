@@ -77,6 +77,7 @@ class Engine {
     Stats stats;
     StopReason stop = StopReason::Running;
     double gen_share = 0.0, ver_share = 0.0;
+    bool budget_truncated = false;  // a step was cut by the token budget
     std::uint64_t key = 0;  // seeds derive from this, so a problem's search does not depend
                             // on which other problems are searched with it
   };
@@ -266,10 +267,11 @@ class Engine {
         }
         st.stats.generated_tokens += s.num_tokens;
         ++st.stats.generated_steps;
-        // A step cut short by the token budget (not by the per-step limit) ends the search.
+        // A step cut short by its share of the token budget (not by the per-step limit)
+        // ends its trajectory; the result then reports the budget as the stop reason.
         if (budget_cut[req.problem_index] && s.finish == FinishReason::Length &&
             s.num_tokens >= req.max_new_tokens)
-          stop(req.problem_index, StopReason::GeneratedTokens);
+          st.budget_truncated = true;
         ids.push_back(id);
       }
     }
@@ -408,7 +410,11 @@ class Engine {
 
   /// Aggregated step score of root -> node under the configured rule.
   double path_score(std::size_t i, NodeId node) const {
-    return aggregate_path(states_[i].tree, node, params_.aggregation, params_.custom_aggregation);
+    const double s = aggregate_path(states_[i].tree, node, params_.aggregation, params_.custom_aggregation);
+    if (!std::isfinite(s))
+      throw InvalidArgument(fmt::format("aggregation '{}' returned a non-finite score ({})",
+                                        to_string(params_.aggregation), s));
+    return s;
   }
 
   /// Builds candidate i's entry.
@@ -429,7 +435,7 @@ class Engine {
 
   /// Votes over candidates (in the order given: that order is the tie-break index) with the
   /// configured rule. Returns the index of the candidate behind the winner, or -1.
-  int vote_index(const std::vector<Candidate>& cands, Voting rule, std::size_t top_k) const {
+  int vote_index(std::span<const Candidate> cands, Voting rule, std::size_t top_k) const {
     std::vector<VoteSample> samples;
     samples.reserve(cands.size());
     for (const auto& c : cands) {
@@ -462,8 +468,11 @@ class Engine {
       if (r.answer) r.correct = task_.check(problems_[i], *r.answer);
       else r.correct = false;
     }
+    const bool nothing = r.candidates.empty() && cands.empty();
     r.candidates = std::move(cands);
     r.stop = st.stop == StopReason::Running ? StopReason::Completed : st.stop;
+    if (r.stop == StopReason::Completed && st.budget_truncated) r.stop = StopReason::GeneratedTokens;
+    if (r.stop == StopReason::Completed && nothing && st.stats.empty_proposals > 0) r.stop = StopReason::Exhausted;
     st.stats.nodes = static_cast<std::int64_t>(st.tree.size());
     r.stats = st.stats;
     return r;

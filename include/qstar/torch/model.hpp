@@ -1,0 +1,56 @@
+// A Llama / Qwen2-family model loaded from a Hugging Face folder (public, torch-free
+// wrapper). LibTorch stays behind a PImpl: this header includes no <torch/...> or ATen
+// header. Backend sources reach the full batched, cached forward through impl()
+// (src/torch/llama.hpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "qstar/torch/config.hpp"
+
+namespace qstar::lm {
+
+class LlamaModel;  // src/torch/llama.hpp
+
+/// A loaded LlamaForCausalLM / Qwen2ForCausalLM / *ForTokenClassification model.
+/// Copies share the same weights. Thread-safe for concurrent const calls.
+class LanguageModel {
+ public:
+  /// Loads `dir` (config.json + model.safetensors or shards). `device` is "cpu", "cuda"
+  /// or "cuda:N"; `dtype` is "float32", "bfloat16" or "float16" (used on CUDA; CPU always
+  /// computes in float32). qstar::ParseError naming the file and tensor/field for a
+  /// malformed model; InvalidArgument for a bad device or dtype; Error when CUDA is
+  /// requested but absent.
+  static LanguageModel load(const std::string& dir, const std::string& device = "cpu",
+                            const std::string& dtype = "float32");
+
+  /// Wraps an already loaded model (must not be null).
+  explicit LanguageModel(std::shared_ptr<LlamaModel> impl);
+
+  const ModelConfig& config() const;
+  /// Every position's logits of one uncached sequence: [T][vocab], float32.
+  /// InvalidArgument for a model without a language-model head or a bad token id.
+  std::vector<std::vector<float>> logits(std::span<const std::int32_t> tokens) const;
+  /// The token-classification head's raw scores (logits) at every position:
+  /// [T][num_labels]. InvalidArgument for a model without a `score` head.
+  std::vector<std::vector<float>> token_scores(std::span<const std::int32_t> tokens) const;
+  /// "cpu", "cuda:0", ...
+  std::string device() const;
+  /// "float32", "bfloat16" or "float16": the compute dtype.
+  std::string dtype() const;
+  /// True for *ForCausalLM, false for *ForTokenClassification.
+  bool has_lm_head() const;
+  bool has_score_head() const;
+
+  /// The internal torch-typed model, for other backend sources.
+  std::shared_ptr<LlamaModel> impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<LlamaModel> impl_;
+};
+
+}  // namespace qstar::lm
