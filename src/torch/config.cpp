@@ -1,0 +1,287 @@
+// config.json parsing for Llama / Qwen2 model folders (no LibTorch needed).
+#include "qstar/torch/config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "qstar/core/json.hpp"
+#include "qstar/error.hpp"
+
+namespace qstar::lm {
+
+namespace {
+
+constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "Qwen2ForCausalLM",
+                                          "LlamaForTokenClassification", "Qwen2ForTokenClassification"};
+constexpr const char* kArchitectureList =
+    "LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification";
+
+std::string qjson(std::string_view s) {
+  std::string out;
+  json::dump_string(out, s);
+  return out;
+}
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool ends_with(std::string_view s, std::string_view p) {
+  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+/// Reads fields of one JSON object, with errors naming the source and the field.
+class Fields {
+ public:
+  Fields(const json::Value& obj, std::string_view source, std::string prefix = {})
+      : obj_(obj), source_(source), prefix_(std::move(prefix)) {}
+
+  [[noreturn]] void fail(std::string_view key, std::string_view what) const {
+    throw ParseError(fmt::format("{}: field {} {}", source_, qjson(prefix_ + std::string(key)), what));
+  }
+
+  /// The member, or nullptr when absent or null.
+  const json::Value* get(std::string_view key) const {
+    const json::Value* v = obj_.find(key);
+    return v == nullptr || v->is_null() ? nullptr : v;
+  }
+
+  int to_int(std::string_view key, const json::Value& v) const {
+    if (!v.is_number()) fail(key, fmt::format("must be an integer, got {}", json::type_name(v.type())));
+    double d = 0;
+    if (v.is_integer()) {
+      d = static_cast<double>(v.as_int());
+    } else {
+      d = v.as_double();
+      if (!std::isfinite(d) || d != std::floor(d))
+        fail(key, fmt::format("must be an integer, got {}", json::dump(v)));
+    }
+    if (d < std::numeric_limits<int>::min() || d > std::numeric_limits<int>::max())
+      fail(key, fmt::format("is out of range: {}", json::dump(v)));
+    return static_cast<int>(d);
+  }
+
+  std::optional<int> opt_int(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    return to_int(key, *v);
+  }
+  int req_int(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v == nullptr) fail(key, "is missing");
+    return to_int(key, *v);
+  }
+  std::optional<double> opt_double(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_number()) fail(key, fmt::format("must be a number, got {}", json::type_name(v->type())));
+    return v->as_double();
+  }
+  std::optional<bool> opt_bool(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_bool()) fail(key, fmt::format("must be a bool, got {}", json::type_name(v->type())));
+    return v->as_bool();
+  }
+  std::optional<std::string> opt_string(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v == nullptr) return std::nullopt;
+    if (!v->is_string()) fail(key, fmt::format("must be a string, got {}", json::type_name(v->type())));
+    return v->as_string();
+  }
+  const json::Value* opt_object(std::string_view key) const {
+    const json::Value* v = get(key);
+    if (v != nullptr && !v->is_object())
+      fail(key, fmt::format("must be an object, got {}", json::type_name(v->type())));
+    return v;
+  }
+
+ private:
+  const json::Value& obj_;
+  std::string_view source_;
+  std::string prefix_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    const int err = errno;
+    throw IoError(fmt::format("{}: cannot open: {}", path, std::strerror(err)));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path));
+  return std::move(ss).str();
+}
+
+}  // namespace
+
+bool ModelConfig::is_token_classification() const {
+  return ends_with(architecture, "ForTokenClassification");
+}
+bool ModelConfig::is_causal_lm() const { return ends_with(architecture, "ForCausalLM"); }
+
+ModelConfig ModelConfig::from_file(const std::string& path) { return from_json(read_file(path), path); }
+
+ModelConfig ModelConfig::from_json(std::string_view text, std::string_view source) {
+  ModelConfig c;
+  c.source = std::string(source);
+  const json::Value root = json::parse(text, source);
+  if (!root.is_object())
+    throw ParseError(fmt::format("{}: must be a JSON object, got {}", source, json::type_name(root.type())));
+  const Fields f(root, source);
+
+  // architecture / model_type
+  if (const json::Value* a = f.get("architectures")) {
+    if (!a->is_array())
+      f.fail("architectures", fmt::format("must be an array, got {}", json::type_name(a->type())));
+    if (a->size() > 0) {
+      const json::Value& first = a->as_array()[0];
+      if (!first.is_string())
+        throw ParseError(fmt::format("{}: architectures[0] must be a string, got {}", source,
+                                     json::type_name(first.type())));
+      c.architecture = first.as_string();
+    }
+  }
+  c.model_type = f.opt_string("model_type").value_or("");
+  if (c.model_type.empty()) {
+    if (starts_with(c.architecture, "Llama"))
+      c.model_type = "llama";
+    else if (starts_with(c.architecture, "Qwen2"))
+      c.model_type = "qwen2";
+  }
+  if (c.architecture.empty()) {
+    if (c.model_type == "llama")
+      c.architecture = "LlamaForCausalLM";
+    else if (c.model_type == "qwen2")
+      c.architecture = "Qwen2ForCausalLM";
+  }
+
+  // sizes
+  c.vocab_size = f.req_int("vocab_size");
+  c.hidden_size = f.req_int("hidden_size");
+  c.intermediate_size = f.req_int("intermediate_size");
+  c.num_hidden_layers = f.req_int("num_hidden_layers");
+  c.num_attention_heads = f.req_int("num_attention_heads");
+  c.num_key_value_heads = f.opt_int("num_key_value_heads").value_or(c.num_attention_heads);
+  if (auto hd = f.opt_int("head_dim")) {
+    c.head_dim = *hd;
+    c.head_dim_given = true;
+  } else if (c.num_attention_heads > 0) {
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  c.max_position_embeddings = f.opt_int("max_position_embeddings").value_or(c.max_position_embeddings);
+  c.rms_norm_eps = f.opt_double("rms_norm_eps").value_or(c.rms_norm_eps);
+  c.hidden_act = f.opt_string("hidden_act").value_or(c.hidden_act);
+
+  // RoPE: 4.x "rope_theta" + "rope_scaling"; 5.x "rope_parameters"
+  c.rope_theta = f.opt_double("rope_theta").value_or(c.rope_theta);
+  if (const json::Value* rs = f.opt_object("rope_scaling")) {
+    const Fields r(*rs, source, "rope_scaling.");
+    auto type = r.opt_string("rope_type");
+    if (!type) type = r.opt_string("type");
+    c.rope_scaling_type = type.value_or("");
+  }
+  if (const json::Value* rp = f.opt_object("rope_parameters")) {
+    const Fields r(*rp, source, "rope_parameters.");
+    c.rope_theta = r.opt_double("rope_theta").value_or(c.rope_theta);
+    if (auto type = r.opt_string("rope_type")) c.rope_scaling_type = *type;
+  }
+  if (c.rope_scaling_type == "default") c.rope_scaling_type.clear();
+
+  // flags
+  c.tie_word_embeddings = f.opt_bool("tie_word_embeddings").value_or(false);
+  c.attention_bias = f.opt_bool("attention_bias").value_or(false);
+  c.mlp_bias = f.opt_bool("mlp_bias").value_or(false);
+  c.use_sliding_window = f.opt_bool("use_sliding_window").value_or(false);
+  if (c.model_type == "qwen2") {
+    c.attention_bias = true;  // q/k/v bias (no o_proj bias)
+    c.mlp_bias = false;
+  }
+
+  // labels
+  const auto num_labels = f.opt_int("num_labels");
+  if (const json::Value* id2label = f.opt_object("id2label"))
+    c.num_labels = static_cast<int>(id2label->size());
+  else if (num_labels)
+    c.num_labels = *num_labels;
+  else if (c.is_token_classification())
+    c.num_labels = 2;
+
+  // special tokens
+  c.bos_token_id = f.opt_int("bos_token_id");
+  c.pad_token_id = f.opt_int("pad_token_id");
+  if (const json::Value* eos = f.get("eos_token_id")) {
+    if (eos->is_array()) {
+      for (std::size_t i = 0; i < eos->size(); ++i)
+        c.eos_token_ids.push_back(f.to_int(fmt::format("eos_token_id[{}]", i), eos->as_array()[i]));
+    } else {
+      c.eos_token_ids.push_back(f.to_int("eos_token_id", *eos));
+    }
+  }
+
+  // dtype: "dtype" (5.x) or "torch_dtype" (4.x)
+  if (auto d = f.opt_string("dtype"))
+    c.torch_dtype = *d;
+  else
+    c.torch_dtype = f.opt_string("torch_dtype").value_or("");
+
+  c.validate();
+  return c;
+}
+
+void ModelConfig::validate() const {
+  auto fail = [&](std::string_view what) { throw ParseError(fmt::format("{}: {}", source, what)); };
+  auto field = [&](std::string_view name, std::string_view what) {
+    fail(fmt::format("field {} {}", qjson(name), what));
+  };
+
+  if (architecture.empty()) {
+    if (model_type.empty()) field("architectures", "is missing (and no model_type implies one)");
+    fail(fmt::format("field \"architectures\" is missing and model_type {} is not supported (llama, qwen2)",
+                     qjson(model_type)));
+  }
+  bool known = false;
+  for (const char* a : kArchitectures) known = known || architecture == a;
+  if (!known)
+    fail(fmt::format("architectures[0] {} is not supported ({})", qjson(architecture), kArchitectureList));
+  if (model_type != "llama" && model_type != "qwen2")
+    field("model_type", fmt::format("{} is not supported (llama, qwen2)", qjson(model_type)));
+  const bool arch_llama = starts_with(architecture, "Llama");
+  if (arch_llama != (model_type == "llama"))
+    fail(fmt::format("architectures[0] {} does not match model_type {}", qjson(architecture),
+                     qjson(model_type)));
+
+  auto positive = [&](std::string_view name, int v) {
+    if (v <= 0) field(name, fmt::format("must be positive, got {}", v));
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("intermediate_size", intermediate_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  if (!head_dim_given && hidden_size % num_attention_heads != 0)
+    field("num_attention_heads", fmt::format("({}) must divide hidden_size ({}) when head_dim is not given",
+                                             num_attention_heads, hidden_size));
+  positive("head_dim", head_dim);
+  if (num_attention_heads % num_key_value_heads != 0)
+    field("num_key_value_heads",
+          fmt::format("({}) must divide num_attention_heads ({})", num_key_value_heads, num_attention_heads));
+  positive("max_position_embeddings", max_position_embeddings);
+  if (!(std::isfinite(rms_norm_eps) && rms_norm_eps > 0))
+    field("rms_norm_eps", fmt::format("must be positive and finite, got {}", rms_norm_eps));
+  if (!(std::isfinite(rope_theta) && rope_theta > 0))
+    field("rope_theta", fmt::format("must be positive and finite, got {}", rope_theta));
+  if (hidden_act != "silu" && hidden_act != "swish")
+    field("hidden_act", fmt::format("{} is not supported (silu)", qjson(hidden_act)));
+  if (is_token_classification() && num_labels < 1)
+    field("num_labels", fmt::format("must be at least 1 for {}, got {}", architecture, num_labels));
+  if (num_labels < 0) field("num_labels", fmt::format("must not be negative, got {}", num_labels));
+}
+
+}  // namespace qstar::lm

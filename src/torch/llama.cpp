@@ -1,0 +1,640 @@
+// The Llama / Qwen2 decoder: loading from a Hugging Face folder and the batched, ragged,
+// cached forward. See llama.hpp for the contract.
+#include "torch/llama.hpp"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string_view>
+#include <utility>
+
+#include "qstar/error.hpp"
+
+namespace qstar::lm {
+
+namespace {
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (i) out += ", ";
+    out += std::to_string(s[i]);
+  }
+  return out + "]";
+}
+
+std::string shape_str(const std::vector<std::int64_t>& s) { return shape_str(at::IntArrayRef(s)); }
+
+at::ScalarType to_scalar_type(DType d) {
+  switch (d) {
+    case DType::F32:
+      return at::kFloat;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+  }
+  return at::kFloat;
+}
+
+// Reads weights out of a WeightStore into device tensors, checking shapes.
+class Loader {
+ public:
+  Loader(const WeightStore& ws, std::string dir, at::TensorOptions target)
+      : ws_(ws), dir_(std::move(dir)), target_(target) {}
+
+  // The tensor `name` with exactly `shape`; ParseError naming the file and tensor when it
+  // is missing (and `required`) or mis-shaped. Undefined when absent and not required.
+  at::Tensor get(const std::string& name, const std::vector<std::int64_t>& shape,
+                 bool required = true, std::string_view hint = {}) const {
+    const TensorView* t = ws_.find(name);
+    if (t == nullptr) {
+      if (!required) return {};
+      throw ParseError(fmt::format("{}: tensor '{}' is missing (expected shape {}){}", where(),
+                                   name, shape_str(shape), hint));
+    }
+    if (t->shape != shape) {
+      throw ParseError(fmt::format("{}: tensor '{}' has shape {}, expected {} from {}/config.json",
+                                   file_of(name), name, shape_str(t->shape), shape_str(shape),
+                                   dir_));
+    }
+    // Copy through an aligned CPU buffer: the mapped data may be unaligned.
+    at::Tensor host =
+        at::empty(at::IntArrayRef(t->shape), at::TensorOptions().dtype(to_scalar_type(t->dtype)));
+    if (t->nbytes != host.nbytes()) {
+      throw ParseError(fmt::format("{}: tensor '{}' holds {} bytes, expected {}", file_of(name),
+                                   name, t->nbytes, host.nbytes()));
+    }
+    if (t->nbytes) std::memcpy(host.data_ptr(), t->data, t->nbytes);
+    return host.to(target_);
+  }
+
+  std::string file_of(const std::string& name) const {
+    std::string f = ws_.file_of(name);
+    return f.empty() ? where() : f;
+  }
+  std::string where() const { return ws_.source().empty() ? dir_ : dir_ + "/" + ws_.source(); }
+
+ private:
+  const WeightStore& ws_;
+  std::string dir_;
+  at::TensorOptions target_;
+};
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const std::int64_t half = x.size(-1) / 2;
+  return at::cat({x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)}, -1);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+bool ieq(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+}  // namespace
+
+DType parse_dtype(std::string_view name, std::string_view field) {
+  for (auto n : {"float32", "fp32", "f32", "float"})
+    if (ieq(name, n)) return DType::F32;
+  for (auto n : {"bfloat16", "bf16"})
+    if (ieq(name, n)) return DType::BF16;
+  for (auto n : {"float16", "fp16", "f16", "half"})
+    if (ieq(name, n)) return DType::F16;
+  throw InvalidArgument(
+      fmt::format("{}: unknown dtype '{}' (expected float32, bfloat16 or float16)", field, name));
+}
+
+// ---- KVSegment ---------------------------------------------------------------------------
+
+std::int64_t KVSegment::length() const {
+  return k.empty() || !k.front().defined() ? 0 : k.front().size(1);
+}
+
+std::size_t KVSegment::nbytes() const {
+  std::size_t n = 0;
+  for (const auto* side : {&k, &v})
+    for (const auto& t : *side)
+      if (t.defined()) n += static_cast<std::size_t>(t.numel()) * t.element_size();
+  return n;
+}
+
+KVSegment KVSegment::slice(std::int64_t start, std::int64_t len) const {
+  const std::int64_t n = length();
+  if (start < 0 || len < 0 || start + len > n) {
+    throw InvalidArgument(fmt::format(
+        "KVSegment::slice: range [{}, {}) out of a segment of {} tokens", start, start + len, n));
+  }
+  KVSegment out;
+  out.k.reserve(k.size());
+  out.v.reserve(v.size());
+  for (const auto& t : k) out.k.push_back(t.narrow(1, start, len));
+  for (const auto& t : v) out.v.push_back(t.narrow(1, start, len));
+  return out;
+}
+
+KVSegment KVSegment::concat(std::span<const KVSegment* const> parts) {
+  c10::InferenceMode guard;
+  KVSegment out;
+  std::size_t layers = 0;
+  for (const KVSegment* p : parts)
+    if (p != nullptr && p->length() > 0) {
+      if (layers == 0) layers = p->k.size();
+      if (p->k.size() != layers || p->v.size() != layers)
+        throw InvalidArgument("KVSegment::concat: segments have different layer counts");
+    }
+  for (std::size_t l = 0; l < layers; ++l) {
+    std::vector<at::Tensor> ks, vs;
+    for (const KVSegment* p : parts)
+      if (p != nullptr && p->length() > 0) {
+        ks.push_back(p->k[l]);
+        vs.push_back(p->v[l]);
+      }
+    out.k.push_back(at::cat(ks, 1));
+    out.v.push_back(at::cat(vs, 1));
+  }
+  return out;
+}
+
+// ---- loading -----------------------------------------------------------------------------
+
+std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadOptions& options) {
+  c10::InferenceMode guard;
+  const std::string config_path = dir + "/config.json";
+  ModelConfig cfg = ModelConfig::from_file(config_path);
+  cfg.validate();
+
+  const std::string& arch = cfg.architecture;
+  const bool llama = arch == "LlamaForCausalLM" || arch == "LlamaForTokenClassification";
+  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "Qwen2ForTokenClassification";
+  if (!llama && !qwen2) {
+    throw ParseError(fmt::format(
+        "{}: architectures: unsupported architecture '{}' (supported: LlamaForCausalLM, "
+        "Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification)",
+        config_path, arch));
+  }
+  const bool token_cls = arch.ends_with("ForTokenClassification");
+  if (!cfg.rope_scaling_type.empty() && cfg.rope_scaling_type != "default") {
+    throw ParseError(fmt::format(
+        "{}: rope_scaling: unsupported rope type '{}' (only the default RoPE is supported)",
+        config_path, cfg.rope_scaling_type));
+  }
+  if (cfg.head_dim <= 0 || cfg.head_dim % 2 != 0) {
+    throw ParseError(fmt::format("{}: head_dim: must be a positive even number, got {}",
+                                 config_path, cfg.head_dim));
+  }
+  if (cfg.num_key_value_heads <= 0 || cfg.num_attention_heads % cfg.num_key_value_heads != 0) {
+    throw ParseError(
+        fmt::format("{}: num_key_value_heads: {} does not divide num_attention_heads {}",
+                    config_path, cfg.num_key_value_heads, cfg.num_attention_heads));
+  }
+  if (token_cls && cfg.num_labels <= 0) {
+    throw ParseError(fmt::format("{}: num_labels: must be positive for {}, got {}", config_path,
+                                 arch, cfg.num_labels));
+  }
+
+  at::Device device(at::kCPU);
+  try {
+    device = at::Device(options.device);
+  } catch (const c10::Error&) {
+    throw InvalidArgument(
+        fmt::format("device: '{}' is not a device (expected cpu, cuda or cuda:N)", options.device));
+  }
+  if (!device.is_cpu() && !device.is_cuda()) {
+    throw InvalidArgument(fmt::format(
+        "device: '{}' is not supported (expected cpu, cuda or cuda:N)", options.device));
+  }
+  if (device.is_cuda() && !at::hasCUDA()) {
+    throw Error(fmt::format("device: '{}' requested but CUDA is not available", options.device));
+  }
+  const at::ScalarType dtype = device.is_cpu() ? at::kFloat : to_scalar_type(options.dtype);
+
+  WeightStore ws = WeightStore::open_dir(dir);
+
+  std::shared_ptr<LlamaModel> m(new LlamaModel());
+  m->config_ = cfg;
+  m->dir_ = dir;
+  m->device_ = device;
+  m->dtype_ = dtype;
+
+  const std::int64_t V = cfg.vocab_size, D = cfg.hidden_size, I = cfg.intermediate_size;
+  const std::int64_t H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, hd = cfg.head_dim;
+  // Qwen2: q/k/v biases, none on o_proj. Llama: attention_bias puts one on all four.
+  const bool qkv_bias = qwen2 || cfg.attention_bias;
+  const bool o_bias = llama && cfg.attention_bias;
+  const bool mlp_bias = llama && cfg.mlp_bias;
+
+  try {
+    Loader ld(ws, dir, at::TensorOptions().dtype(dtype).device(device));
+    m->embed_ = ld.get("model.embed_tokens.weight", {V, D});
+    m->layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
+    for (int i = 0; i < cfg.num_hidden_layers; ++i) {
+      Layer& L = m->layers_[static_cast<std::size_t>(i)];
+      const std::string p = fmt::format("model.layers.{}.", i);
+      L.input_norm = ld.get(p + "input_layernorm.weight", {D});
+      L.post_norm = ld.get(p + "post_attention_layernorm.weight", {D});
+      L.wq = ld.get(p + "self_attn.q_proj.weight", {H * hd, D});
+      L.wk = ld.get(p + "self_attn.k_proj.weight", {KV * hd, D});
+      L.wv = ld.get(p + "self_attn.v_proj.weight", {KV * hd, D});
+      L.wo = ld.get(p + "self_attn.o_proj.weight", {D, H * hd});
+      if (qkv_bias) {
+        L.bq = ld.get(p + "self_attn.q_proj.bias", {H * hd});
+        L.bk = ld.get(p + "self_attn.k_proj.bias", {KV * hd});
+        L.bv = ld.get(p + "self_attn.v_proj.bias", {KV * hd});
+      }
+      if (o_bias) L.bo = ld.get(p + "self_attn.o_proj.bias", {D});
+      L.w_gate = ld.get(p + "mlp.gate_proj.weight", {I, D});
+      L.w_up = ld.get(p + "mlp.up_proj.weight", {I, D});
+      L.w_down = ld.get(p + "mlp.down_proj.weight", {D, I});
+      if (mlp_bias) {
+        L.b_gate = ld.get(p + "mlp.gate_proj.bias", {I});
+        L.b_up = ld.get(p + "mlp.up_proj.bias", {I});
+        L.b_down = ld.get(p + "mlp.down_proj.bias", {D});
+      }
+    }
+    m->norm_ = ld.get("model.norm.weight", {D});
+    if (token_cls) {
+      m->score_w_ = ld.get("score.weight", {cfg.num_labels, D});
+      // HF's *ForTokenClassification score is nn.Linear(hidden, num_labels) with a bias;
+      // accept checkpoints with or without it.
+      m->score_b_ = ld.get("score.bias", {cfg.num_labels}, /*required=*/false);
+    } else {
+      // Tied checkpoints usually omit lm_head.weight; an untied one must have it.
+      m->lm_head_ = ld.get("lm_head.weight", {V, D}, /*required=*/!cfg.tie_word_embeddings,
+                           "; config.json has tie_word_embeddings false");
+      if (!m->lm_head_.defined()) m->lm_head_ = m->embed_;
+    }
+    m->device_ = m->embed_.device();  // "cuda" → "cuda:N", so segment checks compare equal
+    // inv_freq = 1 / theta^(arange(0, d, 2) / d), in float32 on the CPU (as HF), then moved.
+    const at::Tensor ar =
+        at::arange(0, hd, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
+        static_cast<double>(hd);
+    m->inv_freq_ = at::reciprocal(at::pow(cfg.rope_theta, ar)).to(m->device_);
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("{}: loading the model on {} failed: {}", dir, options.device,
+                            e.what_without_backtrace()));
+  }
+  return m;
+}
+
+std::size_t LlamaModel::kv_bytes_per_token() const {
+  return static_cast<std::size_t>(2) * static_cast<std::size_t>(config_.num_hidden_layers) *
+         static_cast<std::size_t>(config_.num_key_value_heads) *
+         static_cast<std::size_t>(config_.head_dim) * c10::elementSize(dtype_);
+}
+
+std::size_t LlamaModel::weight_bytes() const {
+  std::size_t n = 0;
+  auto add = [&](const at::Tensor& t) {
+    if (t.defined()) n += static_cast<std::size_t>(t.numel()) * t.element_size();
+  };
+  add(embed_);
+  add(norm_);
+  if (lm_head_.defined() && !lm_head_.is_same(embed_)) add(lm_head_);
+  add(score_w_);
+  add(score_b_);
+  for (const Layer& L : layers_)
+    for (const at::Tensor* t :
+         {&L.input_norm, &L.post_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
+          &L.w_gate, &L.w_up, &L.w_down, &L.b_gate, &L.b_up, &L.b_down})
+      add(*t);
+  return n;
+}
+
+// ---- forward -----------------------------------------------------------------------------
+
+at::Tensor LlamaModel::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return w * (xf * at::rsqrt(var + config_.rms_norm_eps)).to(x.scalar_type());
+}
+
+at::Tensor LlamaModel::lm_logits(const at::Tensor& hidden) const {
+  if (!has_lm_head()) {
+    throw InvalidArgument(fmt::format("logits: model {} ({}) has no language-model head", dir_,
+                                      config_.architecture));
+  }
+  c10::InferenceMode guard;
+  return at::linear(hidden, lm_head_).to(at::kFloat);
+}
+
+at::Tensor LlamaModel::score(const at::Tensor& hidden) const {
+  if (!has_score_head()) {
+    throw InvalidArgument(fmt::format("score: model {} ({}) has no token-classification head", dir_,
+                                      config_.architecture));
+  }
+  c10::InferenceMode guard;
+  return linear(hidden, score_w_, score_b_).to(at::kFloat);
+}
+
+std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> batch,
+                                                const ForwardOptions& options) const {
+  c10::InferenceMode guard;
+  std::vector<SequenceOutput> out(batch.size());
+  if (batch.empty()) return out;
+  if (options.logits != LogitsMode::None && !has_lm_head()) {
+    throw InvalidArgument(
+        fmt::format("forward: model {} ({}) has no language-model head; "
+                    "use LogitsMode::None and score() on the hidden states",
+                    dir_, config_.architecture));
+  }
+
+  const auto B = static_cast<std::int64_t>(batch.size());
+  const std::int64_t n_layers = config_.num_hidden_layers;
+  const std::int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads;
+  const std::int64_t hd = config_.head_dim, D = config_.hidden_size;
+  const std::int64_t n_rep = H / KV;
+
+  // Lengths and validation.
+  std::vector<std::int64_t> t_len(batch.size()), p_len(batch.size()), pos0(batch.size());
+  std::int64_t T = 0, P = 0;
+  for (std::size_t b = 0; b < batch.size(); ++b) {
+    const SequenceInput& s = batch[b];
+    if (s.tokens.empty())
+      throw InvalidArgument(fmt::format("forward: sequence {}: no new tokens", b));
+    for (std::int64_t id : s.tokens)
+      if (id < 0 || id >= config_.vocab_size)
+        throw InvalidArgument(fmt::format("forward: sequence {}: token id {} out of [0, {})", b, id,
+                                          config_.vocab_size));
+    std::int64_t past = 0;
+    for (std::size_t j = 0; j < s.past.size(); ++j) {
+      const KVSegment* seg = s.past[j];
+      if (seg == nullptr || seg->length() == 0) continue;
+      const std::int64_t len = seg->length();
+      if (static_cast<std::int64_t>(seg->k.size()) != n_layers ||
+          static_cast<std::int64_t>(seg->v.size()) != n_layers)
+        throw InvalidArgument(
+            fmt::format("forward: sequence {} segment {}: {} K / {} V layers, "
+                        "expected {}",
+                        b, j, seg->k.size(), seg->v.size(), n_layers));
+      for (std::int64_t l = 0; l < n_layers; ++l)
+        for (const at::Tensor* t :
+             {&seg->k[static_cast<std::size_t>(l)], &seg->v[static_cast<std::size_t>(l)]}) {
+          if (!t->defined() || t->dim() != 3 || t->size(0) != KV || t->size(1) != len ||
+              t->size(2) != hd || t->device() != device_ || t->scalar_type() != dtype_)
+            throw InvalidArgument(fmt::format(
+                "forward: sequence {} segment {} layer {}: expected a {} [{}, {}, {}] tensor on {}",
+                b, j, l, c10::toString(dtype_), KV, len, hd, device_.str()));
+        }
+      past += len;
+    }
+    if (s.position < -1)
+      throw InvalidArgument(
+          fmt::format("forward: sequence {}: negative position {}", b, s.position));
+    t_len[b] = static_cast<std::int64_t>(s.tokens.size());
+    p_len[b] = past;
+    pos0[b] = s.position < 0 ? past : s.position;
+    T = std::max(T, t_len[b]);
+    P = std::max(P, past);
+  }
+  const std::int64_t S = P + T;
+
+  try {
+    const auto cpu_long = at::TensorOptions().dtype(at::kLong);
+    const auto dev_long = at::TensorOptions().dtype(at::kLong).device(device_);
+    const auto dev_act = at::TensorOptions().dtype(dtype_).device(device_);
+
+    // Token ids (padded with 0) and explicit position ids.
+    at::Tensor ids = at::zeros({B, T}, cpu_long);
+    at::Tensor pos = at::empty({B, T}, cpu_long);
+    at::Tensor past_lens = at::empty({B}, cpu_long);
+    {
+      auto* ip = ids.data_ptr<std::int64_t>();
+      auto* pp = pos.data_ptr<std::int64_t>();
+      for (std::int64_t b = 0; b < B; ++b) {
+        const auto& toks = batch[static_cast<std::size_t>(b)].tokens;
+        std::copy(toks.begin(), toks.end(), ip + b * T);
+        for (std::int64_t i = 0; i < T; ++i) pp[b * T + i] = pos0[static_cast<std::size_t>(b)] + i;
+        past_lens.data_ptr<std::int64_t>()[b] = p_len[static_cast<std::size_t>(b)];
+      }
+    }
+    ids = ids.to(device_);
+    pos = pos.to(device_);
+
+    // RoPE tables: float32, cast to the compute dtype (as HF). [B, 1, T, hd]
+    const at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, hd/2]
+    const at::Tensor emb = at::cat({freqs, freqs}, -1);
+    const at::Tensor cos = emb.cos().to(dtype_).unsqueeze(1);
+    const at::Tensor sin = emb.sin().to(dtype_).unsqueeze(1);
+
+    // Explicit additive mask [B, 1, 1, T, S] (float32): query i of sequence b sees past key
+    // j < P_b and new key j' <= i. Padded queries (i >= T_b) see at least themselves, so no
+    // row is all -inf; real queries never see a padded key.
+    at::Tensor mask;
+    {
+      const at::Tensor qi = at::arange(T, dev_long).unsqueeze(1);
+      const at::Tensor kj = at::arange(T, dev_long).unsqueeze(0);
+      at::Tensor allowed = kj.le(qi).unsqueeze(0).expand({B, T, T});
+      if (P > 0) {
+        const at::Tensor pj = at::arange(P, dev_long).unsqueeze(0);
+        const at::Tensor past_ok = pj.lt(past_lens.to(device_).unsqueeze(1));  // [B, P]
+        allowed = at::cat({past_ok.unsqueeze(1).expand({B, T, P}), allowed}, 2);
+      }
+      mask = at::zeros({B, T, S}, at::TensorOptions().dtype(at::kFloat).device(device_))
+                 .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
+                 .view({B, 1, 1, T, S});
+    }
+
+    for (auto& o : out) {
+      o.kv.k.resize(static_cast<std::size_t>(n_layers));
+      o.kv.v.resize(static_cast<std::size_t>(n_layers));
+    }
+
+    // Past assembly plan. Gather: per layer, cat the distinct segments (plus a zero row
+    // for padding) and pick every sequence's padded past with one index_select.
+    std::size_t pairs = 0;
+    for (const auto& s : batch)
+      for (const KVSegment* seg : s.past) pairs += (seg != nullptr && seg->length() > 0) ? 1 : 0;
+    const bool gather =
+        P > 0 && (options.past == PastAssembly::Gather ||
+                  (options.past == PastAssembly::Auto && device_.is_cuda() && pairs > 2));
+    std::vector<const KVSegment*> uniq;
+    at::Tensor gather_index, zero_row;
+    if (gather) {
+      std::vector<std::int64_t> seg_off;
+      std::int64_t total = 0;
+      std::vector<std::int64_t> idx(static_cast<std::size_t>(B * P));
+      bool padded = false;
+      for (std::int64_t b = 0; b < B; ++b) {
+        std::int64_t j = 0;
+        for (const KVSegment* seg : batch[static_cast<std::size_t>(b)].past) {
+          if (seg == nullptr || seg->length() == 0) continue;
+          const auto it = std::find(uniq.begin(), uniq.end(), seg);
+          std::int64_t off;
+          if (it == uniq.end()) {
+            uniq.push_back(seg);
+            seg_off.push_back(total);
+            off = total;
+            total += seg->length();
+          } else {
+            off = seg_off[static_cast<std::size_t>(it - uniq.begin())];
+          }
+          for (std::int64_t t = 0; t < seg->length(); ++t)
+            idx[static_cast<std::size_t>(b * P + j++)] = off + t;
+        }
+        padded = padded || j < P;
+        for (; j < P; ++j) idx[static_cast<std::size_t>(b * P + j)] = -1;
+      }
+      if (padded) {
+        zero_row = at::zeros({KV, 1, hd}, dev_act);
+        for (auto& i : idx)
+          if (i < 0) i = total;
+      }
+      gather_index = at::tensor(idx, cpu_long).to(device_);
+    }
+
+    const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    at::Tensor x = at::embedding(embed_, ids);  // [B, T, D]
+    for (std::int64_t l = 0; l < n_layers; ++l) {
+      const Layer& L = layers_[static_cast<std::size_t>(l)];
+      const auto ul = static_cast<std::size_t>(l);
+      const at::Tensor h = rms_norm(x, L.input_norm);
+      at::Tensor q = linear(h, L.wq, L.bq).view({B, T, H, hd}).transpose(1, 2);
+      at::Tensor k = linear(h, L.wk, L.bk).view({B, T, KV, hd}).transpose(1, 2);
+      const at::Tensor v = linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
+      q = q * cos + rotate_half(q) * sin;  // [B, H, T, hd], contiguous
+      k = k * cos + rotate_half(k) * sin;  // [B, KV, T, hd]
+
+      // The new tokens' KV: one owning contiguous tensor per sequence, or views.
+      for (std::int64_t b = 0; b < B; ++b) {
+        const auto ub = static_cast<std::size_t>(b);
+        at::Tensor kb = k.select(0, b).narrow(1, 0, t_len[ub]);
+        at::Tensor vb = v.select(0, b).narrow(1, 0, t_len[ub]);
+        if (options.copy_kv) {
+          kb = kb.clone(at::MemoryFormat::Contiguous);
+          vb = vb.clone(at::MemoryFormat::Contiguous);
+        }
+        out[ub].kv.k[ul] = std::move(kb);
+        out[ub].kv.v[ul] = std::move(vb);
+      }
+
+      // Keys and values over [past (padded to P) | new (padded to T)].
+      at::Tensor K = k, Vv = v;
+      if (P > 0 && gather) {
+        K = at::empty({B, KV, S, hd}, dev_act);
+        Vv = at::empty({B, KV, S, hd}, dev_act);
+        for (int side = 0; side < 2; ++side) {
+          std::vector<at::Tensor> parts;
+          parts.reserve(uniq.size() + 1);
+          for (const KVSegment* seg : uniq) parts.push_back(side == 0 ? seg->k[ul] : seg->v[ul]);
+          if (zero_row.defined()) parts.push_back(zero_row);
+          const at::Tensor src =
+              parts.size() == 1 ? parts.front() : at::cat(parts, 1);  // [KV, n, hd]
+          const at::Tensor past =
+              src.index_select(1, gather_index).view({KV, B, P, hd}).permute({1, 0, 2, 3});
+          at::Tensor& dst = side == 0 ? K : Vv;
+          dst.narrow(2, 0, P).copy_(past);
+          dst.narrow(2, P, T).copy_(side == 0 ? k : v);
+        }
+      } else if (P > 0) {
+        K = at::empty({B, KV, S, hd}, dev_act);
+        Vv = at::empty({B, KV, S, hd}, dev_act);
+        for (std::int64_t b = 0; b < B; ++b) {
+          const auto ub = static_cast<std::size_t>(b);
+          at::Tensor kb = K.select(0, b), vb = Vv.select(0, b);
+          std::int64_t off = 0;
+          for (const KVSegment* seg : batch[ub].past) {
+            if (seg == nullptr || seg->length() == 0) continue;
+            const std::int64_t len = seg->length();
+            kb.narrow(1, off, len).copy_(seg->k[ul]);
+            vb.narrow(1, off, len).copy_(seg->v[ul]);
+            off += len;
+          }
+          if (off < P) {  // padding: zeros, so masked weights (0) times values stay 0
+            kb.narrow(1, off, P - off).zero_();
+            vb.narrow(1, off, P - off).zero_();
+          }
+        }
+        K.narrow(2, P, T).copy_(k);
+        Vv.narrow(2, P, T).copy_(v);
+      }
+
+      // GQA without repeating KV: query heads h = g*n_rep + r share kv head g, so group the
+      // n_rep heads of a kv head along the row axis.
+      const at::Tensor qg = q.reshape({B, KV, n_rep * T, hd});
+      at::Tensor scores = at::matmul(qg, K.transpose(-2, -1)) * scale;  // [B, KV, n_rep*T, S]
+      scores = scores.view({B, KV, n_rep, T, S}).to(at::kFloat) + mask;
+      const at::Tensor probs = at::softmax(scores, -1).to(dtype_).view({B, KV, n_rep * T, S});
+      const at::Tensor attn = at::matmul(probs, Vv)  // [B, KV, n_rep*T, hd]
+                                  .view({B, H, T, hd})
+                                  .transpose(1, 2)
+                                  .reshape({B, T, H * hd});
+      x = x + linear(attn, L.wo, L.bo);
+
+      const at::Tensor h2 = rms_norm(x, L.post_norm);
+      const at::Tensor mlp =
+          linear(at::silu(linear(h2, L.w_gate, L.b_gate)) * linear(h2, L.w_up, L.b_up), L.w_down,
+                 L.b_down);
+      x = x + mlp;
+    }
+    x = rms_norm(x, norm_);  // [B, T, D]
+
+    if (options.hidden)
+      for (std::int64_t b = 0; b < B; ++b)
+        out[static_cast<std::size_t>(b)].hidden =
+            x.select(0, b).narrow(0, 0, t_len[static_cast<std::size_t>(b)]);
+
+    if (options.logits != LogitsMode::None) {
+      const bool last = options.logits == LogitsMode::Last;
+      const bool uniform =
+          std::all_of(t_len.begin(), t_len.end(), [&](std::int64_t t) { return t == T; });
+      at::Tensor rows;  // [N, D]: the real rows wanted, sequence by sequence
+      if (last) {
+        std::vector<std::int64_t> idx(batch.size());
+        for (std::size_t b = 0; b < batch.size(); ++b)
+          idx[b] = static_cast<std::int64_t>(b) * T + t_len[b] - 1;
+        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device_));
+      } else if (uniform) {
+        rows = x.reshape({B * T, D});
+      } else {
+        std::vector<std::int64_t> idx;
+        for (std::size_t b = 0; b < batch.size(); ++b)
+          for (std::int64_t i = 0; i < t_len[b]; ++i)
+            idx.push_back(static_cast<std::int64_t>(b) * T + i);
+        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device_));
+      }
+      const at::Tensor logits = at::linear(rows, lm_head_).to(at::kFloat);
+      std::int64_t off = 0;
+      for (std::size_t b = 0; b < batch.size(); ++b) {
+        const std::int64_t n = last ? 1 : t_len[b];
+        out[b].logits = logits.narrow(0, off, n);
+        off += n;
+      }
+    }
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("forward: model {} on {}: {}", dir_, device_.str(),
+                            e.what_without_backtrace()));
+  }
+  return out;
+}
+
+at::Tensor LlamaModel::forward_tokens(std::span<const std::int64_t> tokens) const {
+  c10::InferenceMode guard;
+  SequenceInput in;
+  in.tokens.assign(tokens.begin(), tokens.end());
+  auto res =
+      forward(std::span<const SequenceInput>(&in, 1), ForwardOptions{LogitsMode::All, false});
+  return res.front().logits;
+}
+
+at::Tensor LlamaModel::hidden_states(std::span<const std::int64_t> tokens) const {
+  c10::InferenceMode guard;
+  SequenceInput in;
+  in.tokens.assign(tokens.begin(), tokens.end());
+  auto res =
+      forward(std::span<const SequenceInput>(&in, 1), ForwardOptions{LogitsMode::None, true});
+  return res.front().hidden;
+}
+
+}  // namespace qstar::lm

@@ -1,0 +1,310 @@
+// Tests of config.json parsing (transformers 4.x and 5.x layouts; no LibTorch needed).
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "qstar/core/json.hpp"
+#include "qstar/error.hpp"
+#include "qstar/torch/config.hpp"
+
+using qstar::lm::ModelConfig;
+
+namespace {
+
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("<wrong type: ") + e.what() + ">";
+  }
+  return "<no error>";
+}
+
+std::string config_error(const std::string& text) {
+  return error_of<qstar::ParseError>([&] { (void)ModelConfig::from_json(text); });
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// A transformers 4.x Llama config (TinyLlama-style).
+const char* kLlama4 = R"({
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "eos_token_id": 2,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 5632,
+  "max_position_embeddings": 2048,
+  "model_type": "llama",
+  "num_attention_heads": 32,
+  "num_hidden_layers": 22,
+  "num_key_value_heads": 4,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": null,
+  "rope_theta": 10000.0,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.35.0",
+  "use_cache": true,
+  "vocab_size": 32000
+})";
+
+/// A minimal valid body to build bad configs from: `extra` is spliced in first.
+std::string tiny(const std::string& extra = "", const std::string& arch = "LlamaForCausalLM",
+                 const std::string& model_type = "llama") {
+  return R"({)" + extra + R"("architectures":[")" + arch + R"("],"model_type":")" + model_type +
+         R"(","vocab_size":100,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,)"
+         R"("num_attention_heads":4})";
+}
+
+/// tiny() with the members of the JSON object `overrides` set (replaced or added); a null
+/// override removes the field.
+std::string with(const std::string& overrides, const std::string& base = tiny()) {
+  qstar::json::Value v = qstar::json::parse(base);
+  const qstar::json::Value o = qstar::json::parse(overrides);
+  for (const auto& [k, x] : o.as_object()) {
+    if (x.is_null()) v.erase(k);
+    else v.set(k, x);
+  }
+  return qstar::json::dump(v);
+}
+
+}  // namespace
+
+TEST_CASE("config: transformers 4.x Llama") {
+  const ModelConfig c = ModelConfig::from_json(kLlama4);
+  CHECK(c.architecture == "LlamaForCausalLM");
+  CHECK(c.model_type == "llama");
+  CHECK(c.is_causal_lm());
+  CHECK_FALSE(c.is_token_classification());
+  CHECK(c.vocab_size == 32000);
+  CHECK(c.hidden_size == 2048);
+  CHECK(c.intermediate_size == 5632);
+  CHECK(c.num_hidden_layers == 22);
+  CHECK(c.num_attention_heads == 32);
+  CHECK(c.num_key_value_heads == 4);
+  CHECK(c.head_dim == 64);
+  CHECK_FALSE(c.head_dim_given);
+  CHECK(c.rms_norm_eps == 1e-5);
+  CHECK(c.rope_theta == 10000.0);
+  CHECK(c.rope_scaling_type.empty());
+  CHECK(c.max_position_embeddings == 2048);
+  CHECK_FALSE(c.tie_word_embeddings);
+  CHECK_FALSE(c.attention_bias);
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.num_labels == 0);
+  CHECK(c.bos_token_id == 1);
+  CHECK(c.eos_token_ids == std::vector<int>{2});
+  CHECK(c.torch_dtype == "bfloat16");
+  CHECK(c.hidden_act == "silu");
+  CHECK(c.source == "config.json");
+}
+
+TEST_CASE("config: defaults of a minimal Llama config") {
+  const ModelConfig c = ModelConfig::from_json(tiny());
+  CHECK(c.num_key_value_heads == 4);  // defaults to the attention heads
+  CHECK(c.head_dim == 16);
+  CHECK(c.rms_norm_eps == 1e-6);
+  CHECK(c.rope_theta == 10000.0);
+  CHECK(c.max_position_embeddings == 2048);
+  CHECK_FALSE(c.bos_token_id.has_value());
+  CHECK(c.eos_token_ids.empty());
+  CHECK(c.torch_dtype.empty());
+  CHECK(c.rope_scaling_type.empty());
+  // Explicit nulls are absent fields.
+  const ModelConfig n = ModelConfig::from_json(tiny(R"("num_key_value_heads":null,"bos_token_id":null,"eos_token_id":null,"head_dim":null,)"));
+  CHECK(n.num_key_value_heads == 4);
+  CHECK(n.head_dim == 16);
+  CHECK_FALSE(n.bos_token_id.has_value());
+  // Llama with biases.
+  const ModelConfig b = ModelConfig::from_json(tiny(R"("attention_bias":true,"mlp_bias":true,)"));
+  CHECK(b.attention_bias);
+  CHECK(b.mlp_bias);
+  // No "architectures": inferred from model_type.
+  const ModelConfig q = ModelConfig::from_json(
+      R"({"model_type":"qwen2","vocab_size":10,"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2})");
+  CHECK(q.architecture == "Qwen2ForCausalLM");
+}
+
+TEST_CASE("config: transformers 5.x layout with rope_parameters and dtype") {
+  const ModelConfig c = ModelConfig::from_json(R"({
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "vocab_size": 128256, "hidden_size": 256, "intermediate_size": 512,
+    "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2,
+    "head_dim": 64,
+    "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"},
+    "dtype": "float32",
+    "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],
+    "tie_word_embeddings": true,
+    "transformers_version": "5.0.0"
+  })");
+  CHECK(c.rope_theta == 500000.0);
+  CHECK(c.rope_scaling_type.empty());
+  CHECK(c.torch_dtype == "float32");
+  CHECK(c.head_dim == 64);  // given, although 256 / 8 = 32
+  CHECK(c.head_dim_given);
+  CHECK(c.num_key_value_heads == 2);
+  CHECK(c.eos_token_ids == std::vector<int>{128001, 128008, 128009});
+  CHECK(c.bos_token_id == 128000);
+  CHECK(c.tie_word_embeddings);
+
+  // rope scaling in both layouts.
+  CHECK(ModelConfig::from_json(tiny(R"("rope_parameters":{"rope_theta":1e6,"rope_type":"llama3","factor":8.0},)"))
+            .rope_scaling_type == "llama3");
+  const ModelConfig s4 = ModelConfig::from_json(
+      tiny(R"("rope_theta":500000.0,"rope_scaling":{"factor":8.0,"rope_type":"llama3"},)"));
+  CHECK(s4.rope_scaling_type == "llama3");
+  CHECK(s4.rope_theta == 500000.0);
+  CHECK(ModelConfig::from_json(tiny(R"("rope_scaling":{"type":"linear","factor":2.0},)")).rope_scaling_type ==
+        "linear");
+  // rope_parameters wins over a stale top-level rope_theta.
+  CHECK(ModelConfig::from_json(tiny(R"("rope_theta":10000.0,"rope_parameters":{"rope_theta":20000.0},)"))
+            .rope_theta == 20000.0);
+  // "dtype" wins over "torch_dtype".
+  CHECK(ModelConfig::from_json(tiny(R"("torch_dtype":"float16","dtype":"bfloat16",)")).torch_dtype == "bfloat16");
+}
+
+TEST_CASE("config: Qwen2 with tied embeddings and a list eos") {
+  const ModelConfig c = ModelConfig::from_json(R"({
+    "architectures": ["Qwen2ForCausalLM"],
+    "attention_dropout": 0.0,
+    "bos_token_id": 151643,
+    "eos_token_id": [151645, 151643],
+    "hidden_act": "silu",
+    "hidden_size": 896,
+    "initializer_range": 0.02,
+    "intermediate_size": 4864,
+    "max_position_embeddings": 32768,
+    "max_window_layers": 21,
+    "model_type": "qwen2",
+    "num_attention_heads": 14,
+    "num_hidden_layers": 24,
+    "num_key_value_heads": 2,
+    "rms_norm_eps": 1e-06,
+    "rope_theta": 1000000.0,
+    "sliding_window": 32768,
+    "tie_word_embeddings": true,
+    "torch_dtype": "bfloat16",
+    "transformers_version": "4.40.1",
+    "use_cache": true,
+    "use_sliding_window": false,
+    "vocab_size": 151936
+  })");
+  CHECK(c.architecture == "Qwen2ForCausalLM");
+  CHECK(c.model_type == "qwen2");
+  CHECK(c.tie_word_embeddings);
+  CHECK(c.attention_bias);  // q/k/v bias, always, for qwen2
+  CHECK_FALSE(c.mlp_bias);
+  CHECK(c.eos_token_ids == std::vector<int>{151645, 151643});
+  CHECK(c.bos_token_id == 151643);
+  CHECK(c.num_key_value_heads == 2);
+  CHECK(c.head_dim == 64);
+  CHECK(c.rope_theta == 1000000.0);
+  CHECK(c.max_position_embeddings == 32768);
+  CHECK_FALSE(c.use_sliding_window);
+  // Qwen2's bias does not depend on "attention_bias".
+  CHECK(ModelConfig::from_json(tiny(R"("attention_bias":false,)", "Qwen2ForCausalLM", "qwen2")).attention_bias);
+}
+
+TEST_CASE("config: token classification heads") {
+  const ModelConfig c = ModelConfig::from_json(tiny(
+      R"("id2label":{"0":"LABEL_0","1":"LABEL_1"},"label2id":{"LABEL_0":0,"LABEL_1":1},)",
+      "Qwen2ForTokenClassification", "qwen2"));
+  CHECK(c.architecture == "Qwen2ForTokenClassification");
+  CHECK(c.is_token_classification());
+  CHECK_FALSE(c.is_causal_lm());
+  CHECK(c.num_labels == 2);
+  CHECK(ModelConfig::from_json(tiny(R"("id2label":{"0":"good"},)", "LlamaForTokenClassification")).num_labels == 1);
+  CHECK(ModelConfig::from_json(tiny(R"("num_labels":1,)", "LlamaForTokenClassification")).num_labels == 1);
+  // id2label wins when the two disagree (as in transformers).
+  CHECK(ModelConfig::from_json(tiny(R"("num_labels":5,"id2label":{"0":"a","1":"b","2":"c"},)",
+                                    "LlamaForTokenClassification"))
+            .num_labels == 3);
+  // Neither given: transformers' default of two labels.
+  CHECK(ModelConfig::from_json(tiny("", "LlamaForTokenClassification")).num_labels == 2);
+  CHECK(config_error(tiny(R"("num_labels":0,)", "LlamaForTokenClassification")) ==
+        R"(config.json: field "num_labels" must be at least 1 for LlamaForTokenClassification, got 0)");
+}
+
+TEST_CASE("config: bad configs name the file and the field") {
+  CHECK(contains(config_error(R"({"architectures": ["LlamaForCausalLM"],)"), "config.json: line 1 col"));
+  CHECK(config_error("[1]") == "config.json: must be a JSON object, got array");
+  CHECK(config_error(with(R"({"hidden_size":null})")) == R"(config.json: field "hidden_size" is missing)");
+  CHECK(config_error(with(R"({"num_hidden_layers":null})")) == R"(config.json: field "num_hidden_layers" is missing)");
+  CHECK(config_error(with(R"({"hidden_size":"64"})")) == R"(config.json: field "hidden_size" must be an integer, got string)");
+  CHECK(config_error(with(R"({"hidden_size":64.5})")) == R"(config.json: field "hidden_size" must be an integer, got 64.5)");
+  CHECK(ModelConfig::from_json(with(R"({"hidden_size":64.0})")).hidden_size == 64);
+  CHECK(config_error(with(R"({"vocab_size":1e12})")) == R"(config.json: field "vocab_size" is out of range: 1e+12)");
+  CHECK(config_error(with(R"({"vocab_size":3000000000})")) == R"(config.json: field "vocab_size" is out of range: 3000000000)");
+  CHECK(config_error(with(R"({"intermediate_size":-5})")) == R"(config.json: field "intermediate_size" must be positive, got -5)");
+  CHECK(config_error(with(R"({"num_attention_heads":5})")) ==
+        R"(config.json: field "num_attention_heads" (5) must divide hidden_size (64) when head_dim is not given)");
+  CHECK(ModelConfig::from_json(with(R"({"num_attention_heads":5,"num_key_value_heads":1,"head_dim":16})")).head_dim == 16);
+  CHECK(config_error(tiny(R"("num_key_value_heads":3,)")) ==
+        R"(config.json: field "num_key_value_heads" (3) must divide num_attention_heads (4))");
+  CHECK(config_error(tiny(R"("num_key_value_heads":0,)")) ==
+        R"(config.json: field "num_key_value_heads" must be positive, got 0)");
+  CHECK(config_error(tiny("", "GPT2LMHeadModel")) ==
+        R"(config.json: architectures[0] "GPT2LMHeadModel" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification))");
+  CHECK(config_error(tiny("", "MistralForCausalLM", "mistral")) ==
+        R"(config.json: architectures[0] "MistralForCausalLM" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification))");
+  CHECK(config_error(tiny("", "LlamaForCausalLM", "mistral")) ==
+        R"(config.json: field "model_type" "mistral" is not supported (llama, qwen2))");
+  CHECK(config_error(tiny("", "Qwen2ForCausalLM", "llama")) ==
+        R"(config.json: architectures[0] "Qwen2ForCausalLM" does not match model_type "llama")");
+  CHECK(config_error(tiny(R"("hidden_act":"gelu",)")) == R"(config.json: field "hidden_act" "gelu" is not supported (silu))");
+  CHECK(config_error(tiny(R"("rms_norm_eps":0,)")) == R"(config.json: field "rms_norm_eps" must be positive and finite, got 0)");
+  CHECK(config_error(tiny(R"("rope_theta":-1.0,)")) == R"(config.json: field "rope_theta" must be positive and finite, got -1)");
+  CHECK(config_error(tiny(R"("eos_token_id":"</s>",)")) == R"(config.json: field "eos_token_id" must be an integer, got string)");
+  CHECK(config_error(tiny(R"("eos_token_id":[1,"x"],)")) == R"(config.json: field "eos_token_id[1]" must be an integer, got string)");
+  CHECK(config_error(tiny(R"("tie_word_embeddings":1,)")) == R"(config.json: field "tie_word_embeddings" must be a bool, got integer)");
+  CHECK(config_error(tiny(R"("rope_parameters":{"rope_theta":"big"},)")) ==
+        R"(config.json: field "rope_parameters.rope_theta" must be a number, got string)");
+  CHECK(config_error(tiny(R"("rope_scaling":3,)")) == R"(config.json: field "rope_scaling" must be an object, got integer)");
+  CHECK(config_error(R"({"vocab_size":100,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4})") ==
+        R"(config.json: field "architectures" is missing (and no model_type implies one))");
+  CHECK(config_error(R"({"architectures":[1],"vocab_size":100})") == "config.json: architectures[0] must be a string, got integer");
+  // validate() on a hand-built config.
+  ModelConfig c = ModelConfig::from_json(tiny());
+  c.hidden_size = 0;
+  c.source = "/models/x/config.json";
+  CHECK(error_of<qstar::ParseError>([&] { c.validate(); }) ==
+        R"(/models/x/config.json: field "hidden_size" must be positive, got 0)");
+}
+
+TEST_CASE("config: from_file names the path") {
+  const auto dir = std::filesystem::temp_directory_path() / ("qstar_cfg_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "config.json").string();
+  {
+    std::ofstream(path) << kLlama4;
+  }
+  const ModelConfig c = ModelConfig::from_file(path);
+  CHECK(c.hidden_size == 2048);
+  CHECK(c.source == path);
+  {
+    std::ofstream(path) << tiny("", "GPT2LMHeadModel");
+  }
+  CHECK(contains(error_of<qstar::ParseError>([&] { (void)ModelConfig::from_file(path); }),
+                 path + R"(: architectures[0] "GPT2LMHeadModel" is not supported)"));
+  {
+    std::ofstream(path) << "{\"vocab_size\": 1,\n  oops}";
+  }
+  CHECK(contains(error_of<qstar::ParseError>([&] { (void)ModelConfig::from_file(path); }), path + ": line 2 col 3"));
+  const std::string missing = (dir / "nope.json").string();
+  CHECK(contains(error_of<qstar::IoError>([&] { (void)ModelConfig::from_file(missing); }), missing + ": cannot open"));
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,711 @@
+// The Llama / Qwen2 forward: cached decoding, ragged batches, parity with an independent
+// Python reference (tests/torch/reference_llama.py), the token-classification head, and
+// malformed model folders. The tests write their own tiny random models.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "qstar/error.hpp"
+#include "qstar/torch/model.hpp"
+#include "qstar/torch/safetensors.hpp"
+#include "torch/llama.hpp"
+
+// doctest goes AFTER the torch headers: Debian's LibTorch is built with glog, whose
+// <glog/logging.h> (pulled in by ATen) silently redefines CHECK as a fatal glog check.
+// Re-assert doctest's CHECK in case a torch header came in later through some other path.
+#include <doctest/doctest.h>
+#undef CHECK
+#define CHECK(...) DOCTEST_CHECK(__VA_ARGS__)
+
+#ifndef QSTAR_PYTHON
+#define QSTAR_PYTHON "/usr/bin/python3"
+#endif
+#ifndef QSTAR_TEST_SCRIPTS
+#define QSTAR_TEST_SCRIPTS "tests/torch"
+#endif
+
+namespace fs = std::filesystem;
+using namespace qstar::lm;
+
+namespace {
+
+constexpr double kTol = 1e-5;
+
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    std::random_device rd;
+    path_ = fs::temp_directory_path() /
+            ("qstar_model_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
+             std::to_string(rd() % 100000));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+struct Spec {
+  std::string arch = "LlamaForCausalLM";
+  std::string model_type = "llama";
+  int hidden = 48, inter = 80, layers = 2, heads = 4, kv = 2, vocab = 50;
+  bool tie = false;
+  int num_labels = 0;  // > 0: token classification (id2label written)
+  bool score_bias = false;
+  bool attention_bias = false, mlp_bias = false;
+  double theta = 10000.0;
+  std::string extra_json;                                  // extra config fields ("...": ..., )
+  std::vector<std::string> drop;                           // tensors to leave out
+  std::map<std::string, std::vector<std::int64_t>> shape;  // shape overrides
+  bool write_head = true;                                  // lm_head.weight when untied
+};
+
+Spec llama_spec() { return Spec{}; }
+
+Spec qwen2_spec() {
+  Spec s;
+  s.arch = "Qwen2ForCausalLM";
+  s.model_type = "qwen2";
+  s.tie = true;
+  s.theta = 1000000.0;
+  return s;
+}
+
+bool is_qwen2(const Spec& s) { return s.model_type == "qwen2"; }
+bool is_tc(const Spec& s) { return s.num_labels > 0; }
+
+// Writes config.json and model.safetensors with random float32 weights.
+void write_model(const std::string& dir, const Spec& s, unsigned seed) {
+  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, hd = s.hidden / s.heads;
+  const std::int64_t H = s.heads, KV = s.kv;
+  struct T {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    char kind;  // e embedding, w weight, n norm, b bias
+  };
+  std::vector<T> ts;
+  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
+  const bool qkv_bias = is_qwen2(s) || s.attention_bias;
+  const bool o_bias = !is_qwen2(s) && s.attention_bias;
+  const bool mlp_bias = !is_qwen2(s) && s.mlp_bias;
+  for (int i = 0; i < s.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
+    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
+    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
+    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
+    if (qkv_bias) {
+      ts.push_back({p + "self_attn.q_proj.bias", {H * hd}, 'b'});
+      ts.push_back({p + "self_attn.k_proj.bias", {KV * hd}, 'b'});
+      ts.push_back({p + "self_attn.v_proj.bias", {KV * hd}, 'b'});
+    }
+    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'w'});
+    if (o_bias) ts.push_back({p + "self_attn.o_proj.bias", {D}, 'b'});
+    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
+    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
+    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
+    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'w'});
+    if (mlp_bias) {
+      ts.push_back({p + "mlp.gate_proj.bias", {I}, 'b'});
+      ts.push_back({p + "mlp.up_proj.bias", {I}, 'b'});
+      ts.push_back({p + "mlp.down_proj.bias", {D}, 'b'});
+    }
+  }
+  ts.push_back({"model.norm.weight", {D}, 'n'});
+  if (is_tc(s)) {
+    ts.push_back({"score.weight", {s.num_labels, D}, 'w'});
+    if (s.score_bias) ts.push_back({"score.bias", {s.num_labels}, 'b'});
+  } else if (!s.tie && s.write_head) {
+    ts.push_back({"lm_head.weight", {V, D}, 'w'});
+  }
+
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> data;
+  std::vector<TensorToWrite> out;
+  for (auto& t : ts) {
+    if (std::find(s.drop.begin(), s.drop.end(), t.name) != s.drop.end()) continue;
+    if (auto it = s.shape.find(t.name); it != s.shape.end()) t.shape = it->second;
+    std::int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    std::vector<float> v(static_cast<std::size_t>(n));
+    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
+    for (auto& x : v) {
+      const float z = normal(rng);
+      switch (t.kind) {
+        case 'e':
+          x = z;
+          break;
+        case 'w':
+          x = z / std::sqrt(fan_in);
+          break;
+        case 'n':
+          x = 1.0f + 0.2f * z;
+          break;
+        default:
+          x = 0.2f * z;
+          break;
+      }
+    }
+    data.push_back(std::move(v));
+    const auto& d = data.back();
+    out.push_back({t.name, DType::F32, t.shape,
+                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
+                                              d.size() * sizeof(float))});
+  }
+  write_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
+
+  std::ostringstream c;
+  c.precision(17);
+  c << "{\n  \"architectures\": [\"" << s.arch << "\"],\n  \"model_type\": \"" << s.model_type
+    << "\",\n  \"vocab_size\": " << V << ",\n  \"hidden_size\": " << D
+    << ",\n  \"intermediate_size\": " << I << ",\n  \"num_hidden_layers\": " << s.layers
+    << ",\n  \"num_attention_heads\": " << H << ",\n  \"num_key_value_heads\": " << KV
+    << ",\n  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": " << s.theta
+    << ",\n  \"max_position_embeddings\": 256,\n  \"hidden_act\": \"silu\""
+    << ",\n  \"tie_word_embeddings\": " << (s.tie ? "true" : "false")
+    << ",\n  \"torch_dtype\": \"float32\"";
+  if (!is_qwen2(s)) {
+    c << ",\n  \"attention_bias\": " << (s.attention_bias ? "true" : "false")
+      << ",\n  \"mlp_bias\": " << (s.mlp_bias ? "true" : "false");
+  }
+  if (is_tc(s)) {
+    c << ",\n  \"id2label\": {";
+    for (int i = 0; i < s.num_labels; ++i)
+      c << (i ? ", " : "") << "\"" << i << "\": \"LABEL_" << i << "\"";
+    c << "}";
+  }
+  if (!s.extra_json.empty()) c << ",\n  " << s.extra_json;
+  c << "\n}\n";
+  std::ofstream(dir + "/config.json") << c.str();
+}
+
+std::vector<std::int64_t> random_tokens(std::size_t n, int vocab, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> u(0, vocab - 1);
+  std::vector<std::int64_t> t(n);
+  for (auto& x : t) x = u(rng);
+  return t;
+}
+
+// max |a - ref| / max |ref|
+double rel_err(const at::Tensor& a, const at::Tensor& ref) {
+  c10::InferenceMode guard;
+  const at::Tensor x = a.to(at::kCPU).to(at::kDouble), y = ref.to(at::kCPU).to(at::kDouble);
+  REQUIRE(x.sizes() == y.sizes());
+  const double denom = y.abs().max().item<double>();
+  return (x - y).abs().max().item<double>() / (denom > 0 ? denom : 1.0);
+}
+
+std::vector<std::int64_t> sub(const std::vector<std::int64_t>& v, std::size_t b, std::size_t e) {
+  return {v.begin() + static_cast<std::ptrdiff_t>(b), v.begin() + static_cast<std::ptrdiff_t>(e)};
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const qstar::Error& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    return std::string("NOT A qstar::Error: ") + e.what();
+  }
+  return "NO ERROR";
+}
+
+// Reads the reference script's output: int64 rows, int64 cols, float32 data.
+at::Tensor read_matrix(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  REQUIRE(in.good());
+  std::int64_t rows = 0, cols = 0;
+  in.read(reinterpret_cast<char*>(&rows), 8);
+  in.read(reinterpret_cast<char*>(&cols), 8);
+  REQUIRE(rows > 0);
+  REQUIRE(cols > 0);
+  at::Tensor t = at::empty({rows, cols}, at::kFloat);
+  in.read(reinterpret_cast<char*>(t.data_ptr<float>()),
+          static_cast<std::streamsize>(rows * cols * 4));
+  REQUIRE(in.good());
+  return t;
+}
+
+std::string join(const std::vector<std::int64_t>& v) {
+  std::string s;
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("lm: cached incremental decoding equals the full forward") {
+  c10::InferenceMode guard;
+  for (const Spec& spec : {llama_spec(), qwen2_spec()}) {
+    CAPTURE(spec.arch);
+    TempDir dir;
+    write_model(dir.str(), spec, 11);
+    auto m = LlamaModel::load(dir.str());
+    const auto toks = random_tokens(23, spec.vocab, 5);
+    const at::Tensor full = m->forward_tokens(toks);  // [23, V]
+    REQUIRE(full.sizes() == at::IntArrayRef({23, spec.vocab}));
+    double worst = 0.0;
+
+    // Prefill 6 tokens, then keep every new run as its own segment.
+    std::deque<KVSegment> segs;  // stable addresses
+    SequenceInput in;
+    in.tokens = sub(toks, 0, 6);
+    auto r = m->forward({&in, 1}, {LogitsMode::All, false});
+    worst = std::max(worst, rel_err(r[0].logits, full.narrow(0, 0, 6)));
+    CHECK(r[0].kv.length() == 6);
+    // Store the prefix as two slices: segments may be views.
+    const KVSegment prefix = std::move(r[0].kv);
+    segs.push_back(prefix.slice(0, 4));
+    segs.push_back(prefix.slice(4, 2));
+
+    auto past_all = [&] {
+      std::vector<const KVSegment*> p;
+      for (const auto& s : segs) p.push_back(&s);
+      return p;
+    };
+    // One token at a time (Last logits), positions implicit.
+    std::size_t at_tok = 6;
+    for (; at_tok < 11; ++at_tok) {
+      SequenceInput step;
+      step.past = past_all();
+      step.tokens = {toks[at_tok]};
+      // Alternate the two past layouts; they must agree.
+      ForwardOptions opts{LogitsMode::Last, false, true,
+                          at_tok % 2 ? PastAssembly::Gather : PastAssembly::Copy};
+      auto o = m->forward({&step, 1}, opts);
+      REQUIRE(o[0].logits.sizes() == at::IntArrayRef({1, spec.vocab}));
+      worst = std::max(worst,
+                       rel_err(o[0].logits, full.narrow(0, static_cast<std::int64_t>(at_tok), 1)));
+      segs.push_back(std::move(o[0].kv));
+    }
+    // A chunk of 4 with an explicit position.
+    {
+      SequenceInput step;
+      step.past = past_all();
+      step.tokens = sub(toks, 11, 15);
+      step.position = 11;
+      auto o = m->forward({&step, 1}, {LogitsMode::All, false});
+      worst = std::max(worst, rel_err(o[0].logits, full.narrow(0, 11, 4)));
+      segs.push_back(std::move(o[0].kv));
+    }
+    // A chunk of 8 over a past regrouped as [concat(first 3 segments), the rest].
+    {
+      std::vector<const KVSegment*> first = {&segs[0], &segs[1], &segs[2]};
+      const KVSegment merged = KVSegment::concat(first);
+      CHECK(merged.length() == 7);
+      SequenceInput step;
+      step.past.push_back(&merged);
+      for (std::size_t i = 3; i < segs.size(); ++i) step.past.push_back(&segs[i]);
+      step.tokens = sub(toks, 15, 23);
+      auto o = m->forward({&step, 1}, {LogitsMode::All, false});
+      worst = std::max(worst, rel_err(o[0].logits, full.narrow(0, 15, 8)));
+      segs.push_back(std::move(o[0].kv));
+    }
+    // The cached KV equals the KV of one full prefill.
+    {
+      SequenceInput all;
+      all.tokens = toks;
+      auto o = m->forward({&all, 1}, {LogitsMode::None, false});
+      const KVSegment whole = KVSegment::concat(past_all());
+      REQUIRE(whole.length() == 23);
+      double kv_err = 0.0;
+      for (int l = 0; l < spec.layers; ++l) {
+        kv_err = std::max(kv_err, rel_err(whole.k[static_cast<std::size_t>(l)],
+                                          o[0].kv.k[static_cast<std::size_t>(l)]));
+        kv_err = std::max(kv_err, rel_err(whole.v[static_cast<std::size_t>(l)],
+                                          o[0].kv.v[static_cast<std::size_t>(l)]));
+      }
+      CHECK(kv_err <= kTol);
+      CHECK(o[0].logits.defined() == false);
+    }
+    MESSAGE(spec.arch << ": cached vs full, max relative error " << worst);
+    CHECK(worst <= kTol);
+  }
+}
+
+TEST_CASE("lm: a ragged batch equals each sequence alone") {
+  c10::InferenceMode guard;
+  for (const Spec& spec : {llama_spec(), qwen2_spec()}) {
+    CAPTURE(spec.arch);
+    TempDir dir;
+    write_model(dir.str(), spec, 21);
+    auto m = LlamaModel::load(dir.str());
+
+    struct Case {
+      std::vector<std::int64_t> toks;
+      std::vector<std::size_t> cuts;  // segment boundaries of the past; last = past length
+    };
+    const std::vector<Case> cases = {
+        {random_tokens(8, spec.vocab, 1), {2, 5}},     // past 5 as [2, 3], new 3
+        {random_tokens(6, spec.vocab, 2), {}},         // no past, new 6
+        {random_tokens(10, spec.vocab, 3), {9}},       // past 9, new 1
+        {random_tokens(7, spec.vocab, 4), {1, 2, 3}},  // past 3 as [1, 1, 1], new 4
+    };
+    std::vector<std::vector<KVSegment>> pasts(cases.size());
+    std::vector<SequenceInput> batch(cases.size());
+    for (std::size_t c = 0; c < cases.size(); ++c) {
+      std::size_t from = 0;
+      for (std::size_t cut : cases[c].cuts) {
+        SequenceInput pre;
+        for (auto& s : pasts[c]) pre.past.push_back(&s);
+        pre.tokens = sub(cases[c].toks, from, cut);
+        auto o = m->forward({&pre, 1}, {LogitsMode::None, false});
+        pasts[c].push_back(std::move(o[0].kv));
+        from = cut;
+      }
+      for (auto& s : pasts[c]) batch[c].past.push_back(&s);
+      batch[c].tokens = sub(cases[c].toks, from, cases[c].toks.size());
+    }
+    // A fifth sequence shares the first segment (tokens 0..1) of sequence 0, as siblings
+    // in a search tree share their parent's KV, then has a segment of its own.
+    std::vector<std::int64_t> fifth = sub(cases[0].toks, 0, 2);
+    for (auto t : random_tokens(5, spec.vocab, 77)) fifth.push_back(t);
+    KVSegment fifth_own;
+    {
+      SequenceInput pre;
+      pre.past = {&pasts[0][0]};
+      pre.tokens = sub(fifth, 2, 4);
+      fifth_own = std::move(m->forward({&pre, 1}, {LogitsMode::None, false})[0].kv);
+      SequenceInput in;
+      in.past = {&pasts[0][0], &fifth_own};
+      in.tokens = sub(fifth, 4, 7);
+      batch.push_back(in);
+    }
+    std::vector<std::vector<std::int64_t>> all_toks;
+    for (const auto& c : cases) all_toks.push_back(c.toks);
+    all_toks.push_back(fifth);
+
+    double worst = 0.0, worst_last = 0.0, worst_full = 0.0;
+    for (PastAssembly mode : {PastAssembly::Copy, PastAssembly::Gather})
+      for (bool copy_kv : {true, false}) {
+        CAPTURE(static_cast<int>(mode));
+        CAPTURE(copy_kv);
+        ForwardOptions all_opts{LogitsMode::All, true, copy_kv, mode};
+        ForwardOptions last_opts{LogitsMode::Last, false, copy_kv, mode};
+        const auto batched = m->forward(batch, all_opts);
+        const auto batched_last = m->forward(batch, last_opts);
+        REQUIRE(batched.size() == batch.size());
+        for (std::size_t c = 0; c < batch.size(); ++c) {
+          CAPTURE(c);
+          const auto alone = m->forward({&batch[c], 1}, {LogitsMode::All, true});
+          const auto T = static_cast<std::int64_t>(batch[c].tokens.size());
+          REQUIRE(batched[c].logits.sizes() == at::IntArrayRef({T, spec.vocab}));
+          REQUIRE(batched[c].hidden.sizes() == at::IntArrayRef({T, spec.hidden}));
+          worst = std::max(worst, rel_err(batched[c].logits, alone[0].logits));
+          worst = std::max(worst, rel_err(batched[c].hidden, alone[0].hidden));
+          for (int l = 0; l < spec.layers; ++l) {
+            const auto ul = static_cast<std::size_t>(l);
+            REQUIRE(batched[c].kv.k[ul].sizes() ==
+                    at::IntArrayRef({spec.kv, T, spec.hidden / spec.heads}));
+            if (copy_kv) CHECK(batched[c].kv.k[ul].is_contiguous());
+            worst = std::max(worst, rel_err(batched[c].kv.k[ul], alone[0].kv.k[ul]));
+            worst = std::max(worst, rel_err(batched[c].kv.v[ul], alone[0].kv.v[ul]));
+          }
+          worst_last = std::max(
+              worst_last, rel_err(batched_last[c].logits, alone[0].logits.narrow(0, T - 1, 1)));
+          // And against the uncached full forward.
+          const at::Tensor full = m->forward_tokens(all_toks[c]);
+          worst_full =
+              std::max(worst_full, rel_err(batched[c].logits, full.narrow(0, full.size(0) - T, T)));
+        }
+      }
+    MESSAGE(spec.arch << ": ragged batch vs alone " << worst << ", last-only " << worst_last
+                      << ", vs full uncached " << worst_full);
+    CHECK(worst <= kTol);
+    CHECK(worst_last <= kTol);
+    CHECK(worst_full <= kTol);
+  }
+}
+
+TEST_CASE("lm: C++ forward and token-classification scores equal the Python reference") {
+  c10::InferenceMode guard;
+  struct Model {
+    std::string label;
+    Spec spec;
+    std::unique_ptr<TempDir> dir;
+    std::vector<std::int64_t> toks;
+  };
+  std::vector<Model> models;
+  auto add = [&](std::string label, Spec s) {
+    Model m{std::move(label), std::move(s), std::make_unique<TempDir>(), {}};
+    write_model(m.dir->str(), m.spec, static_cast<unsigned>(100 + models.size()));
+    m.toks = random_tokens(19, m.spec.vocab, static_cast<unsigned>(7 + models.size()));
+    models.push_back(std::move(m));
+  };
+  add("llama (untied, GQA)", llama_spec());
+  add("qwen2 (qkv bias, tied, GQA)", qwen2_spec());
+  {
+    Spec s;  // Llama with attention and MLP biases, MQA, rope_parameters (transformers 5.x)
+    s.attention_bias = s.mlp_bias = true;
+    s.kv = 1;
+    s.extra_json = "\"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 500000.0}";
+    add("llama (biases, MQA, rope_parameters)", s);
+  }
+  {
+    Spec s;
+    s.arch = "LlamaForTokenClassification";
+    s.num_labels = 1;
+    s.score_bias = true;
+    add("llama token classification (1 label, bias)", s);
+  }
+  {
+    Spec s = qwen2_spec();
+    s.arch = "Qwen2ForTokenClassification";
+    s.tie = false;
+    s.num_labels = 2;
+    add("qwen2 token classification (2 labels)", s);
+  }
+
+  TempDir work;
+  {
+    std::ofstream jobs(work.file("jobs.tsv"));
+    for (std::size_t i = 0; i < models.size(); ++i)
+      jobs << models[i].dir->str() << "\t" << join(models[i].toks) << "\t"
+           << work.file("out" + std::to_string(i) + ".bin") << "\n";
+  }
+  const std::string script = std::string(QSTAR_TEST_SCRIPTS) + "/reference_llama.py";
+  // CMake's Python3 may be an interpreter without torch: fall back to Debian's.
+  std::string python;
+  std::string last_rc;
+  for (const std::string& candidate :
+       {std::string(QSTAR_PYTHON), std::string("/usr/bin/python3")}) {
+    if (candidate.empty() || !fs::exists(candidate)) continue;
+    const std::string cmd = "\"" + candidate + "\" \"" + script + "\" --jobs \"" +
+                            work.file("jobs.tsv") + "\" 2> \"" + work.file("stderr.txt") + "\"";
+    const int rc = std::system(cmd.c_str());
+    if (rc == 0) {
+      python = candidate;
+      break;
+    }
+    const std::string probe = "\"" + candidate + "\" -c \"import torch, numpy\" > /dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) {
+      std::ifstream err(work.file("stderr.txt"));
+      std::stringstream ss;
+      ss << err.rdbuf();
+      FAIL("reference_llama.py failed with " << candidate << ":\n" << ss.str());
+    }
+    last_rc = candidate;
+  }
+  if (python.empty()) {
+    MESSAGE(
+        "skipping the Python reference check: no python3 with torch and numpy (tried " QSTAR_PYTHON
+        " and /usr/bin/python3)");
+    return;
+  }
+
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const Model& md = models[i];
+    CAPTURE(md.label);
+    const at::Tensor ref = read_matrix(work.file("out" + std::to_string(i) + ".bin"));
+    const auto lm = LanguageModel::load(md.dir->str());
+    std::vector<std::int32_t> ids(md.toks.begin(), md.toks.end());
+    const auto rows = is_tc(md.spec) ? lm.token_scores(ids) : lm.logits(ids);
+    REQUIRE(static_cast<std::int64_t>(rows.size()) == ref.size(0));
+    at::Tensor got = at::empty_like(ref);
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      REQUIRE(static_cast<std::int64_t>(rows[r].size()) == ref.size(1));
+      std::memcpy(got[static_cast<std::int64_t>(r)].data_ptr<float>(), rows[r].data(),
+                  rows[r].size() * sizeof(float));
+    }
+    const double err = rel_err(got, ref);
+    MESSAGE(md.label << ": C++ vs Python reference, max relative error " << err << " (" << python
+                     << ")");
+    CHECK(err <= kTol);
+
+    if (is_tc(md.spec)) {
+      // The PRM path: hidden states from the cached forward, score() at chosen positions.
+      auto m = lm.impl();
+      SequenceInput a;
+      a.tokens = sub(md.toks, 0, 10);
+      auto o1 = m->forward({&a, 1}, {LogitsMode::None, true});
+      SequenceInput b;
+      b.past = {&o1[0].kv};
+      b.tokens = sub(md.toks, 10, md.toks.size());
+      auto o2 = m->forward({&b, 1}, {LogitsMode::None, true});
+      const at::Tensor s = m->score(at::cat({o1[0].hidden, o2[0].hidden}, 0));
+      const double err2 = rel_err(s, ref);
+      MESSAGE(md.label << ": cached hidden + score() vs reference " << err2);
+      CHECK(err2 <= kTol);
+    }
+  }
+}
+
+TEST_CASE("lm: the public wrapper") {
+  TempDir dir;
+  write_model(dir.str(), qwen2_spec(), 3);
+  const auto lm = LanguageModel::load(dir.str(), "cpu", "bfloat16");  // CPU computes in float32
+  CHECK(lm.device() == "cpu");
+  CHECK(lm.dtype() == "float32");
+  CHECK(lm.has_lm_head());
+  CHECK_FALSE(lm.has_score_head());
+  CHECK(lm.config().architecture == "Qwen2ForCausalLM");
+  const std::vector<std::int32_t> ids = {1, 2, 3, 4};
+  const auto rows = lm.logits(ids);
+  REQUIRE(rows.size() == 4);
+  CHECK(rows[0].size() == 50);
+  {
+    c10::InferenceMode guard;
+    const at::Tensor ref = lm.impl()->forward_tokens(std::vector<std::int64_t>{1, 2, 3, 4});
+    CHECK(rows[3][7] == ref[3][7].item<float>());
+  }
+  CHECK(error_of([&] { (void)lm.token_scores(ids); }).find("no token-classification head") !=
+        std::string::npos);
+  const std::vector<std::int32_t> bad = {1, 50};
+  CHECK(error_of([&] { (void)lm.logits(bad); }).find("token id 50") != std::string::npos);
+  CHECK(error_of([&] { (void)LanguageModel::load(dir.str(), "cpu", "int8"); }).find("dtype") !=
+        std::string::npos);
+  CHECK(error_of([&] { (void)LanguageModel::load(dir.str(), "tpu"); }).find("device") !=
+        std::string::npos);
+  if (!at::hasCUDA()) {
+    CHECK(error_of([&] {
+            (void)LanguageModel::load(dir.str(), "cuda:0");
+          }).find("CUDA is not available") != std::string::npos);
+  }
+
+  // Errors from the batched forward name the sequence.
+  c10::InferenceMode guard;
+  auto m = lm.impl();
+  SequenceInput empty;
+  CHECK(error_of([&] {
+          (void)m->forward({&empty, 1});
+        }).find("sequence 0: no new tokens") != std::string::npos);
+  SequenceInput a;
+  a.tokens = {1, 2};
+  auto o = m->forward({&a, 1});
+  KVSegment broken = o[0].kv;
+  broken.k.pop_back();
+  SequenceInput b;
+  b.tokens = {3};
+  b.past = {&o[0].kv, &broken};
+  CHECK(error_of([&] {
+          (void)m->forward({&b, 1});
+        }).find("sequence 0 segment 1") != std::string::npos);
+  CHECK(m->kv_bytes_per_token() == 2u * 2u * 2u * 12u * 4u);
+}
+
+TEST_CASE("lm: malformed models name the file and the tensor or field") {
+  auto load_error = [](const Spec& s) {
+    TempDir dir;
+    write_model(dir.str(), s, 9);
+    return error_of([&] { (void)LlamaModel::load(dir.str()); });
+  };
+  {
+    Spec s = llama_spec();
+    s.drop = {"model.layers.1.mlp.up_proj.weight"};
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("model.layers.1.mlp.up_proj.weight") != std::string::npos);
+    CHECK(e.find("model.safetensors") != std::string::npos);
+    CHECK(e.find("missing") != std::string::npos);
+  }
+  {
+    Spec s = llama_spec();
+    s.shape["model.layers.0.self_attn.k_proj.weight"] = {48, 48};  // GQA wants [24, 48]
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("model.layers.0.self_attn.k_proj.weight") != std::string::npos);
+    CHECK(e.find("model.safetensors") != std::string::npos);
+    CHECK(e.find("[48, 48]") != std::string::npos);
+    CHECK(e.find("[24, 48]") != std::string::npos);
+  }
+  {
+    Spec s = llama_spec();  // untied without lm_head.weight
+    s.write_head = false;
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("lm_head.weight") != std::string::npos);
+  }
+  {
+    Spec s = qwen2_spec();  // qwen2 needs q/k/v biases
+    s.drop = {"model.layers.0.self_attn.v_proj.bias"};
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("model.layers.0.self_attn.v_proj.bias") != std::string::npos);
+  }
+  {
+    Spec s;
+    s.arch = "LlamaForTokenClassification";
+    s.num_labels = 2;
+    s.shape["score.weight"] = {3, 48};
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("score.weight") != std::string::npos);
+  }
+  {
+    Spec s = llama_spec();
+    s.arch = "GPT2LMHeadModel";
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("config.json") != std::string::npos);
+    CHECK(e.find("GPT2LMHeadModel") != std::string::npos);
+  }
+  {
+    Spec s = llama_spec();
+    s.extra_json = "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}";
+    const auto e = load_error(s);
+    CAPTURE(e);
+    CHECK(e.find("config.json") != std::string::npos);
+    CHECK(e.find("yarn") != std::string::npos);
+  }
+  {
+    TempDir dir;  // no weights at all
+    write_model(dir.str(), llama_spec(), 1);
+    fs::remove(dir.file("model.safetensors"));
+    const auto e = error_of([&] { (void)LlamaModel::load(dir.str()); });
+    CAPTURE(e);
+    CHECK(e.find(dir.str()) != std::string::npos);
+  }
+}
+
+TEST_CASE("lm: CUDA matches CPU" * doctest::skip(!at::hasCUDA())) {
+  c10::InferenceMode guard;
+  TempDir dir;
+  write_model(dir.str(), qwen2_spec(), 31);
+  auto cpu = LlamaModel::load(dir.str());
+  const auto toks = random_tokens(17, 50, 2);
+  const at::Tensor ref = cpu->forward_tokens(toks);
+  for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
+    auto gpu = LlamaModel::load(dir.str(), LoadOptions{"cuda", dt});
+    CHECK(gpu->device().is_cuda());
+    const at::Tensor full = gpu->forward_tokens(toks);
+    // Cached decode on the GPU against its own full forward.
+    SequenceInput a;
+    a.tokens = sub(toks, 0, 12);
+    auto o = gpu->forward({&a, 1}, {LogitsMode::None, false});
+    SequenceInput b;
+    b.past = {&o[0].kv};
+    b.tokens = sub(toks, 12, 17);
+    auto o2 = gpu->forward({&b, 1}, {LogitsMode::All, false});
+    const double vs_cpu = rel_err(full, ref);
+    const double cached = rel_err(o2[0].logits, full.narrow(0, 12, 5));
+    MESSAGE("cuda " << dtype_name(dt) << ": vs CPU " << vs_cpu << ", cached vs full " << cached);
+    const double tol = dt == DType::F32 ? 1e-4 : 5e-2;
+    CHECK(vs_cpu <= tol);
+    CHECK(cached <= tol);
+  }
+}
