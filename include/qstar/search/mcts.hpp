@@ -77,17 +77,19 @@ struct MctsParams : CommonParams {
     if (num_simulations < 1) throw InvalidArgument("num_simulations must be >= 1");
     if (leaves_per_iteration < 1) throw InvalidArgument("leaves_per_iteration must be >= 1");
     if (expand_k < 1) throw InvalidArgument("expand_k must be >= 1");
-    if (!(c_puct_init >= 0.0)) throw InvalidArgument("c_puct_init must be >= 0");
-    if (!(c_puct_base > 0.0)) throw InvalidArgument("c_puct_base must be > 0");
-    if (!(c_uct >= 0.0)) throw InvalidArgument("c_uct must be >= 0");
-    if (!(pw_c > 0.0)) throw InvalidArgument("pw_c must be > 0");
+    // Infinite constants make inf * 0 = NaN selection scores: rejected with the NaNs.
+    if (!(c_puct_init >= 0.0 && std::isfinite(c_puct_init))) throw InvalidArgument("c_puct_init must be finite and >= 0");
+    if (!(c_puct_base > 0.0 && std::isfinite(c_puct_base))) throw InvalidArgument("c_puct_base must be finite and > 0");
+    if (!(c_uct >= 0.0 && std::isfinite(c_uct))) throw InvalidArgument("c_uct must be finite and >= 0");
+    if (!(pw_c > 0.0 && std::isfinite(pw_c))) throw InvalidArgument("pw_c must be finite and > 0");
     if (!(pw_alpha >= 0.0 && pw_alpha <= 1.0)) throw InvalidArgument("pw_alpha must be in [0,1]");
     if (virtual_loss < 0 || virtual_loss > 1000000) throw InvalidArgument("virtual_loss must be in [0, 1000000]");
     if (!std::isfinite(virtual_loss_value)) throw InvalidArgument("virtual_loss_value must be finite");
     if (!(rollout_mix >= 0.0 && rollout_mix <= 1.0)) throw InvalidArgument("rollout_mix must be in [0,1]");
     if (!(dirichlet_epsilon >= 0.0 && dirichlet_epsilon <= 1.0))
       throw InvalidArgument("dirichlet_epsilon must be in [0,1]");
-    if (!(dirichlet_alpha > 0.0)) throw InvalidArgument("dirichlet_alpha must be > 0");
+    if (!(dirichlet_alpha > 0.0 && std::isfinite(dirichlet_alpha)))
+      throw InvalidArgument("dirichlet_alpha must be finite and > 0");
   }
 };
 
@@ -116,21 +118,29 @@ inline NodeId select_child(const Tree& t, NodeId parent, const MctsParams& p,
   const Node& s = t[parent];
   const int k = s.num_children;
   if (k == 0) return kNoNode;
-  Eigen::ArrayXd q(k), prior(k), n(k);
-  Eigen::Array<bool, Eigen::Dynamic, 1> ok(k);
-  NodeId ids_buf[256];
-  std::vector<NodeId> ids_big;
-  NodeId* ids = ids_buf;
-  if (k > 256) {
-    ids_big.resize(static_cast<std::size_t>(k));
-    ids = ids_big.data();
+  // Per-child columns in one buffer (stack for up to 64 children, no allocation), viewed as
+  // Eigen arrays: q, prior, n, usable, score.
+  constexpr int kStack = 64;
+  double stack_buf[5 * kStack];
+  NodeId stack_ids[kStack];
+  std::vector<double> heap_buf;
+  std::vector<NodeId> heap_ids;
+  double* buf = stack_buf;
+  NodeId* ids = stack_ids;
+  if (k > kStack) {
+    heap_buf.resize(static_cast<std::size_t>(5 * k));
+    heap_ids.resize(static_cast<std::size_t>(k));
+    buf = heap_buf.data();
+    ids = heap_ids.data();
   }
+  Eigen::Map<Eigen::ArrayXd> q(buf, k), prior(buf + k, k), n(buf + 2 * k, k), ok(buf + 3 * k, k),
+      score(buf + 4 * k, k);
   int j = 0;
   double qmin = node_q(s, p.backup), qmax = qmin;
   for (NodeId c : t.children(parent)) {
     const Node& cn = t[c];
     ids[j] = c;
-    ok(j) = !cn.pruned && cn.scored();
+    ok(j) = (!cn.pruned && cn.scored()) ? 1.0 : 0.0;
     q(j) = node_q(cn, p.backup);
     prior(j) = cn.prior;
     if (!noise.empty() && static_cast<std::size_t>(j) < noise.size())
@@ -144,7 +154,6 @@ inline NodeId select_child(const Tree& t, NodeId parent, const MctsParams& p,
   }
   if (p.normalize_q) q = (q - qmin) / std::max(qmax - qmin, 1e-12);
   const double N = std::max<double>(s.visits, 0.0);
-  Eigen::ArrayXd score(k);
   if (p.selection == SelectionRule::Puct) {
     score = q + puct_c(N, p) * prior * std::sqrt(N) / (1.0 + n);
   } else {
@@ -155,7 +164,7 @@ inline NodeId select_child(const Tree& t, NodeId parent, const MctsParams& p,
   }
   int best = -1;
   for (int a = 0; a < k; ++a)
-    if (ok(a) && (best < 0 || score(a) > score(best))) best = a;
+    if (ok(a) != 0.0 && (best < 0 || score(a) > score(best))) best = a;
   return best < 0 ? kNoNode : ids[best];
 }
 
