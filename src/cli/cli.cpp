@@ -26,6 +26,13 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/version.hpp"
 
+#ifdef QSTAR_HAS_TORCH
+#include "qstar/torch/lm_generator.hpp"
+#include "qstar/torch/model.hpp"
+#include "qstar/torch/prm.hpp"
+#include "qstar/torch/tokenizer.hpp"
+#endif
+
 namespace qstar::cli {
 namespace {
 
@@ -41,15 +48,22 @@ constexpr const char* kUsage = R"(usage: qstar <command> [options]
 commands:
   solve "a b c d"   solve one Game of 24 puzzle and print the steps, answer and stats
   bench             run searches over a data split and print a table
+  lm logits|tokenize|generate   the language-model backend, e.g.
+                    qstar lm logits --model DIR (--text "..." | --tokens 1,2,3) [--json]
+                    qstar lm tokenize --model DIR --text "..."
+                    qstar lm generate --model DIR --prompt "..." [--steps N] [sampling flags]
   version           print the version
   help              print this help
 
 common options (solve and bench):
   --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts   (solve: one; default beam)
   --seed S                random seed (default 0)
-  --generator KIND        programmatic (default)
+  --generator KIND        programmatic (default) | lm:DIR (a Llama/Qwen2 folder)
+  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
+  --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
-  --verifier KIND         oracle (default) | none (best-of-n only)
+  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH
+  --prm-kind KIND         token-logit | token-class | torchscript (default: inferred)
   --scoring KIND          best-of-n: auto | prm | orm | none
   --max-depth D --max-step-tokens T --aggregation min|prod|last|mean
   --voting naive|majority|weighted|topk --top-k K
@@ -71,7 +85,7 @@ best-first expansions, mcts simulations.
 // ---- argument parsing -------------------------------------------------------------------
 
 const std::set<std::string, std::less<>> kBoolFlags = {
-    "json", "dedup", "widening", "sampled-rollouts", "normalize-q", "vote-by-score", "help"};
+    "json", "dedup", "widening", "greedy", "sampled-rollouts", "normalize-q", "vote-by-score", "help"};
 
 /// Flags and the algorithms they apply to ("*" = all).
 const std::map<std::string, std::set<std::string>, std::less<>> kAlgoFlags = {
@@ -182,6 +196,20 @@ std::vector<std::string> split_list(const std::string& s) {
     }
   }
   out.push_back(cur);
+  return out;
+}
+
+/// "\\n" -> newline, "\\t" -> tab, "\\\\" -> backslash (for delimiters typed on a command line).
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char c = s[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += s[i];
+    }
+  }
   return out;
 }
 
@@ -321,10 +349,50 @@ struct Plugins {
   std::string gen_label, ver_label;
 };
 
+/// The flags that choose and configure plug-ins, added to a command's own flags.
+std::set<std::string> with_plugin_flags(std::set<std::string> own) {
+  for (const char* f : {"generator", "error-rate", "verifier", "device", "dtype", "prm-kind", "temperature", "top-p",
+                        "top-k", "delimiter", "kv-cache-mb"})
+    own.insert(f);
+  return own;
+}
+
+#ifdef QSTAR_HAS_TORCH
+lm::LMGeneratorParams lm_generator_params(const Args& a) {
+  lm::LMGeneratorParams p;
+  if (auto v = a.get("device")) p.device = *v;
+  if (auto v = a.get("dtype")) p.dtype = *v;
+  if (auto v = a.get("temperature")) p.temperature = parse_double("temperature", *v);
+  if (auto v = a.get("top-p")) p.top_p = parse_double("top-p", *v);
+  if (auto v = a.get("top-k")) p.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
+  if (auto v = a.get("delimiter")) p.step_delimiter = unescape(*v);
+  if (auto v = a.get("kv-cache-mb")) p.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
+  try {
+    p.validate();
+  } catch (const InvalidArgument& e) {
+    throw UsageError(fmt::format("generator parameters: {}", e.what()));
+  }
+  return p;
+}
+#endif
+
 Plugins make_plugins(const Args& a) {
   Plugins p;
   const std::string g = a.get("generator").value_or("programmatic");
-  if (g == "programmatic") {
+  for (const char* f : {"temperature", "top-p", "top-k", "delimiter"})
+    if (a.has(f) && g.rfind("lm:", 0) != 0) throw UsageError(fmt::format("--{} applies only to --generator lm:DIR", f));
+  if (a.has("prm-kind") && a.get("verifier").value_or("oracle").rfind("prm:", 0) != 0)
+    throw UsageError("--prm-kind applies only to --verifier prm:PATH");
+  if (g.rfind("lm:", 0) == 0) {
+#ifdef QSTAR_HAS_TORCH
+    if (a.has("error-rate")) throw UsageError("--error-rate applies only to --generator programmatic");
+    const std::string dir = g.substr(3);
+    p.gen.emplace(lm::LMGenerator::load(dir, lm_generator_params(a)));
+    p.gen_label = g;
+#else
+    throw UsageError("--generator lm:DIR needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
+#endif
+  } else if (g == "programmatic") {
     game24::GeneratorParams gp;
     gp.error_rate = 0.1;
     if (auto v = a.get("error-rate")) gp.error_rate = parse_double("error-rate", *v);
@@ -336,17 +404,38 @@ Plugins make_plugins(const Args& a) {
     p.gen.emplace(game24::ProgrammaticGenerator(gp));
     p.gen_label = fmt::format("programmatic(err={})", gp.error_rate);
   } else {
-    throw UsageError(fmt::format("--generator: '{}' is not one of programmatic", g));
+    throw UsageError(fmt::format("--generator: '{}' is not one of programmatic, lm:DIR", g));
   }
   const std::string v = a.get("verifier").value_or("oracle");
-  if (v == "oracle") {
+  if (v.rfind("prm:", 0) == 0) {
+#ifdef QSTAR_HAS_TORCH
+    lm::PrmParams pp;
+    if (auto x = a.get("prm-kind")) pp.kind = *x;
+    if (auto x = a.get("device")) pp.device = *x;
+    if (auto x = a.get("dtype")) pp.dtype = *x;
+    if (auto x = a.get("kv-cache-mb")) pp.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *x, 0, 1 << 30) << 20;
+    try {
+      pp.validate();
+    } catch (const InvalidArgument& e) {
+      throw UsageError(fmt::format("verifier parameters: {}", e.what()));
+    }
+    auto prm = lm::PrmVerifier::load(v.substr(4), pp);
+    CliVerifier cv;
+    cv.step.emplace(prm);
+    cv.outcome.emplace(prm);
+    cv.label = v;
+    p.ver = std::move(cv);
+#else
+    throw UsageError("--verifier prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
+#endif
+  } else if (v == "oracle") {
     CliVerifier cv;
     cv.step.emplace(game24::OracleStepVerifier{});
     cv.outcome.emplace(game24::OracleOutcomeVerifier{});
     cv.label = "oracle";
     p.ver = std::move(cv);
   } else if (v != "none") {
-    throw UsageError(fmt::format("--verifier: '{}' is not one of oracle, none", v));
+    throw UsageError(fmt::format("--verifier: '{}' is not one of oracle, none, prm:PATH", v));
   }
   p.ver_label = v;
   return p;
@@ -403,6 +492,16 @@ json::Value stats_json(const Stats& s) {
   return o;
 }
 
+/// One trace line with per-node correctness for every node that carries an answer.
+std::string trace_line(const SearchResult& r) {
+  const game24::Game24Task task;
+  const Tree& t = *r.tree;
+  std::vector<std::optional<bool>> node_correct(t.size());
+  for (NodeId id = 0; id < static_cast<NodeId>(t.size()); ++id)
+    if (auto ans = t.answer(id)) node_correct[static_cast<std::size_t>(id)] = task.check(r.problem, *ans);
+  return write_trace_line(r.problem, t, r.answer, r.correct, to_string(r.stop), node_correct);
+}
+
 std::uint64_t get_seed(const Args& a) {
   if (auto v = a.get("seed")) return parse_int<std::uint64_t>("seed", *v, 0, UINT64_MAX);
   return 0;
@@ -419,7 +518,7 @@ void write_file(const std::string& path, const std::string& text, std::string_vi
 
 int cmd_solve(const Args& a, std::ostream& out) {
   const std::string algo = canonical_algo(a.get("algo").value_or("beam"));
-  a.check_known({"algo", "seed", "generator", "error-rate", "verifier", "n", "tree", "json"}, {algo});
+  a.check_known(with_plugin_flags({"algo", "seed", "n", "tree", "json"}), {algo});
   if (a.positional().size() != 1)
     throw UsageError(a.positional().empty() ? "solve: give the puzzle, e.g. qstar solve \"4 5 6 10\""
                                             : "solve: give exactly one puzzle (quote it: \"4 5 6 10\")");
@@ -436,7 +535,7 @@ int cmd_solve(const Args& a, std::ostream& out) {
   auto results = run_search(problems, pl, sp, seed);
   const SearchResult& r = results.at(0);
   if (auto path = a.get("tree"))
-    write_file(*path, write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop)) + "\n", "tree");
+    write_file(*path, trace_line(r) + "\n", "tree");
   if (a.has("json")) {
     json::Value o = json::Value::object();
     o.set("problem", puzzle);
@@ -537,9 +636,7 @@ std::string method_label(const std::string& algo, const SearchParams& sp, const 
 int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
   std::vector<std::string> algos;
   for (const auto& s : split_list(a.get("algo").value_or("beam"))) algos.push_back(canonical_algo(s));
-  a.check_known({"algo", "seed", "generator", "error-rate", "verifier", "n", "data", "ranks", "json", "trace",
-                 "chunk"},
-                algos);
+  a.check_known(with_plugin_flags({"algo", "seed", "n", "data", "ranks", "json", "trace", "chunk"}), algos);
   if (!a.positional().empty()) throw UsageError(fmt::format("bench: unexpected argument '{}'", a.positional()[0]));
   auto data = a.get("data");
   if (!data) throw UsageError("bench: --data FILE is required (e.g. --data data/game24/24.csv)");
@@ -596,8 +693,7 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
         row.nodes += static_cast<double>(r.stats.nodes);
         row.wall += r.stats.wall_seconds();
         if (trace_path) {
-          std::string line = write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop));
-          trace << line << "\n";
+          trace << trace_line(r) << "\n";
         }
       }
       prog.update(hi);
@@ -662,6 +758,136 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
+
+// ---- lm: the language-model backend's tools --------------------------------------------
+
+#ifdef QSTAR_HAS_TORCH
+std::vector<std::int32_t> lm_input(const Args& a, const std::string& model) {
+  const bool text = a.has("text"), toks = a.has("tokens");
+  if (text == toks) throw UsageError("lm: give exactly one of --text \"...\" or --tokens 1,2,3");
+  if (toks) {
+    std::vector<std::int32_t> ids;
+    for (const auto& s : split_list(*a.get("tokens"))) ids.push_back(parse_int<std::int32_t>("tokens", s, 0, INT32_MAX));
+    return ids;
+  }
+  const auto tok = lm::Tokenizer::from_file(model + "/tokenizer.json");
+  return tok.encode(*a.get("text"));
+}
+
+int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
+  if (args.size() < 2) throw UsageError("lm: give a subcommand: logits, tokenize (e.g. qstar lm logits --model DIR --text \"hi\")");
+  const std::string sub = args[1];
+  Args a(args, 2, true);
+  auto model = a.get("model");
+  if (sub == "logits") {
+    a.check_known({"model", "text", "tokens", "json", "device", "dtype"}, {});
+    if (!model) throw UsageError("lm logits: --model DIR is required");
+    const auto ids = lm_input(a, *model);
+    if (ids.empty()) throw UsageError("lm logits: the input has no tokens");
+    const auto lmodel = lm::LanguageModel::load(*model, a.get("device").value_or("cpu"), a.get("dtype").value_or("float32"));
+    for (auto id : ids)
+      if (id >= lmodel.config().vocab_size)
+        throw UsageError(fmt::format("--tokens: id {} is outside the vocabulary (size {})", id, lmodel.config().vocab_size));
+    const auto rows = lmodel.logits(ids);
+    if (a.has("json")) {
+      json::Value o = json::Value::object();
+      json::Value t = json::Value::array();
+      for (auto id : ids) t.push_back(id);
+      o.set("tokens", std::move(t));
+      json::Value l = json::Value::array();
+      for (const auto& row : rows) {
+        json::Value r = json::Value::array();
+        for (float x : row) r.push_back(static_cast<double>(x));
+        l.push_back(std::move(r));
+      }
+      o.set("logits", std::move(l));
+      out << json::dump(o) << "\n";
+    } else {
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        out << fmt::format("position {} token {}:", i, ids[i]);
+        for (float x : rows[i]) out << ' ' << fmt::format("{:.6g}", x);
+        out << "\n";
+      }
+    }
+    return 0;
+  }
+  if (sub == "tokenize") {
+    a.check_known({"model", "text", "json"}, {});
+    if (!model) throw UsageError("lm tokenize: --model DIR is required");
+    auto text = a.get("text");
+    if (!text) throw UsageError("lm tokenize: --text \"...\" is required");
+    const auto tok = lm::Tokenizer::from_file(*model + "/tokenizer.json");
+    const auto ids = tok.encode(*text);
+    if (a.has("json")) {
+      json::Value o = json::Value::object();
+      json::Value t = json::Value::array(), p = json::Value::array();
+      for (auto id : ids) {
+        t.push_back(id);
+        p.push_back(tok.id_to_token(id));
+      }
+      o.set("tokens", std::move(t));
+      o.set("pieces", std::move(p));
+      o.set("decoded", tok.decode(ids));
+      out << json::dump(o) << "\n";
+    } else {
+      for (auto id : ids) out << fmt::format("{}\t{}\n", id, json::dump(json::Value(tok.id_to_token(id))));
+    }
+    return 0;
+  }
+  if (sub == "generate") {
+    a.check_known({"model", "prompt", "steps", "seed", "json", "device", "dtype", "temperature", "top-p", "top-k",
+                   "delimiter", "max-step-tokens", "kv-cache-mb", "greedy"},
+                  {});
+    if (!model) throw UsageError("lm generate: --model DIR is required");
+    auto prompt = a.get("prompt");
+    if (!prompt) throw UsageError("lm generate: --prompt \"...\" is required");
+    int steps = 1;
+    if (auto v = a.get("steps")) steps = parse_int<int>("steps", *v, 1, 1000);
+    auto params = lm_generator_params(a);
+    if (auto v = a.get("max-step-tokens")) params.max_step_tokens = parse_int<int>("max-step-tokens", *v, 1, 1 << 20);
+    auto gen = lm::LMGenerator::load(*model, params);
+    const std::uint64_t seed = get_seed(a);
+    Problem problem{"lm", *prompt, std::nullopt};
+    Tree tree;
+    NodeId cur = Tree::root();
+    json::Value out_steps = json::Value::array();
+    for (int i = 0; i < steps && !tree[cur].terminal; ++i) {
+      ExpandRequest r;
+      r.problem = &problem;
+      r.prompt = *prompt;
+      r.prefix = tree.trajectory(cur);
+      r.num_candidates = 1;
+      r.seed = derive_seed(seed, static_cast<std::uint64_t>(i));
+      r.greedy = a.has("greedy");
+      auto got = gen.expand(std::span<const ExpandRequest>(&r, 1));
+      if (got.empty() || got[0].empty()) break;
+      const Step& st = got[0][0];
+      cur = tree.add_child(cur, st);
+      if (a.has("json")) {
+        json::Value o = json::Value::object();
+        o.set("text", st.text);
+        json::Value t = json::Value::array();
+        for (auto id : st.tokens) t.push_back(id);
+        o.set("tokens", std::move(t));
+        o.set("logprob", st.logprob);
+        o.set("finish", to_string(st.finish));
+        out_steps.push_back(std::move(o));
+      } else {
+        out << fmt::format("step {} [{} tokens, logprob {:.3f}, {}]: {}\n", i + 1, st.num_tokens, st.logprob,
+                           to_string(st.finish), st.text);
+      }
+    }
+    if (a.has("json")) {
+      json::Value o = json::Value::object();
+      o.set("prompt", *prompt);
+      o.set("steps", std::move(out_steps));
+      out << json::dump(o) << "\n";
+    }
+    return 0;
+  }
+  throw UsageError(fmt::format("lm: unknown subcommand '{}' (logits, tokenize, generate)", sub));
+}
+#endif
 }  // namespace
 
 void set_progress_tty(bool tty) { g_tty = tty; }
@@ -681,6 +907,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << "qstar " << QSTAR_VERSION_STRING << "\n";
       return 0;
     }
+#ifdef QSTAR_HAS_TORCH
+    if (cmd == "lm") return cmd_lm(args, out);
+#else
+    if (cmd == "lm") throw UsageError("lm: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
+#endif
     Args a(args, 1, cmd != "bench");
     if (a.has("help")) {
       out << kUsage;
