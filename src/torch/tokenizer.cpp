@@ -424,9 +424,14 @@ struct Reader {
     if (!v.is_integer()) wrong_type(path, "an integer", v);
     return v.as_int();
   }
+  /// Largest token id accepted (0..2^24-1). Id-indexed tables are sized max id + 1, so a
+  /// sparse id costs memory (about 34 bytes per id below it): the cap keeps a hostile file
+  /// under ~0.6 GB (INT32_MAX asked for 64 GiB) and allows 60x the largest vocabularies in
+  /// use (~262k).
+  static constexpr std::int64_t kMaxTokenId = (std::int64_t{1} << 24) - 1;
   std::int32_t token_id(const Value& v, std::string_view path) const {
     const std::int64_t i = integer(v, path);
-    if (i < 0 || i > std::numeric_limits<std::int32_t>::max())
+    if (i < 0 || i > kMaxTokenId)
       fail(path, fmt::format("token id {} out of range", i));
     return static_cast<std::int32_t>(i);
   }

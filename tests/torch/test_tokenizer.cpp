@@ -822,7 +822,11 @@ TEST_CASE("tokenizer: encoding is fast and the BPE cache is bounded") {
   const double us_per_kb = us / kReps / (static_cast<double>(text.size()) / 1024.0);
   MESSAGE("encode: " << us_per_kb << " us per KB (" << n / kReps << " tokens for " << text.size()
                      << " bytes)");
+#if defined(__SANITIZE_ADDRESS__)
+  CHECK(us_per_kb < 20000.0);  // ASan + UBSan at -O1 (scripts/sanitize.sh): ~1 ms per KB
+#else
   CHECK(us_per_kb < 1000.0);  // generous: typically a few tens of microseconds
+#endif
   CHECK(t.cache_size() > 0);
   CHECK(t.cache_size() <= 20000);
   // A long run of whitespace and a long word do not blow up.

@@ -15,6 +15,7 @@
 // The answer is the best-scored terminal. Cost per iteration: B·K steps and B·K scores.
 #pragma once
 
+#include <cmath>
 #include <queue>
 #include <span>
 #include <vector>
@@ -45,7 +46,7 @@ struct BestFirstParams : CommonParams {
     if (pops_per_iteration < 1) throw InvalidArgument("pops_per_iteration must be >= 1");
     if (max_expansions < 1) throw InvalidArgument("max_expansions must be >= 1");
     if (max_node_expansions < 1) throw InvalidArgument("max_node_expansions must be >= 1");
-    if (!(lambda >= 0.0)) throw InvalidArgument("lambda must be >= 0");
+    if (!(lambda >= 0.0 && std::isfinite(lambda))) throw InvalidArgument("lambda must be finite and >= 0");
     if (g_aggregation == Aggregation::Custom)
       throw InvalidArgument("g_aggregation must be min, prod, last or mean");
     if (!(stop_threshold >= 0.0)) throw InvalidArgument("stop_threshold must be >= 0");
