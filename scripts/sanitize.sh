@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The C++ test suite under AddressSanitizer + UndefinedBehaviorSanitizer (g++): configures
 # build-asan with the `asan` CMake preset (-fsanitize=address,undefined
-# -fno-sanitize-recover=undefined, -O1), builds it and runs ctest there. Any sanitizer
-# report fails the test that triggered it.
+# -fno-sanitize-recover=undefined, -D_GLIBCXX_ASSERTIONS, -O0 -g1), builds it and runs
+# ctest there. Any sanitizer report fails the test that triggered it.
 #
 # Usage: scripts/sanitize.sh [extra cmake -D options]
 #   The default is QSTAR_WITH_TORCH=OFF: the core, tasks, search and CLI suites, the
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=${QSTAR_JOBS:-$(nproc)}
 start=$(date +%s)
-cmake --preset asan -DQSTAR_WITH_TORCH=OFF "$@" >/dev/null
+cmake --preset asan --no-warn-unused-cli -DQSTAR_WITH_TORCH=OFF "$@" >/dev/null
 cmake --build --preset asan -j "$JOBS"
 echo "[sanitize] build took $(( $(date +%s) - start )) s"
 start=$(date +%s)

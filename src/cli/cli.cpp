@@ -919,8 +919,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
     if (cmd == "solve") return cmd_solve(a, out);
     if (cmd == "bench") return cmd_bench(a, out, err);
-    err << fmt::format("qstar: error: unknown command '{}' (try 'qstar help')\n", cmd);
-    return 2;
+    throw UsageError(fmt::format("unknown command '{}' (try 'qstar help')", cmd));
   } catch (const PluginError& e) {
     err << "qstar: error: " << e.what() << "\n";
     return 1;

@@ -351,9 +351,10 @@ std::string read_text_file(const std::string& path) {
   return std::move(ss).str();
 }
 
-/// A shard name must stay inside the model folder.
+/// A shard name must stay inside the model folder. A NUL byte is rejected too: the OS would
+/// open the name cut at the NUL, a different file than the one named.
 bool safe_relative(const std::string& name) {
-  if (name.empty()) return false;
+  if (name.empty() || name.find('\0') != std::string::npos) return false;
   const std::filesystem::path p(name);
   if (p.is_absolute() || p.has_root_name() || p.has_root_directory()) return false;
   for (const auto& part : p)

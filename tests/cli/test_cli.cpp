@@ -113,6 +113,7 @@ TEST_CASE("bad input prints one line naming the problem and exits 2") {
   const std::vector<Case> cases = {
       {{}, "no command"},
       {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"frob\nnicate"}, "unknown command 'frob nicate'"},  // fuzz_cli: stays one line
       {{"solve", "4 5 6 10", "--frob", "1"}, "unknown flag --frob"},
       {{"solve", "4 5 x 10"}, "'x' is not a number"},
       {{"solve", "4 5 6"}, "4 5 6"},

@@ -3,10 +3,15 @@
 // (tests/fuzz/corpus/<target>/regress_*), which scripts/fuzz.sh replays.
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <fstream>
 #include <string>
+#include <vector>
 
 #include "qstar/error.hpp"
+#include "qstar/torch/safetensors.hpp"
 #include "qstar/torch/tokenizer.hpp"
+#include "tiny_model.hpp"
 
 using qstar::lm::Tokenizer;
 
@@ -43,4 +48,29 @@ TEST_CASE("fuzz regression: a token id near INT32_MAX is rejected, not allocated
   const Tokenizer t = Tokenizer::from_json(R"({"model":{"type":"WordLevel","vocab":{"a":0,"b":65535},"unk_token":"a"}})");
   CHECK(t.vocab_size() == 65536);
   CHECK(t.encode("b") == std::vector<std::int32_t>{65535});
+}
+
+TEST_CASE("fuzz regression: a shard name with a NUL byte is rejected (model.safetensors.index.json)") {
+  // Found by fuzz_safetensors' oracle: "shard.safetensors\u0000junk" passed the folder check
+  // and the OS opened "shard.safetensors" (the name cut at the NUL), a file the index does
+  // not name.
+  tiny::TempDir dir;
+  std::vector<std::byte> one(4);
+  const float x = 1.0f;
+  std::memcpy(one.data(), &x, 4);
+  const std::vector<qstar::lm::TensorToWrite> ts = {{"a", qstar::lm::DType::F32, {1}, one}};
+  qstar::lm::write_safetensors(dir.file("shard.safetensors"), ts);
+  auto open_with = [&](const std::string& index) -> std::string {
+    std::ofstream(dir.file("model.safetensors.index.json"), std::ios::binary | std::ios::trunc) << index;
+    try {
+      (void)qstar::lm::WeightStore::open_dir(dir.str());
+    } catch (const qstar::Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  CHECK(open_with(R"({"weight_map":{"a":"shard.safetensors"}})") == "no error");
+  const std::string err = open_with(R"({"weight_map":{"a":"shard.safetensors\u0000junk"}})");
+  CHECK(err.find("is not a file name inside the model folder") != std::string::npos);
+  CHECK(open_with(R"({"weight_map":{"a":"..\u0000"}})").find("is not a file name inside") != std::string::npos);
 }
