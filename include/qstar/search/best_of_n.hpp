@@ -11,6 +11,7 @@
 // Cost per iteration: one step per unfinished chain, one score per new step.
 #pragma once
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -64,8 +65,14 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
   detail::Engine<T, G, V> eng(problems, task, gen, ver, params, seed);
   const std::size_t P = problems.size();
   const auto N = static_cast<std::size_t>(params.n);
-  std::vector<std::vector<NodeId>> tip(P, std::vector<NodeId>(N, Tree::root()));
-  std::vector<std::vector<char>> done(P, std::vector<char>(N, 0));
+  // Chains that can ever get a node: the engine grants node requests in order and stops a
+  // problem at the first it cannot grant, so under a node cap only the first max_nodes - 1
+  // chains (the root takes one node) are ever extended. The others stay empty: keeping state
+  // for them would cost O(N) memory and time whatever the cap (N = 10^7 took ~2 GB).
+  const std::size_t Nc =
+      params.budget.max_nodes > 0 ? std::min(N, static_cast<std::size_t>(params.budget.max_nodes - 1)) : N;
+  std::vector<std::vector<NodeId>> tip(P, std::vector<NodeId>(Nc, Tree::root()));
+  std::vector<std::vector<char>> done(P, std::vector<char>(Nc, 0));
   std::vector<detail::Expansion> wanted;
   std::vector<std::pair<std::size_t, std::size_t>> who;  // (problem, chain) per expansion
   std::vector<detail::Ref> fresh, ended;
@@ -77,7 +84,7 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
     who.clear();
     for (std::size_t i = 0; i < P; ++i) {
       if (!eng.active(i)) continue;
-      for (std::size_t j = 0; j < N; ++j)
+      for (std::size_t j = 0; j < Nc; ++j)
         if (!done[i][j]) {
           wanted.push_back({i, tip[i][j], 1, false, false});
           who.emplace_back(i, j);
@@ -118,10 +125,12 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
   results.reserve(P);
   for (std::size_t i = 0; i < P; ++i) {
     const Tree& t = eng.tree(i);
-    // One entry per chain, in chain order (the tie-break index of the vote).
+    // One entry per chain, in chain order (the tie-break index of the vote). Chains Nc..N-1
+    // never got a node: they hold no candidate and take no part in any vote, so they are
+    // left out here and in the curve (a point with n > Nc votes over the same Nc chains).
     std::vector<Candidate> chains;
-    chains.reserve(N);
-    for (std::size_t j = 0; j < N; ++j) {
+    chains.reserve(Nc);
+    for (std::size_t j = 0; j < Nc; ++j) {
       const NodeId leaf = tip[i][j];
       const Node& n = t[leaf];
       const bool usable = leaf != Tree::root() && n.terminal && !n.pruned &&
@@ -147,7 +156,7 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
         }
       };
       for (std::size_t n = 1;; n = n * 2 > N && n < N ? N : n * 2) {
-        const std::span<const Candidate> first(chains.data(), n);
+        const std::span<const Candidate> first(chains.data(), std::min(n, Nc));
         CurvePoint pt;
         pt.n = static_cast<int>(n);
         auto pick = [&](Voting rule) -> std::optional<std::string> {

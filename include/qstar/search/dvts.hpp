@@ -38,7 +38,14 @@ std::vector<SearchResult> dvts(std::span<const Problem> problems, const T& task,
   params.validate();
   detail::Engine<T, G, V> eng(problems, task, gen, ver, params, seed);
   const std::size_t P = problems.size();
-  const auto S = static_cast<std::size_t>(params.n / params.width);
+  // Subtrees that can ever get a node: the engine grants node requests in order and stops a
+  // problem at the first it cannot grant, so under a node cap only the first
+  // ceil((max_nodes - 1) / M) subtrees are ever extended. State for the others would cost
+  // O(N) memory and time whatever the cap.
+  const auto M = static_cast<std::size_t>(params.width);
+  std::size_t S = static_cast<std::size_t>(params.n) / M;
+  if (params.budget.max_nodes > 0)
+    S = std::min(S, (static_cast<std::size_t>(params.budget.max_nodes - 1) + M - 1) / M);
   std::vector<std::vector<NodeId>> tip(P, std::vector<NodeId>(S, Tree::root()));
   std::vector<std::vector<char>> done(P, std::vector<char>(S, 0));
   std::vector<std::vector<std::vector<NodeId>>> last(P, std::vector<std::vector<NodeId>>(S));
