@@ -53,6 +53,7 @@
 #include "qstar/search/beam.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/safetensors.hpp"
+#include "tiny_model.hpp"  // tests/torch: the random-weight model writer the tests use
 #include "torch/llama.hpp"
 
 namespace fs = std::filesystem;
@@ -142,97 +143,36 @@ std::vector<std::string> vocab() {
   return v;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"')
-      o += "\\\"";
-    else if (c == '\\')
-      o += "\\\\";
-    else if (c == '\n')
-      o += "\\n";
-    else
-      o += c;
-  }
-  return o;
-}
+using tiny::json_escape;
 
 // Random Llama weights; "\n" gets a logit bias of about `nl_bias` nats through a shared
 // embedding component on hidden dim 0 that lm_head's dim-0 column reads.
 void write_model(const std::string& dir, int hidden, int layers, float nl_bias) {
   const auto voc = vocab();
-  const auto V = static_cast<std::int64_t>(voc.size());
-  const std::int64_t D = hidden, I = 3 * hidden, H = 4, KV = 2, hd = D / H;
-  struct T {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    char kind;
-  };
-  std::vector<T> ts;
-  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
-  for (int i = 0; i < layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'o'});
-    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'o'});
-  }
-  ts.push_back({"model.norm.weight", {D}, 'n'});
-  ts.push_back({"lm_head.weight", {V, D}, 'h'});
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::vector<float>> data;
-  std::vector<TensorToWrite> out;
-  data.reserve(ts.size());
-  for (const auto& t : ts) {
-    std::int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    std::vector<float> v(static_cast<std::size_t>(n));
-    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const float z = normal(rng);
-      const bool dim0 = i % static_cast<std::size_t>(D) == 0;
-      switch (t.kind) {
-        case 'e':
-          v[i] = dim0 ? 3.0f : z;
-          break;
-        case 'w':
-          v[i] = z / std::sqrt(fan_in);
-          break;
-        case 'o':
-          v[i] = 0.5f * z / std::sqrt(fan_in);
-          break;
-        case 'n':
-          v[i] = 1.0f + 0.1f * z;
-          break;
-        case 'h':
-          v[i] = dim0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
-          break;
-        default:
-          v[i] = z;
-      }
-    }
-    if (t.kind == 'h') v[static_cast<std::size_t>(2 * D)] = nl_bias;  // "\n" is id 2
-    data.push_back(std::move(v));
-    const auto& d = data.back();
-    out.push_back({t.name, DType::F32, t.shape,
-                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
-                                              d.size() * sizeof(float))});
-  }
-  write_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
-  std::ostringstream c;
-  c << "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": "
-    << V << ", \"hidden_size\": " << D << ", \"intermediate_size\": " << I
-    << ", \"num_hidden_layers\": " << layers << ", \"num_attention_heads\": " << H
-    << ", \"num_key_value_heads\": " << KV
-    << ", \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, \"max_position_embeddings\": 4096,"
-       " \"hidden_act\": \"silu\", \"tie_word_embeddings\": false, \"torch_dtype\": \"float32\"}";
-  std::ofstream(dir + "/config.json") << c.str();
+  tiny::Layout l;
+  l.hidden = hidden;
+  l.inter = 3 * hidden;
+  l.layers = layers;
+  l.heads = 4;
+  l.kv = 2;
+  l.vocab = static_cast<int>(voc.size());
+  const auto D = static_cast<std::size_t>(hidden);
+  tiny::write_weights(
+      dir + "/model.safetensors", tiny::tensor_layout(l), 7,
+      [D](const tiny::TensorSpec& t, std::size_t i, float z, float fan_in) {
+        switch (t.kind) {
+          case 'e': return i % D == 0 ? 3.0f : z;
+          case 'w': return z / std::sqrt(fan_in);
+          case 'o': return 0.5f * z / std::sqrt(fan_in);
+          case 'n': return 1.0f + 0.1f * z;
+          case 'h': return i % D == 0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
+          default: return z;
+        }
+      },
+      [&](const tiny::TensorSpec& t, std::vector<float>& v) {
+        if (t.kind == 'h') v[2 * D] = nl_bias;  // "\n" is id 2
+      });
+  std::ofstream(dir + "/config.json") << "{" << tiny::config_fields("LlamaForCausalLM", "llama", l, 10000.0, 4096) << "}";
   std::ostringstream t;
   t << "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 1, \"content\": \"</s>\", "
        "\"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, "

@@ -28,6 +28,7 @@
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/torch/safetensors.hpp"
+#include "tiny_model.hpp"
 
 // doctest goes AFTER the torch headers (glog's CHECK; see test_model.cpp).
 #include <doctest/doctest.h>
@@ -42,47 +43,9 @@ namespace {
 
 static_assert(Generator<LMGenerator>);
 
-class GenDir {
- public:
-  GenDir() {
-    static int counter = 0;
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("qstar_lmgen_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-             std::to_string(rd() % 100000));
-    fs::create_directories(path_);
-  }
-  ~GenDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  GenDir(const GenDir&) = delete;
-  GenDir& operator=(const GenDir&) = delete;
-  std::string str() const { return path_.string(); }
+using GenDir = tiny::TempDir;
 
- private:
-  fs::path path_;
-};
-
-std::string json_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      default:
-        o += c;
-    }
-  }
-  return o;
-}
+using tiny::json_escape;
 
 // The character vocabulary: <unk>, </s> (EOS), every character below, and one
 // two-character token ".\n" (never produced by encode, but the model can sample it).
@@ -109,80 +72,31 @@ struct ModelSpec {
 
 void write_gen_model(const std::string& dir, const ModelSpec& s) {
   const auto voc = vocab();
-  const auto V = static_cast<std::int64_t>(voc.size());
-  const std::int64_t D = s.hidden, I = s.inter, H = s.heads, KV = s.kv, hd = D / H;
-  struct T {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    char kind;
-  };
-  std::vector<T> ts;
-  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
-  for (int i = 0; i < s.layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'o'});
-    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'o'});
-  }
-  ts.push_back({"model.norm.weight", {D}, 'n'});
-  ts.push_back({"lm_head.weight", {V, D}, 'h'});
-
-  std::mt19937 rng(s.seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::vector<float>> data;
-  std::vector<TensorToWrite> out;
-  data.reserve(ts.size());
-  for (const auto& t : ts) {
-    std::int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    std::vector<float> v(static_cast<std::size_t>(n));
-    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
-    for (std::size_t i = 0; i < v.size(); ++i) {
-      const float z = normal(rng);
-      switch (t.kind) {
-        case 'e':
-          v[i] = (i % static_cast<std::size_t>(D) == 0) ? 3.0f : z;
-          break;
-        case 'w':
-          v[i] = z / std::sqrt(fan_in);
-          break;
-        case 'o':
-          v[i] = 0.5f * z / std::sqrt(fan_in);
-          break;  // keep the dim-0 signal
-        case 'n':
-          v[i] = 1.0f + 0.1f * z;
-          break;
-        case 'h':
-          v[i] = (i % static_cast<std::size_t>(D) == 0) ? 0.0f : 1.5f * z / std::sqrt(fan_in);
-          break;
-        default:
-          v[i] = z;
-      }
-    }
-    if (t.kind == 'h')
-      for (const auto& [tok, b] : s.bias) v[static_cast<std::size_t>(id_of(tok) * D)] = b;
-    data.push_back(std::move(v));
-    const auto& d = data.back();
-    out.push_back({t.name, DType::F32, t.shape,
-                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
-                                              d.size() * sizeof(float))});
-  }
-  write_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
-
-  std::ostringstream c;
-  c << "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"vocab_size\": "
-    << V << ", \"hidden_size\": " << D << ", \"intermediate_size\": " << I
-    << ", \"num_hidden_layers\": " << s.layers << ", \"num_attention_heads\": " << H
-    << ", \"num_key_value_heads\": " << KV
-    << ", \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, \"max_position_embeddings\": 1024,"
-       " \"hidden_act\": \"silu\", \"tie_word_embeddings\": false, \"torch_dtype\": \"float32\"}";
-  std::ofstream(dir + "/config.json") << c.str();
+  tiny::Layout l;
+  l.hidden = s.hidden;
+  l.inter = s.inter;
+  l.layers = s.layers;
+  l.heads = s.heads;
+  l.kv = s.kv;
+  l.vocab = static_cast<int>(voc.size());
+  const auto D = static_cast<std::size_t>(s.hidden);
+  tiny::write_weights(
+      dir + "/model.safetensors", tiny::tensor_layout(l), s.seed,
+      [D](const tiny::TensorSpec& t, std::size_t i, float z, float fan_in) {
+        switch (t.kind) {
+          case 'e': return i % D == 0 ? 3.0f : z;
+          case 'w': return z / std::sqrt(fan_in);
+          case 'o': return 0.5f * z / std::sqrt(fan_in);  // keep the dim-0 signal
+          case 'n': return 1.0f + 0.1f * z;
+          case 'h': return i % D == 0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
+          default: return z;
+        }
+      },
+      [&](const tiny::TensorSpec& t, std::vector<float>& v) {
+        if (t.kind == 'h')
+          for (const auto& [tok, b] : s.bias) v[static_cast<std::size_t>(id_of(tok)) * D] = b;
+      });
+  std::ofstream(dir + "/config.json") << "{" << tiny::config_fields("LlamaForCausalLM", "llama", l, 10000.0, 1024) << "}";
 
   std::ostringstream t;
   t << "{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": ["

@@ -22,6 +22,7 @@
 #include "qstar/error.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/torch/safetensors.hpp"
+#include "tiny_model.hpp"
 #include "torch/llama.hpp"
 
 // doctest goes AFTER the torch headers: Debian's LibTorch is built with glog, whose
@@ -45,28 +46,7 @@ namespace {
 
 constexpr double kTol = 1e-5;
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("qstar_model_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
-             std::to_string(rd() % 100000));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str() const { return path_.string(); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using tiny::TempDir;
 
 struct Spec {
   std::string arch = "LlamaForCausalLM";
@@ -99,107 +79,42 @@ bool is_tc(const Spec& s) { return s.num_labels > 0; }
 
 // Writes config.json and model.safetensors with random float32 weights.
 void write_model(const std::string& dir, const Spec& s, unsigned seed) {
-  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, hd = s.hidden / s.heads;
-  const std::int64_t H = s.heads, KV = s.kv;
-  struct T {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    char kind;  // e embedding, w weight, n norm, b bias
-  };
-  std::vector<T> ts;
-  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
-  const bool qkv_bias = is_qwen2(s) || s.attention_bias;
-  const bool o_bias = !is_qwen2(s) && s.attention_bias;
-  const bool mlp_bias = !is_qwen2(s) && s.mlp_bias;
-  for (int i = 0; i < s.layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
-    if (qkv_bias) {
-      ts.push_back({p + "self_attn.q_proj.bias", {H * hd}, 'b'});
-      ts.push_back({p + "self_attn.k_proj.bias", {KV * hd}, 'b'});
-      ts.push_back({p + "self_attn.v_proj.bias", {KV * hd}, 'b'});
-    }
-    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'w'});
-    if (o_bias) ts.push_back({p + "self_attn.o_proj.bias", {D}, 'b'});
-    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'w'});
-    if (mlp_bias) {
-      ts.push_back({p + "mlp.gate_proj.bias", {I}, 'b'});
-      ts.push_back({p + "mlp.up_proj.bias", {I}, 'b'});
-      ts.push_back({p + "mlp.down_proj.bias", {D}, 'b'});
-    }
-  }
-  ts.push_back({"model.norm.weight", {D}, 'n'});
-  if (is_tc(s)) {
-    ts.push_back({"score.weight", {s.num_labels, D}, 'w'});
-    if (s.score_bias) ts.push_back({"score.bias", {s.num_labels}, 'b'});
-  } else if (!s.tie && s.write_head) {
-    ts.push_back({"lm_head.weight", {V, D}, 'w'});
-  }
-
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::vector<float>> data;
-  std::vector<TensorToWrite> out;
-  for (auto& t : ts) {
+  tiny::Layout l;
+  l.hidden = s.hidden;
+  l.inter = s.inter;
+  l.layers = s.layers;
+  l.heads = s.heads;
+  l.kv = s.kv;
+  l.vocab = s.vocab;
+  l.num_labels = s.num_labels;
+  l.tie = s.tie;
+  l.write_head = s.write_head;
+  l.qkv_bias = is_qwen2(s) || s.attention_bias;
+  l.o_bias = !is_qwen2(s) && s.attention_bias;
+  l.mlp_bias = !is_qwen2(s) && s.mlp_bias;
+  l.score_bias = s.score_bias;
+  std::vector<tiny::TensorSpec> ts;
+  for (auto t : tiny::tensor_layout(l)) {
     if (std::find(s.drop.begin(), s.drop.end(), t.name) != s.drop.end()) continue;
     if (auto it = s.shape.find(t.name); it != s.shape.end()) t.shape = it->second;
-    std::int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    std::vector<float> v(static_cast<std::size_t>(n));
-    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
-    for (auto& x : v) {
-      const float z = normal(rng);
-      switch (t.kind) {
-        case 'e':
-          x = z;
-          break;
-        case 'w':
-          x = z / std::sqrt(fan_in);
-          break;
-        case 'n':
-          x = 1.0f + 0.2f * z;
-          break;
-        default:
-          x = 0.2f * z;
-          break;
-      }
-    }
-    data.push_back(std::move(v));
-    const auto& d = data.back();
-    out.push_back({t.name, DType::F32, t.shape,
-                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
-                                              d.size() * sizeof(float))});
+    ts.push_back(std::move(t));
   }
-  write_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
-
+  tiny::write_weights(dir + "/model.safetensors", ts, seed,
+                      [](const tiny::TensorSpec& t, std::size_t, float z, float fan_in) {
+                        switch (t.kind) {
+                          case 'e': return z;
+                          case 'n': return 1.0f + 0.2f * z;
+                          case 'b': return 0.2f * z;
+                          default: return z / std::sqrt(fan_in);
+                        }
+                      });
   std::ostringstream c;
-  c.precision(17);
-  c << "{\n  \"architectures\": [\"" << s.arch << "\"],\n  \"model_type\": \"" << s.model_type
-    << "\",\n  \"vocab_size\": " << V << ",\n  \"hidden_size\": " << D
-    << ",\n  \"intermediate_size\": " << I << ",\n  \"num_hidden_layers\": " << s.layers
-    << ",\n  \"num_attention_heads\": " << H << ",\n  \"num_key_value_heads\": " << KV
-    << ",\n  \"rms_norm_eps\": 1e-06,\n  \"rope_theta\": " << s.theta
-    << ",\n  \"max_position_embeddings\": 256,\n  \"hidden_act\": \"silu\""
-    << ",\n  \"tie_word_embeddings\": " << (s.tie ? "true" : "false")
-    << ",\n  \"torch_dtype\": \"float32\"";
-  if (!is_qwen2(s)) {
-    c << ",\n  \"attention_bias\": " << (s.attention_bias ? "true" : "false")
-      << ",\n  \"mlp_bias\": " << (s.mlp_bias ? "true" : "false");
-  }
-  if (is_tc(s)) {
-    c << ",\n  \"id2label\": {";
-    for (int i = 0; i < s.num_labels; ++i)
-      c << (i ? ", " : "") << "\"" << i << "\": \"LABEL_" << i << "\"";
-    c << "}";
-  }
-  if (!s.extra_json.empty()) c << ",\n  " << s.extra_json;
-  c << "\n}\n";
+  c << "{" << tiny::config_fields(s.arch, s.model_type, l, s.theta, 256);
+  if (!is_qwen2(s))
+    c << ", \"attention_bias\": " << (s.attention_bias ? "true" : "false")
+      << ", \"mlp_bias\": " << (s.mlp_bias ? "true" : "false");
+  if (!s.extra_json.empty()) c << ", " << s.extra_json;
+  c << "}\n";
   std::ofstream(dir + "/config.json") << c.str();
 }
 

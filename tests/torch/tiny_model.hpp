@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -83,6 +84,121 @@ inline void write_tokenizer(const std::string& path, bool with_ki = true) {
   std::ofstream(path) << t.str();
 }
 
+/// The tensors of a Llama / Qwen2 folder, by name, shape and kind, in the order the test
+/// writers draw their random values (so a writer's weights depend only on its seed).
+struct Layout {
+  int hidden = 32, inter = 64, layers = 2, heads = 4, kv = 2, vocab = 64;
+  int num_labels = 0;            // > 0: token classification (score.weight)
+  bool tie = false;              // causal LM: no lm_head.weight
+  bool write_head = true;        // causal LM, untied: write lm_head.weight
+  bool qkv_bias = false;         // q/k/v_proj.bias (Qwen2, or Llama attention_bias)
+  bool o_bias = false;           // o_proj.bias (Llama attention_bias)
+  bool mlp_bias = false;         // gate/up/down_proj.bias (Llama mlp_bias)
+  bool score_bias = false;       // score.bias
+};
+
+/// Kinds: 'e' embedding, 'n' norm, 'w' q/k/v/gate/up weight, 'o' o_proj/down_proj weight,
+/// 'b' bias, 'h' lm_head, 's' score.
+struct TensorSpec {
+  std::string name;
+  std::vector<std::int64_t> shape;
+  char kind;
+};
+
+inline std::vector<TensorSpec> tensor_layout(const Layout& s) {
+  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, H = s.heads, KV = s.kv, hd = D / H;
+  std::vector<TensorSpec> ts;
+  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
+  for (int i = 0; i < s.layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
+    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
+    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
+    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
+    if (s.qkv_bias) {
+      ts.push_back({p + "self_attn.q_proj.bias", {H * hd}, 'b'});
+      ts.push_back({p + "self_attn.k_proj.bias", {KV * hd}, 'b'});
+      ts.push_back({p + "self_attn.v_proj.bias", {KV * hd}, 'b'});
+    }
+    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'o'});
+    if (s.o_bias) ts.push_back({p + "self_attn.o_proj.bias", {D}, 'b'});
+    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
+    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
+    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
+    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'o'});
+    if (s.mlp_bias) {
+      ts.push_back({p + "mlp.gate_proj.bias", {I}, 'b'});
+      ts.push_back({p + "mlp.up_proj.bias", {I}, 'b'});
+      ts.push_back({p + "mlp.down_proj.bias", {D}, 'b'});
+    }
+  }
+  ts.push_back({"model.norm.weight", {D}, 'n'});
+  if (s.num_labels > 0) {
+    ts.push_back({"score.weight", {s.num_labels, D}, 's'});
+    if (s.score_bias) ts.push_back({"score.bias", {s.num_labels}, 'b'});
+  } else if (!s.tie && s.write_head) {
+    ts.push_back({"lm_head.weight", {V, D}, 'h'});
+  }
+  return ts;
+}
+
+/// A tensor's value from one standard-normal draw z: fill(tensor, element index, z, fan_in).
+using Fill = std::function<float(const TensorSpec&, std::size_t, float, float)>;
+
+/// Writes `path` (a .safetensors file): each tensor of `ts` in order, every element one
+/// draw of a std::mt19937(seed) standard normal mapped through `fill`, then `post` (if set)
+/// may edit a tensor's values.
+inline void write_weights(const std::string& path, const std::vector<TensorSpec>& ts, unsigned seed,
+                          const Fill& fill,
+                          const std::function<void(const TensorSpec&, std::vector<float>&)>& post = {}) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<float>> data;
+  data.reserve(ts.size());
+  std::vector<TensorToWrite> out;
+  for (const auto& t : ts) {
+    std::int64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    std::vector<float> v(static_cast<std::size_t>(n));
+    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = fill(t, i, normal(rng), fan_in);
+    if (post) post(t, v);
+    data.push_back(std::move(v));
+    const auto& d = data.back();
+    out.push_back({t.name, DType::F32, t.shape,
+                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
+                                              d.size() * sizeof(float))});
+  }
+  write_safetensors(path, out, {{"format", "pt"}});
+}
+
+/// The config.json fields every writer shares (no braces): architectures, model_type, the
+/// sizes, rms_norm_eps 1e-6, hidden_act silu, tie_word_embeddings, torch_dtype float32, and
+/// id2label when num_labels > 0.
+inline std::string config_fields(const std::string& arch, const std::string& model_type,
+                                 const Layout& s, double rope_theta, int max_positions) {
+  std::ostringstream c;
+  c.precision(17);
+  c << "\"architectures\": [\"" << arch << "\"], \"model_type\": \"" << model_type
+    << "\", \"vocab_size\": " << s.vocab << ", \"hidden_size\": " << s.hidden
+    << ", \"intermediate_size\": " << s.inter << ", \"num_hidden_layers\": " << s.layers
+    << ", \"num_attention_heads\": " << s.heads << ", \"num_key_value_heads\": " << s.kv
+    << ", \"rms_norm_eps\": 1e-06, \"rope_theta\": ";
+  if (rope_theta == std::floor(rope_theta) && std::fabs(rope_theta) < 1e15)
+    c << static_cast<long long>(rope_theta) << ".0";  // "10000.0", as transformers writes it
+  else
+    c << rope_theta;
+  c << ", \"max_position_embeddings\": " << max_positions
+    << ", \"hidden_act\": \"silu\", \"tie_word_embeddings\": " << (s.tie ? "true" : "false")
+    << ", \"torch_dtype\": \"float32\"";
+  if (s.num_labels > 0) {
+    c << ", \"id2label\": {";
+    for (int i = 0; i < s.num_labels; ++i) c << (i ? ", " : "") << "\"" << i << "\": \"LABEL_" << i << "\"";
+    c << "}";
+  }
+  return c.str();
+}
+
 struct Spec {
   std::string arch = "LlamaForCausalLM";
   std::string model_type = "llama";
@@ -109,78 +225,26 @@ inline Spec token_class(const std::string& family, int labels) {
 
 // config.json + model.safetensors (random float32 weights) + tokenizer.json.
 inline void write_model(const std::string& dir, const Spec& s, unsigned seed, bool tokenizer = true) {
-  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, hd = s.hidden / s.heads;
-  const std::int64_t H = s.heads, KV = s.kv;
-  const bool qwen2 = s.model_type == "qwen2";
-  struct T {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    char kind;
-  };
-  std::vector<T> ts;
-  ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
-  for (int i = 0; i < s.layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    ts.push_back({p + "input_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "self_attn.q_proj.weight", {H * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.k_proj.weight", {KV * hd, D}, 'w'});
-    ts.push_back({p + "self_attn.v_proj.weight", {KV * hd, D}, 'w'});
-    if (qwen2) {
-      ts.push_back({p + "self_attn.q_proj.bias", {H * hd}, 'b'});
-      ts.push_back({p + "self_attn.k_proj.bias", {KV * hd}, 'b'});
-      ts.push_back({p + "self_attn.v_proj.bias", {KV * hd}, 'b'});
-    }
-    ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'w'});
-    ts.push_back({p + "post_attention_layernorm.weight", {D}, 'n'});
-    ts.push_back({p + "mlp.gate_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.up_proj.weight", {I, D}, 'w'});
-    ts.push_back({p + "mlp.down_proj.weight", {D, I}, 'w'});
-  }
-  ts.push_back({"model.norm.weight", {D}, 'n'});
-  if (s.num_labels > 0) {
-    ts.push_back({"score.weight", {s.num_labels, D}, 'w'});
-  } else if (!s.tie) {
-    ts.push_back({"lm_head.weight", {V, D}, 'w'});
-  }
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<std::vector<float>> data;
-  data.reserve(ts.size());
-  std::vector<TensorToWrite> out;
-  for (const auto& t : ts) {
-    std::int64_t n = 1;
-    for (auto d : t.shape) n *= d;
-    std::vector<float> v(static_cast<std::size_t>(n));
-    const float fan_in = t.shape.size() == 2 ? static_cast<float>(t.shape[1]) : 1.0f;
-    for (auto& x : v) {
-      const float z = normal(rng);
-      x = t.kind == 'e' ? z : t.kind == 'w' ? 2.0f * z / std::sqrt(fan_in)
-                          : t.kind == 'n'   ? 1.0f + 0.2f * z
-                                            : 0.2f * z;
-    }
-    data.push_back(std::move(v));
-    const auto& d = data.back();
-    out.push_back({t.name, DType::F32, t.shape,
-                   std::span<const std::byte>(reinterpret_cast<const std::byte*>(d.data()),
-                                              d.size() * sizeof(float))});
-  }
-  write_safetensors(dir + "/model.safetensors", out, {{"format", "pt"}});
-  std::ostringstream c;
-  c << "{\"architectures\": [\"" << s.arch << "\"], \"model_type\": \"" << s.model_type
-    << "\", \"vocab_size\": " << V << ", \"hidden_size\": " << D
-    << ", \"intermediate_size\": " << I << ", \"num_hidden_layers\": " << s.layers
-    << ", \"num_attention_heads\": " << H << ", \"num_key_value_heads\": " << KV
-    << ", \"rms_norm_eps\": 1e-06, \"rope_theta\": 10000.0, \"max_position_embeddings\": 512,"
-       " \"hidden_act\": \"silu\", \"tie_word_embeddings\": "
-    << (s.tie ? "true" : "false") << ", \"torch_dtype\": \"float32\"";
-  if (s.num_labels > 0) {
-    c << ", \"id2label\": {";
-    for (int i = 0; i < s.num_labels; ++i)
-      c << (i ? ", " : "") << "\"" << i << "\": \"LABEL_" << i << "\"";
-    c << "}";
-  }
-  c << "}\n";
-  std::ofstream(dir + "/config.json") << c.str();
+  Layout l;
+  l.hidden = s.hidden;
+  l.inter = s.inter;
+  l.layers = s.layers;
+  l.heads = s.heads;
+  l.kv = s.kv;
+  l.vocab = s.vocab;
+  l.num_labels = s.num_labels;
+  l.tie = s.tie;
+  l.qkv_bias = s.model_type == "qwen2";
+  write_weights(dir + "/model.safetensors", tensor_layout(l), seed,
+                [](const TensorSpec& t, std::size_t, float z, float fan_in) {
+                  switch (t.kind) {
+                    case 'e': return z;
+                    case 'n': return 1.0f + 0.2f * z;
+                    case 'b': return 0.2f * z;
+                    default: return 2.0f * z / std::sqrt(fan_in);
+                  }
+                });
+  std::ofstream(dir + "/config.json") << "{" << config_fields(s.arch, s.model_type, l, 10000.0, 512) << "}\n";
   if (tokenizer) write_tokenizer(dir + "/tokenizer.json");
 }
 
