@@ -1,0 +1,640 @@
+// Plug-ins across the boundary: Python objects with expand(batch) / score(batch) /
+// score_outcomes(batch) as C++ plug-ins (one Python call per core call, with the whole batch
+// as a list of request objects), and the built-in C++ plug-ins as Python objects
+// (qstar.game24.*, qstar.testing.*).
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common.hpp"
+#include "qstar/core/rng.hpp"
+#include "qstar/core/tree.hpp"
+#include "qstar/tasks/game24.hpp"
+
+#ifndef QSTAR_DEFAULT_DATA
+#define QSTAR_DEFAULT_DATA ""
+#endif
+
+namespace qstar::python {
+
+namespace {
+
+using namespace pybind11::literals;
+
+// ---- request objects -----------------------------------------------------------------------
+
+/// The requests of one plug-in call. Request objects refer to it; it is invalidated when the
+/// call returns (the trajectories it points into may change afterwards).
+template <class R>
+struct BatchView {
+  std::span<const R> requests;
+  bool valid = true;
+};
+
+template <class R>
+struct RequestRef {
+  std::shared_ptr<BatchView<R>> batch;
+  std::size_t index = 0;
+  const R& get() const {
+    if (!batch->valid)
+      throw Error(
+          "request: used after the plug-in call that received it returned; copy the fields you need during the "
+          "call");
+    return batch->requests[index];
+  }
+};
+
+/// Marks a batch invalid when the plug-in call ends (normally or by an exception).
+template <class R>
+struct Invalidate {
+  BatchView<R>* b;
+  ~Invalidate() { b->valid = false; }
+};
+
+std::vector<std::string> step_texts(const TrajectoryView& t) {
+  std::vector<std::string> out;
+  out.reserve(t.size());
+  for (std::size_t i = 0; i < t.size(); ++i) out.emplace_back(t.text(i));
+  return out;
+}
+std::vector<std::vector<TokenId>> step_tokens(const TrajectoryView& t) {
+  std::vector<std::vector<TokenId>> out;
+  out.reserve(t.size());
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const auto s = t.tokens(i);
+    out.emplace_back(s.begin(), s.end());
+  }
+  return out;
+}
+std::string context_of(std::string_view prompt, const TrajectoryView& t, const std::string& delimiter) {
+  std::string s(prompt);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    s.append(t.text(i));
+    s.append(delimiter);
+  }
+  return s;
+}
+
+template <class R, class C>
+void bind_common_request_fields(C& c) {
+  c.def_property_readonly("problem_index", [](const RequestRef<R>& r) { return r.get().problem_index; },
+                          "Index of the problem in the searched list.")
+      .def_property_readonly("problem", [](const RequestRef<R>& r) { return *r.get().problem; })
+      .def_property_readonly("prompt", [](const RequestRef<R>& r) { return std::string(r.get().prompt); },
+                             "The task's prompt for the problem (Game of 24: the ToT-style instruction + input).");
+}
+
+template <class R>
+py::list make_request_list(const std::shared_ptr<BatchView<R>>& b) {
+  const std::size_t n = b->requests.size();
+  py::list l(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    PyObject* o = py::cast(RequestRef<R>{b, i}).release().ptr();
+    PyList_SET_ITEM(l.ptr(), static_cast<Py_ssize_t>(i), o);
+  }
+  return l;
+}
+
+// ---- result conversion ---------------------------------------------------------------------
+
+std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
+
+/// A list/tuple/other sequence (not str/bytes) as a fast sequence; PluginError otherwise.
+py::object as_sequence(py::handle h, const std::string& who, const std::string& what) {
+  if (PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()) || !PySequence_Check(h.ptr()))
+    throw PluginError(fmt::format("{}: {} is a {}, expected a list", who, what, type_name(h)));
+  PyObject* f = PySequence_Fast(h.ptr(), "expected a sequence");
+  if (f == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(f);
+}
+
+Step to_step(py::handle h, const std::string& who, std::size_t i, std::size_t j) {
+  if (PyUnicode_Check(h.ptr())) {
+    Py_ssize_t size = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(h.ptr(), &size);
+    if (s == nullptr) throw py::error_already_set();
+    Step st;
+    st.text.assign(s, static_cast<std::size_t>(size));
+    st.num_tokens = static_cast<std::int32_t>(PyUnicode_GET_LENGTH(h.ptr()));
+    return st;
+  }
+  if (py::isinstance<Step>(h)) return h.cast<const Step&>();
+  throw PluginError(fmt::format("{}: expand() result [{}][{}] is a {}, expected a str or a qstar.Step", who, i, j,
+                                type_name(h)));
+}
+
+double to_score(py::handle h, const std::string& who, const std::string& what) {
+  if (PyFloat_Check(h.ptr())) return PyFloat_AS_DOUBLE(h.ptr());
+  if (!PyBool_Check(h.ptr()) && PyNumber_Check(h.ptr()) && !PySequence_Check(h.ptr())) {
+    const double d = PyFloat_AsDouble(h.ptr());
+    if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
+    return d;
+  }
+  throw PluginError(fmt::format("{}: {} is a {}, expected a float", who, what, type_name(h)));
+}
+
+std::size_t read_max_batch(py::handle obj, const std::string& who) {
+  if (!py::hasattr(obj, "max_batch_size")) return 0;
+  py::object v = obj.attr("max_batch_size");
+  if (PyCallable_Check(v.ptr())) v = v();
+  if (v.is_none()) return 0;
+  if (!PyLong_Check(v.ptr()) || PyBool_Check(v.ptr()))
+    throw InvalidArgument(fmt::format("max_batch_size: plug-in '{}' declares a {}, expected an int", who, type_name(v)));
+  const long long n = v.cast<long long>();
+  if (n < 0) throw InvalidArgument(fmt::format("max_batch_size: plug-in '{}' declares {} (must be >= 0)", who, n));
+  return static_cast<std::size_t>(n);
+}
+
+py::object method(py::handle obj, const char* name, const std::string& who) {
+  py::object f = obj.attr(name);
+  if (!PyCallable_Check(f.ptr()))
+    throw py::type_error(fmt::format("plug-in '{}': its attribute {} is not callable", who, name));
+  return f;
+}
+
+// ---- Python plug-ins as C++ plug-ins --------------------------------------------------------
+
+class PyGenerator {
+ public:
+  explicit PyGenerator(py::handle obj)
+      : name_(plugin_label(obj)),
+        obj_(py::reinterpret_borrow<py::object>(obj)),
+        fn_(method(obj, "expand", name_)),
+        max_batch_(read_max_batch(obj, name_)) {}
+  std::string name() const { return name_; }
+  std::size_t max_batch_size() const { return max_batch_; }
+
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> batch) {
+    py::gil_scoped_acquire gil;
+    auto view = std::make_shared<BatchView<ExpandRequest>>(BatchView<ExpandRequest>{batch, true});
+    Invalidate<ExpandRequest> guard{view.get()};
+    py::list requests = make_request_list(view);
+    py::object got = fn_.get()(requests);
+    const std::string who = fmt::format("generator '{}'", name_);
+    py::object seq = as_sequence(got, who, "expand() result");
+    const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
+    if (n != batch.size())
+      throw PluginError(fmt::format("{}: expand() returned {} lists for a batch of {} requests", who, n, batch.size()));
+    std::vector<std::vector<Step>> out(n);
+    PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+    for (std::size_t i = 0; i < n; ++i) {
+      py::object inner = as_sequence(items[i], who, fmt::format("expand() result [{}]", i));
+      const auto m = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(inner.ptr()));
+      PyObject** steps = PySequence_Fast_ITEMS(inner.ptr());
+      out[i].reserve(m);
+      for (std::size_t j = 0; j < m; ++j) out[i].push_back(to_step(steps[j], who, i, j));
+    }
+    return out;
+  }
+
+ private:
+  std::string name_;
+  PyRef obj_, fn_;
+  std::size_t max_batch_ = 0;
+};
+
+class PyStepVerifier {
+ public:
+  explicit PyStepVerifier(py::handle obj)
+      : name_(plugin_label(obj)),
+        obj_(py::reinterpret_borrow<py::object>(obj)),
+        fn_(method(obj, "score", name_)),
+        max_batch_(read_max_batch(obj, name_)) {}
+  std::string name() const { return name_; }
+  std::size_t max_batch_size() const { return max_batch_; }
+
+  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> batch) {
+    py::gil_scoped_acquire gil;
+    auto view = std::make_shared<BatchView<StepScoreRequest>>(BatchView<StepScoreRequest>{batch, true});
+    Invalidate<StepScoreRequest> guard{view.get()};
+    py::list requests = make_request_list(view);
+    py::object got = fn_.get()(requests);
+    const std::string who = fmt::format("verifier '{}'", name_);
+    py::object seq = as_sequence(got, who, "score() result");
+    const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
+    if (n != batch.size())
+      throw PluginError(fmt::format("{}: score() returned {} entries for a batch of {} requests", who, n, batch.size()));
+    std::vector<std::vector<double>> out(n);
+    PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t want = batch[i].trajectory.size() - static_cast<std::size_t>(batch[i].first_new);
+      if (want == 1 && !PySequence_Check(items[i])) {  // a bare number for the one new step
+        out[i].push_back(to_score(items[i], who, fmt::format("score() result [{}]", i)));
+        continue;
+      }
+      py::object inner = as_sequence(items[i], who, fmt::format("score() result [{}]", i));
+      const auto m = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(inner.ptr()));
+      if (m != want)
+        throw PluginError(fmt::format("{}: score() result [{}] has {} scores, expected {} (one per new step: "
+                                      "len(request.new_steps))",
+                                      who, i, m, want));
+      PyObject** xs = PySequence_Fast_ITEMS(inner.ptr());
+      out[i].reserve(m);
+      for (std::size_t j = 0; j < m; ++j) out[i].push_back(to_score(xs[j], who, fmt::format("score() result [{}][{}]", i, j)));
+    }
+    return out;
+  }
+
+ private:
+  std::string name_;
+  PyRef obj_, fn_;
+  std::size_t max_batch_ = 0;
+};
+
+class PyOutcomeVerifier {
+ public:
+  explicit PyOutcomeVerifier(py::handle obj)
+      : name_(plugin_label(obj)),
+        obj_(py::reinterpret_borrow<py::object>(obj)),
+        fn_(method(obj, "score_outcomes", name_)),
+        max_batch_(read_max_batch(obj, name_)) {}
+  std::string name() const { return name_; }
+  std::size_t max_batch_size() const { return max_batch_; }
+
+  std::vector<double> score_outcomes(std::span<const OutcomeRequest> batch) {
+    py::gil_scoped_acquire gil;
+    auto view = std::make_shared<BatchView<OutcomeRequest>>(BatchView<OutcomeRequest>{batch, true});
+    Invalidate<OutcomeRequest> guard{view.get()};
+    py::list requests = make_request_list(view);
+    py::object got = fn_.get()(requests);
+    const std::string who = fmt::format("verifier '{}'", name_);
+    py::object seq = as_sequence(got, who, "score_outcomes() result");
+    const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
+    if (n != batch.size())
+      throw PluginError(
+          fmt::format("{}: score_outcomes() returned {} scores for a batch of {} requests", who, n, batch.size()));
+    std::vector<double> out(n);
+    PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+    for (std::size_t i = 0; i < n; ++i) out[i] = to_score(items[i], who, fmt::format("score_outcomes() result [{}]", i));
+    return out;
+  }
+
+ private:
+  std::string name_;
+  PyRef obj_, fn_;
+  std::size_t max_batch_ = 0;
+};
+
+// ---- zero-cost C++ plug-ins (benchmarks and tests) -------------------------------------------
+
+/// Proposes num_candidates one-character steps ('a'..'h' from the request seed); the step at
+/// `depth` is a final answer. What a C++ generator costs when it does no work.
+struct ConstantGenerator {
+  int depth = 4;
+  std::string name() const { return "testing-constant"; }
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> batch) const {
+    std::vector<std::vector<Step>> out(batch.size());
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      const bool final = static_cast<int>(batch[r].prefix.size()) + 1 >= depth;
+      out[r].resize(static_cast<std::size_t>(batch[r].num_candidates));
+      for (int c = 0; c < batch[r].num_candidates; ++c) {
+        Step& s = out[r][static_cast<std::size_t>(c)];
+        s.text.assign(1, static_cast<char>('a' + static_cast<int>((batch[r].seed + static_cast<std::uint64_t>(c)) % 8)));
+        s.num_tokens = 1;
+        s.logprob = -1.0;
+        s.finish = final ? FinishReason::FinalAnswer : FinishReason::StepEnd;
+      }
+    }
+    return out;
+  }
+};
+
+/// Scores each new step (its first character's code mod 7) / 7; outcomes 0.5.
+struct ConstantVerifier {
+  std::string name() const { return "testing-constant"; }
+  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> batch) const {
+    std::vector<std::vector<double>> out(batch.size());
+    for (std::size_t r = 0; r < batch.size(); ++r) {
+      const auto& tv = batch[r].trajectory;
+      for (std::size_t i = static_cast<std::size_t>(batch[r].first_new); i < tv.size(); ++i) {
+        const auto t = tv.text(i);
+        out[r].push_back(t.empty() ? 0.0 : static_cast<double>(static_cast<unsigned char>(t[0]) % 7) / 7.0);
+      }
+    }
+    return out;
+  }
+  std::vector<double> score_outcomes(std::span<const OutcomeRequest> batch) const {
+    return std::vector<double>(batch.size(), 0.5);
+  }
+};
+
+struct ProgrammaticGeneratorPy : GeneratorHandle {
+  game24::GeneratorParams params;
+};
+struct OracleVerifierPy : VerifierHandle {};
+struct OracleOutcomeVerifierPy : VerifierHandle {};
+struct ConstantGeneratorPy : GeneratorHandle {
+  int depth = 4;
+};
+struct ConstantVerifierPy : VerifierHandle {};
+
+/// Seconds per generator/verifier call through the boundary for a synthetic batch:
+/// `batch_size` requests on prefixes of `depth` steps, `repeats` calls, GIL released as
+/// during a search (each Python call takes it back). For the overhead benchmark.
+double plugin_call_seconds(py::handle plugin, const std::string& kind, int batch_size, int depth, int repeats) {
+  if (batch_size < 1) throw InvalidArgument("batch_size must be >= 1");
+  if (depth < 1) throw InvalidArgument("depth must be >= 1");
+  if (repeats < 1) throw InvalidArgument("repeats must be >= 1");
+  const Problem problem{"bench", "4 5 6 10", std::nullopt};
+  const std::string prompt = "prompt";
+  Tree tree;
+  std::vector<NodeId> leaves;
+  for (int r = 0; r < batch_size; ++r) {
+    NodeId cur = Tree::root();
+    for (int d = 0; d < depth; ++d) {
+      Step s;
+      s.text = fmt::format("step {} of {}", d, r);
+      s.num_tokens = static_cast<std::int32_t>(s.text.size());
+      cur = tree.add_child(cur, s);
+    }
+    leaves.push_back(cur);
+  }
+  using Clock = std::chrono::steady_clock;
+  double seconds = 0.0;
+  if (kind == "generator") {
+    AnyGenerator gen = make_generator(plugin);
+    std::vector<ExpandRequest> reqs(leaves.size());
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      reqs[i].problem = &problem;
+      reqs[i].prompt = prompt;
+      reqs[i].prefix = tree.trajectory(leaves[i]);
+      reqs[i].num_candidates = 1;
+      reqs[i].seed = i;
+    }
+    py::gil_scoped_release release;
+    const auto t0 = Clock::now();
+    for (int k = 0; k < repeats; ++k) (void)gen.expand(reqs);
+    seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  } else if (kind == "verifier") {
+    VerifierHandle v = make_verifier(plugin);
+    if (!v.step) throw InvalidArgument("kind: 'verifier' needs a step verifier (score(batch))");
+    std::vector<StepScoreRequest> reqs(leaves.size());
+    for (std::size_t i = 0; i < leaves.size(); ++i) {
+      reqs[i].problem = &problem;
+      reqs[i].prompt = prompt;
+      reqs[i].trajectory = tree.trajectory(leaves[i]);
+      reqs[i].first_new = depth - 1;
+    }
+    py::gil_scoped_release release;
+    const auto t0 = Clock::now();
+    for (int k = 0; k < repeats; ++k) (void)v.step->score_steps(reqs);
+    seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  } else {
+    throw InvalidArgument(fmt::format("kind: '{}' is not one of generator, verifier", kind));
+  }
+  return seconds / repeats;
+}
+
+std::optional<std::pair<int, int>> ranks_from(py::handle h) {
+  if (h.is_none()) return std::nullopt;
+  if (PyUnicode_Check(h.ptr())) return game24::parse_ranks(h.cast<std::string>());
+  if (py::isinstance<py::tuple>(h) || py::isinstance<py::list>(h)) {
+    auto t = h.cast<std::vector<int>>();
+    if (t.size() != 2 || t[0] < 1 || t[0] > t[1])
+      throw InvalidArgument("ranks: expected \"A-B\", (A, B) with 1 <= A <= B, or None");
+    return std::pair<int, int>{t[0], t[1]};
+  }
+  throw InvalidArgument(fmt::format("ranks: expected \"A-B\", (A, B) or None, got a {}", type_name(h)));
+}
+
+Problem problem_from(py::handle h) {
+  if (PyUnicode_Check(h.ptr())) return Problem{"", h.cast<std::string>(), std::nullopt};
+  if (py::isinstance<Problem>(h)) return h.cast<Problem>();
+  throw InvalidArgument(fmt::format("problem: expected a str or a qstar.Problem, got a {}", type_name(h)));
+}
+
+}  // namespace
+
+std::string plugin_label(py::handle obj) {
+  if (py::hasattr(obj, "name")) {
+    py::object n = obj.attr("name");
+    if (PyCallable_Check(n.ptr())) n = n();
+    if (PyUnicode_Check(n.ptr())) return n.cast<std::string>();
+  }
+  return py::str(py::type::of(obj).attr("__name__")).cast<std::string>();
+}
+
+AnyGenerator make_generator(py::handle obj) {
+  if (py::isinstance<GeneratorHandle>(obj)) {
+    const auto& h = obj.cast<const GeneratorHandle&>();
+    if (!h.gen) throw InvalidArgument("generator: this built-in generator was not constructed");
+    return *h.gen;
+  }
+  if (!obj.is_none() && py::hasattr(obj, "expand")) return AnyGenerator(PyGenerator(obj));
+  throw py::type_error(fmt::format(
+      "generator: expected an object with an expand(batch) method or a built-in generator such as "
+      "qstar.game24.ProgrammaticGenerator, got a {}",
+      type_name(obj)));
+}
+
+VerifierHandle make_verifier(py::handle obj) {
+  if (py::isinstance<VerifierHandle>(obj)) return obj.cast<const VerifierHandle&>();
+  const bool step = py::hasattr(obj, "score"), outcome = py::hasattr(obj, "score_outcomes");
+  if (obj.is_none() || (!step && !outcome))
+    throw py::type_error(fmt::format(
+        "verifier: expected an object with a score(batch) (process rewards) and/or score_outcomes(batch) "
+        "(outcome rewards) method, or a built-in verifier such as qstar.game24.OracleVerifier, got a {}",
+        type_name(obj)));
+  VerifierHandle v;
+  v.label = plugin_label(obj);
+  if (step) v.step.emplace(PyStepVerifier(obj));
+  if (outcome) v.outcome.emplace(PyOutcomeVerifier(obj));
+  return v;
+}
+
+std::vector<Problem> problems_from_python(py::handle obj) {
+  std::vector<Problem> out;
+  if (PyUnicode_Check(obj.ptr()) || py::isinstance<Problem>(obj)) {
+    out.push_back(problem_from(obj));
+  } else {
+    if (!py::isinstance<py::iterable>(obj))
+      throw InvalidArgument(fmt::format("problems: expected a str, a qstar.Problem or a list of them, got a {}",
+                                        type_name(obj)));
+    for (auto item : obj) {
+      try {
+        out.push_back(problem_from(item));
+      } catch (const InvalidArgument&) {
+        throw InvalidArgument(fmt::format("problems[{}]: expected a str or a qstar.Problem, got a {}", out.size(),
+                                          type_name(item)));
+      }
+    }
+  }
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (out[i].id.empty()) out[i].id = std::to_string(i);
+  return out;
+}
+
+void bind_plugins(py::module_& m) {
+  // ---- request objects -------------------------------------------------------------------
+  using ER = RequestRef<ExpandRequest>;
+  py::class_<ER> er(m, "ExpandRequest",
+                    "A request to propose next steps after a trajectory prefix (valid during the expand call).");
+  bind_common_request_fields<ExpandRequest>(er);
+  er.def_property_readonly("prefix", [](const ER& r) { return step_texts(r.get().prefix); },
+                           "The step texts so far, root first.")
+      .def_property_readonly("prefix_tokens", [](const ER& r) { return step_tokens(r.get().prefix); })
+      .def_property_readonly("depth", [](const ER& r) { return r.get().prefix.size(); })
+      .def_property_readonly("num_candidates", [](const ER& r) { return r.get().num_candidates; },
+                             "How many next steps to propose (return 1..num_candidates).")
+      .def_property_readonly("seed", [](const ER& r) { return r.get().seed; },
+                             "Per-request seed: same seed, same proposals (determinism).")
+      .def_property_readonly("max_new_tokens", [](const ER& r) { return r.get().max_new_tokens; },
+                             "Hard cap on each step's num_tokens (0: no cap).")
+      .def_property_readonly("greedy", [](const ER& r) { return r.get().greedy; })
+      .def(
+          "context", [](const ER& r, const std::string& d) { return context_of(r.get().prompt, r.get().prefix, d); },
+          "delimiter"_a = "\n", "prompt + every prefix step followed by the delimiter.");
+
+  using SR = RequestRef<StepScoreRequest>;
+  py::class_<SR> sr(m, "StepScoreRequest",
+                    "A request to score the steps [first_new:] of a trajectory (valid during the score call).");
+  bind_common_request_fields<StepScoreRequest>(sr);
+  sr.def_property_readonly("steps", [](const SR& r) { return step_texts(r.get().trajectory); },
+                           "Every step text of the trajectory, root first.")
+      .def_property_readonly("step_tokens", [](const SR& r) { return step_tokens(r.get().trajectory); })
+      .def_property_readonly("first_new", [](const SR& r) { return r.get().first_new; },
+                             "Index of the first step to score.")
+      .def_property_readonly("new_steps",
+                             [](const SR& r) {
+                               auto all = step_texts(r.get().trajectory);
+                               return std::vector<std::string>(all.begin() + r.get().first_new, all.end());
+                             },
+                             "The steps to score: return one score in [0, 1] for each.")
+      .def(
+          "context",
+          [](const SR& r, const std::string& d) { return context_of(r.get().prompt, r.get().trajectory, d); },
+          "delimiter"_a = "\n");
+
+  using OR = RequestRef<OutcomeRequest>;
+  py::class_<OR> orq(m, "OutcomeRequest", "A request to score a complete trajectory (valid during the call).");
+  bind_common_request_fields<OutcomeRequest>(orq);
+  orq.def_property_readonly("steps", [](const OR& r) { return step_texts(r.get().trajectory); })
+      .def_property_readonly("step_tokens", [](const OR& r) { return step_tokens(r.get().trajectory); })
+      .def(
+          "context",
+          [](const OR& r, const std::string& d) { return context_of(r.get().prompt, r.get().trajectory, d); },
+          "delimiter"_a = "\n");
+
+  // ---- built-in plug-in bases ------------------------------------------------------------
+  py::class_<GeneratorHandle>(m, "BuiltinGenerator", "Base class of the generators implemented in C++.")
+      .def_property_readonly("name", [](const GeneratorHandle& g) { return g.gen ? g.gen->name() : g.label; })
+      .def("__repr__", [](const GeneratorHandle& g) { return g.label; });
+  py::class_<VerifierHandle>(m, "BuiltinVerifier", "Base class of the verifiers implemented in C++.")
+      .def_property_readonly("name", [](const VerifierHandle& v) { return v.label; })
+      .def_property_readonly("has_step_scores", [](const VerifierHandle& v) { return v.step.has_value(); })
+      .def_property_readonly("has_outcome_scores", [](const VerifierHandle& v) { return v.outcome.has_value(); })
+      .def("__repr__", [](const VerifierHandle& v) { return v.label; });
+
+  // ---- game24 ----------------------------------------------------------------------------
+  py::module_ g = m.def_submodule("game24", "The Game of 24 task: data, exact checker and solver, plug-ins.");
+  g.attr("DEFAULT_DATA") = std::string(QSTAR_DEFAULT_DATA);
+  g.def(
+      "load",
+      [](const std::string& path, py::handle ranks) { return game24::load_csv(path, ranks_from(ranks)); },
+      "path"_a, "ranks"_a = "901-1000",
+      "Loads a ToT 24.csv; ranks \"A-B\", (A, B) or None (every row). Problem.id is the rank.");
+  g.def(
+      "check", [](py::handle problem, const std::string& answer) {
+        const Problem p = problem_from(problem);
+        return game24::Game24Task{}.check(p, answer);
+      },
+      "problem"_a, "answer"_a,
+      "True when the answer expression uses each number of the puzzle once and equals 24 (exact rationals).");
+  g.def(
+      "solve", [](py::handle problem) { return game24::solve(game24::parse_puzzle(problem_from(problem).text)); },
+      "problem"_a, "An expression that makes 24, or None when the puzzle has no solution (exact solver).");
+  g.def(
+      "parse_puzzle", [](const std::string& text) { return game24::parse_puzzle(text); }, "text"_a);
+  g.def(
+      "format_prompt", [](py::handle problem) { return game24::Game24Task{}.format(problem_from(problem)); },
+      "problem"_a, "The prompt a generator receives for the problem.");
+  g.def(
+      "extract_answer",
+      [](const std::vector<std::string>& steps) -> std::optional<std::string> {
+        Tree t;
+        NodeId cur = Tree::root();
+        for (const auto& s : steps) cur = t.add_child(cur, Step{s, {}, 0.0, 0, FinishReason::StepEnd});
+        return game24::Game24Task{}.extract_answer(t.trajectory(cur));
+      },
+      "steps"_a, "The answer expression of a trajectory whose last step is \"Answer: ... = 24\", else None.");
+
+  py::class_<ProgrammaticGeneratorPy, GeneratorHandle>(
+      g, "ProgrammaticGenerator",
+      "Proposes legal Game of 24 moves uniformly at random; with error_rate > 0 some steps are wrong the way a "
+      "weak model's are.")
+      .def(py::init([](double error_rate, bool propose_distinct, std::size_t max_batch_size) {
+             auto p = std::make_unique<ProgrammaticGeneratorPy>();
+             p->params.error_rate = error_rate;
+             p->params.propose_distinct = propose_distinct;
+             p->params.max_batch_size = max_batch_size;
+             p->params.validate();
+             p->gen.emplace(game24::ProgrammaticGenerator(p->params));
+             p->label = fmt::format("ProgrammaticGenerator(error_rate={}, propose_distinct={}, max_batch_size={})",
+                                    error_rate, propose_distinct ? "True" : "False", max_batch_size);
+             return p;
+           }),
+           "error_rate"_a = game24::GeneratorParams{}.error_rate,
+           "propose_distinct"_a = game24::GeneratorParams{}.propose_distinct,
+           "max_batch_size"_a = game24::GeneratorParams{}.max_batch_size)
+      .def_property_readonly("error_rate", [](const ProgrammaticGeneratorPy& p) { return p.params.error_rate; })
+      .def_property_readonly("propose_distinct",
+                             [](const ProgrammaticGeneratorPy& p) { return p.params.propose_distinct; })
+      .def_property_readonly("max_batch_size", [](const ProgrammaticGeneratorPy& p) { return p.params.max_batch_size; });
+
+  py::class_<OracleVerifierPy, VerifierHandle>(
+      g, "OracleVerifier",
+      "The exact process reward (a step scores 1 iff it is legal and 24 is still reachable) and the exact outcome "
+      "reward (1 iff the answer is correct).")
+      .def(py::init([](std::size_t max_batch_size) {
+             auto v = std::make_unique<OracleVerifierPy>();
+             v->step.emplace(game24::OracleStepVerifier(max_batch_size));
+             v->outcome.emplace(game24::OracleOutcomeVerifier(max_batch_size));
+             v->label = "game24-oracle";
+             return v;
+           }),
+           "max_batch_size"_a = 0);
+  py::class_<OracleOutcomeVerifierPy, VerifierHandle>(g, "OracleOutcomeVerifier",
+                                                      "Only the exact outcome reward (an ORM).")
+      .def(py::init([](std::size_t max_batch_size) {
+             auto v = std::make_unique<OracleOutcomeVerifierPy>();
+             v->outcome.emplace(game24::OracleOutcomeVerifier(max_batch_size));
+             v->label = "game24-oracle-outcome";
+             return v;
+           }),
+           "max_batch_size"_a = 0);
+
+  // ---- testing: zero-cost C++ plug-ins and the boundary micro-benchmark ---------------------
+  py::module_ t = m.def_submodule("testing", "Zero-cost C++ plug-ins and helpers for benchmarks and tests.");
+  py::class_<ConstantGeneratorPy, GeneratorHandle>(
+      t, "ConstantGenerator",
+      "Proposes one-character steps 'a'..'h' (from the request seed); the step at `depth` is a final answer.")
+      .def(py::init([](int depth) {
+             if (depth < 1) throw InvalidArgument("depth must be >= 1");
+             auto p = std::make_unique<ConstantGeneratorPy>();
+             p->depth = depth;
+             p->gen.emplace(ConstantGenerator{depth});
+             p->label = fmt::format("ConstantGenerator(depth={})", depth);
+             return p;
+           }),
+           "depth"_a = 4)
+      .def_property_readonly("depth", [](const ConstantGeneratorPy& p) { return p.depth; });
+  py::class_<ConstantVerifierPy, VerifierHandle>(
+      t, "ConstantVerifier", "Scores a step (ord(first char) % 7) / 7 and every outcome 0.5.")
+      .def(py::init([]() {
+        auto v = std::make_unique<ConstantVerifierPy>();
+        v->step.emplace(ConstantVerifier{});
+        v->outcome.emplace(ConstantVerifier{});
+        v->label = "ConstantVerifier()";
+        return v;
+      }));
+  t.def("plugin_call_seconds", &plugin_call_seconds, "plugin"_a, "kind"_a = "generator", "batch_size"_a = 64,
+        "depth"_a = 3, "repeats"_a = 1000,
+        "Seconds per call of a plug-in through the boundary for a synthetic batch (GIL released as in a search).");
+}
+
+}  // namespace qstar::python

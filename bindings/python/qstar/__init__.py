@@ -1,0 +1,151 @@
+"""qstar: process-supervised search (best-of-N, beam, DVTS, best-first, MCTS) over a C++ core.
+
+    import qstar
+    problems = qstar.game24.load()                       # ranks 901-1000 of the ToT data
+    results = qstar.search(problems, algo="beam",
+                           generator=qstar.game24.ProgrammaticGenerator(error_rate=0.1),
+                           verifier=qstar.game24.OracleVerifier(),
+                           seed=0, num_beams=16, width=4)
+    print(sum(bool(r.correct) for r in results), "solved")
+
+A generator is any object with ``expand(batch)``, a verifier any object with ``score(batch)``
+(process rewards) and/or ``score_outcomes(batch)`` (outcome rewards); the built-in C++ ones
+are in ``qstar.game24``, ``qstar.testing`` and (with LibTorch) ``qstar.LMGenerator`` /
+``qstar.PRM``. See docs/python.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Optional, Union
+
+from . import _qstar
+from ._qstar import (  # noqa: F401  (re-exports)
+    BuiltinGenerator,
+    BuiltinVerifier,
+    Candidate,
+    Error,
+    ExpandRequest,
+    InvalidArgument,
+    IoError,
+    OutcomeRequest,
+    ParseError,
+    PluginError,
+    Problem,
+    Result,
+    Stats,
+    Step,
+    StepScoreRequest,
+    TraceRecord,
+    Tree,
+    __version__,
+    has_torch,
+    parse_trace_line,
+    read_trace,
+    write_trace,
+)
+from . import game24, testing  # noqa: E402,F401
+
+#: The algorithms qstar.search runs (also accepted: "bon" for best-of-n).
+ALGORITHMS = ("best-of-n", "beam", "dvts", "best-first", "mcts")
+
+if has_torch:
+    from ._qstar import LMGenerator, PRM  # noqa: F401
+else:
+
+    class LMGenerator:  # type: ignore[no-redef]
+        """Unavailable: this qstar was built without LibTorch (QSTAR_WITH_TORCH)."""
+
+        def __init__(self, path: str, **params: Any) -> None:
+            raise Error("LMGenerator: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF or not found)")
+
+    class PRM:  # type: ignore[no-redef]
+        """Unavailable: this qstar was built without LibTorch (QSTAR_WITH_TORCH)."""
+
+        def __init__(self, path: str, kind: str = "auto", **params: Any) -> None:
+            raise Error("PRM: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF or not found)")
+
+
+def _nest(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        if key.startswith("budget."):
+            out.setdefault("budget", {})[key[len("budget."):]] = value
+        else:
+            out[key] = value
+    return out
+
+
+def default_params(algo: str) -> dict:
+    """Every keyword parameter of ``algo`` with its default (the C++ params struct's), the
+    budget as a nested dict: ``{"num_beams": 16, ..., "budget": {"max_nodes": 0, ...}}``."""
+    return _nest(_qstar._default_params(algo))
+
+
+def _flatten(algo: str, params: dict) -> tuple[dict, Any]:
+    flat = dict(params)
+    if "lambda_" in flat:  # `lambda` is a Python keyword
+        flat["lambda"] = flat.pop("lambda_")
+    custom = flat.pop("custom_aggregation", None)
+    budget = flat.pop("budget", None)
+    if budget is not None:
+        if not isinstance(budget, Mapping):
+            raise InvalidArgument(
+                f"budget: expected a dict such as {{'max_nodes': 100}}, got a {type(budget).__name__}")
+        for key, value in budget.items():
+            flat[f"budget.{key}"] = value
+    if custom is not None and "aggregation" not in flat:
+        flat["aggregation"] = "custom"
+    return flat, custom
+
+
+def check_params(algo: str, **params: Any) -> dict:
+    """The parameters a search with these keywords would use (defaults filled in), validated
+    exactly as qstar.search validates them (raises qstar.InvalidArgument)."""
+    flat, _ = _flatten(algo, params)
+    return _nest(_qstar._check_params(algo, flat))
+
+
+ProblemsLike = Union[str, Problem, Iterable[Union[str, Problem]]]
+
+
+def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, verifier: Any = None,
+           seed: int = 0, **params: Any) -> list[Result]:
+    """Searches every problem with one algorithm and returns one Result per problem.
+
+    problems:  a puzzle string, a Problem, or a list of them (Game of 24 puzzles: "4 5 6 10").
+    algo:      "best-of-n" (or "bon"), "beam", "dvts", "best-first" or "mcts".
+    generator: a built-in generator or any object with ``expand(batch) -> list[list[str | Step]]``.
+    verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
+               ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).
+    seed:      0 <= seed < 2**64; the same seed gives the same results.
+    params:    the fields of the algorithm's C++ params struct, same names and defaults (see
+               default_params(algo)); ``budget={"max_nodes": ..., ...}`` for the Budget;
+               ``custom_aggregation=callable(list[float]) -> float`` implies
+               ``aggregation="custom"``.
+
+    Every plug-in is called once per search iteration with the whole batch (a list of request
+    objects) and the GIL is released while the C++ core works. An exception raised inside a
+    Python plug-in propagates unchanged (with its traceback); a wrong result shape raises
+    qstar.PluginError (a ValueError) naming the plug-in; a bad parameter raises
+    qstar.InvalidArgument (a ValueError) naming the field.
+    """
+    if generator is None:
+        raise TypeError("search() needs generator=: a built-in generator or an object with expand(batch)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InvalidArgument(f"seed: expected an int, got a {type(seed).__name__}")
+    if not 0 <= seed < 2**64:
+        raise InvalidArgument(f"seed: {seed} is out of range [0, 2**64)")
+    if not isinstance(algo, str):
+        raise InvalidArgument(f"algo: expected a str, got a {type(algo).__name__}")
+    flat, custom = _flatten(algo, params)
+    return _qstar._search(problems, algo, generator, verifier, seed, flat, custom)
+
+
+__all__ = [
+    "ALGORITHMS", "BuiltinGenerator", "BuiltinVerifier", "Candidate", "Error", "ExpandRequest",
+    "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM", "ParseError", "PluginError",
+    "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TraceRecord", "Tree", "__version__",
+    "check_params", "default_params", "game24", "has_torch", "parse_trace_line", "read_trace", "search",
+    "testing", "write_trace",
+]

@@ -1,0 +1,158 @@
+// _search: qstar.search's C++ half. Converts the arguments, runs qstar::search with the GIL
+// released (Python plug-ins take it back for their calls) and returns the results.
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "common.hpp"
+#include "qstar/search/named_params.hpp"
+#include "qstar/search/search.hpp"
+#include "qstar/tasks/game24.hpp"
+
+namespace qstar::python {
+
+namespace {
+
+using namespace pybind11::literals;
+
+/// The verifier a search sees: a PRM and/or an ORM (like the CLI's).
+struct SearchVerifier {
+  std::optional<AnyStepVerifier> step;
+  std::optional<AnyOutcomeVerifier> outcome;
+  std::string label;
+  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> b) {
+    if (!step) throw InvalidArgument(fmt::format("verifier '{}' has no step scores (no score(batch) method)", label));
+    return step->score_steps(b);
+  }
+  std::vector<double> score_outcomes(std::span<const OutcomeRequest> b) {
+    if (!outcome)
+      throw InvalidArgument(fmt::format("verifier '{}' has no outcome scores (no score_outcomes(batch) method)", label));
+    return outcome->score_outcomes(b);
+  }
+  std::string name() const { return label; }
+  std::size_t max_batch_size() const {
+    const std::size_t a = step ? step->max_batch_size() : 0, b = outcome ? outcome->max_batch_size() : 0;
+    if (a == 0) return b;
+    if (b == 0) return a;
+    return std::min(a, b);
+  }
+};
+
+ParamValue param_value(py::handle v, const std::string& name) {
+  if (PyBool_Check(v.ptr())) return v.ptr() == Py_True;
+  if (PyLong_Check(v.ptr()) || (PyIndex_Check(v.ptr()) && !PyFloat_Check(v.ptr()))) {
+    py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+    if (!i) throw py::error_already_set();
+    int overflow = 0;
+    const long long x = PyLong_AsLongLongAndOverflow(i.ptr(), &overflow);
+    if (overflow != 0) throw InvalidArgument(fmt::format("{}: {} is out of the 64-bit range", name, py::str(v).cast<std::string>()));
+    return static_cast<std::int64_t>(x);
+  }
+  if (PyFloat_Check(v.ptr())) return PyFloat_AS_DOUBLE(v.ptr());
+  if (PyUnicode_Check(v.ptr())) return v.cast<std::string>();
+  throw InvalidArgument(fmt::format("{}: expected a bool, int, float or str, got a {}", name, Py_TYPE(v.ptr())->tp_name));
+}
+
+/// The params of `algo` from keyword values, the custom aggregation (a Python callable) set
+/// when given, validated by the params struct.
+SearchParams params_from(const std::string& algo, const py::dict& values, const py::object& custom) {
+  SearchParams sp = default_params(algo);
+  for (auto [k, v] : values) {
+    const auto name = k.cast<std::string>();
+    set_param(sp, name, param_value(v, name));
+  }
+  if (!custom.is_none()) {
+    if (!PyCallable_Check(custom.ptr())) throw InvalidArgument("custom_aggregation: expected a callable(list[float]) -> float");
+    PyRef fn(custom);
+    common(sp).custom_aggregation = [fn](std::span<const double> scores) -> double {
+      py::gil_scoped_acquire gil;
+      py::list l(scores.size());
+      for (std::size_t i = 0; i < scores.size(); ++i) l[i] = py::float_(scores[i]);
+      return fn.get()(l).cast<double>();
+    };
+  }
+  std::visit([](const auto& p) { p.validate(); }, sp);
+  return sp;
+}
+
+std::vector<SearchResult> run(std::span<const Problem> problems, AnyGenerator& gen, std::optional<SearchVerifier>& ver,
+                              const SearchParams& sp, std::uint64_t seed) {
+  const game24::Game24Task task;
+  if (ver) {
+    const auto* bon = std::get_if<BestOfNParams>(&sp);
+    if (bon && bon->scoring == Scoring::None) {
+      NoVerifier none;
+      return search(problems, task, gen, none, sp, seed);
+    }
+    if (bon && bon->scoring == Scoring::Auto && !ver->step) {
+      BestOfNParams p = *bon;
+      p.scoring = Scoring::Orm;
+      return best_of_n(problems, task, gen, *ver, p, seed);
+    }
+    if (!bon && !ver->step)
+      throw InvalidArgument(fmt::format("verifier: algo '{}' needs step scores (a PRM: score(batch)); '{}' has only "
+                                        "outcome scores",
+                                        algorithm_name(sp), ver->label));
+    return search(problems, task, gen, *ver, sp, seed);
+  }
+  if (!std::holds_alternative<BestOfNParams>(sp))
+    throw InvalidArgument(fmt::format("verifier: algo '{}' needs a verifier; only best-of-n runs without one (None)",
+                                      algorithm_name(sp)));
+  NoVerifier none;
+  return search(problems, task, gen, none, sp, seed);
+}
+
+}  // namespace
+
+void bind_search(py::module_& m) {
+  m.def(
+      "_search",
+      [](py::handle problems_obj, const std::string& algo, py::handle generator, py::handle verifier,
+         std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation) {
+        const std::vector<Problem> problems = problems_from_python(problems_obj);
+        for (std::size_t i = 0; i < problems.size(); ++i) {
+          try {
+            game24::parse_puzzle(problems[i].text);
+          } catch (const ParseError& e) {
+            throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
+          }
+        }
+        const SearchParams sp = params_from(algo, params, custom_aggregation);
+        // Plug-ins hold Python references: built (and destroyed) with the GIL held.
+        AnyGenerator gen = make_generator(generator);
+        std::optional<SearchVerifier> ver;
+        if (!verifier.is_none()) {
+          VerifierHandle h = make_verifier(verifier);
+          ver.emplace(SearchVerifier{std::move(h.step), std::move(h.outcome), std::move(h.label)});
+        }
+        std::vector<SearchResult> results;
+        {
+          py::gil_scoped_release release;
+          results = run(problems, gen, ver, sp, seed);
+        }
+        std::vector<std::shared_ptr<SearchResult>> out;
+        out.reserve(results.size());
+        for (auto& r : results) out.push_back(std::make_shared<SearchResult>(std::move(r)));
+        return out;
+      },
+      "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a);
+
+  m.def(
+      "_default_params",
+      [](const std::string& algo) { return to_python(params_to_json(default_params(algo))); }, "algo"_a,
+      "Every parameter of an algorithm with its C++ default ('budget.<field>' for the budget).");
+  m.def(
+      "_check_params",
+      [](const std::string& algo, const py::dict& params) {
+        return to_python(params_to_json(params_from(algo, params, py::none())));
+      },
+      "algo"_a, "params"_a, "The validated params as a dict (raises InvalidArgument like a search would).");
+}
+
+}  // namespace qstar::python

@@ -1,0 +1,125 @@
+"""Each algorithm through qstar.search on Game of 24 with the oracle, results, determinism."""
+import json
+
+import pytest
+
+qstar = pytest.importorskip("qstar")
+from helpers import PUZZLES, oracle, programmatic  # noqa: E402
+
+ALGOS = {
+    "best-of-n": dict(n=32),
+    "beam": dict(num_beams=16, width=4),
+    "dvts": dict(n=16, width=4),
+    "best-first": dict(expand_k=8, max_expansions=32),
+    "mcts": dict(num_simulations=32, expand_k=8),
+}
+
+
+MIN_SOLVED = {"best-of-n": 1, "beam": 3, "dvts": 3, "best-first": 5, "mcts": 3}
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_each_algorithm_solves_with_the_oracle(algo):
+    results = qstar.search(PUZZLES, algo=algo, generator=programmatic(0.0), verifier=oracle(), seed=1,
+                           **ALGOS[algo])
+    assert len(results) == len(PUZZLES)
+    solved = 0
+    for p, r in zip(PUZZLES, results):
+        assert isinstance(r, qstar.Result)
+        assert r.problem.text == p
+        if r.answer is not None:
+            # the result's correctness is the task's exact check of its answer
+            assert r.correct == qstar.game24.check(p, r.answer)
+            assert r.steps and r.steps[-1].startswith("Answer:")
+        solved += bool(r.correct)
+        scores = [c.score for c in r.candidates]
+        assert scores == sorted(scores, reverse=True)
+        assert r.stats.generator_calls >= 1 and r.stats.generated_tokens > 0
+        assert r.stop_reason in ("completed", "solved", "exhausted")
+    # A perfect verifier with a legal-move proposer (seed 1 solves 5/5 with best-first, 3/5 with
+    # beam, DVTS and MCTS, 1/5 with unguided best-of-N: 3 3 8 8 needs fractions).
+    assert solved >= MIN_SOLVED[algo], (algo, solved)
+
+
+def test_result_json_and_dict_agree():
+    r = qstar.search("4 5 6 10", algo="beam", generator=programmatic(), verifier=oracle(), seed=3)[0]
+    d = json.loads(r.to_json())
+    assert d == r.to_dict()
+    assert d["answer"] == r.answer and d["correct"] == r.correct and d["steps"] == r.steps
+    assert d["stats"]["generated_tokens"] == r.stats.generated_tokens
+    assert d["stats"] == r.stats.to_dict()
+    assert len(d["candidates"]) == len(r.candidates)
+    assert d["candidates"][0] == r.candidates[0].to_dict()
+    assert d["problem"] == {"id": "0", "text": "4 5 6 10", "gold": None}
+    assert r.stats.wall_seconds == pytest.approx(
+        r.stats.generator_seconds + r.stats.verifier_seconds + r.stats.overhead_seconds)
+
+
+def _strip_times(d, batches=False):
+    s = d["stats"]
+    for k in ("generator_seconds", "verifier_seconds", "overhead_seconds", "wall_seconds"):
+        s.pop(k)
+    if batches:  # batch sizes are those of whole calls, shared with the other problems
+        s.pop("generator_batches")
+        s.pop("verifier_batches")
+    return d
+
+
+@pytest.mark.parametrize("algo", sorted(ALGOS))
+def test_same_seed_same_result(algo):
+    def run(seed):
+        rs = qstar.search(PUZZLES, algo=algo, generator=programmatic(0.3), verifier=oracle(), seed=seed,
+                          **ALGOS[algo])
+        return [_strip_times(r.to_dict()) for r in rs]
+
+    assert run(5) == run(5)
+    assert run(5) != run(6)
+
+
+def test_problem_inputs():
+    gen, ver = programmatic(), oracle()
+    one = qstar.search("4 5 6 10", generator=gen, verifier=ver)
+    assert len(one) == 1 and one[0].problem.id == "0"
+    p = qstar.Problem("1 2 4 7", id="rank-7", gold="(7 - 1) * (2 + 2)")
+    rs = qstar.search([p, "3 3 8 8"], generator=gen, verifier=ver)
+    assert [r.problem.id for r in rs] == ["rank-7", "1"]
+    assert rs[0].problem == p
+    # a problem's result does not depend on the others searched with it
+    alone = qstar.search([p], generator=gen, verifier=ver)[0]
+    assert _strip_times(alone.to_dict(), True) == _strip_times(rs[0].to_dict(), True)
+    with pytest.raises(qstar.ParseError, match=r"problems\[1\]"):
+        qstar.search(["4 5 6 10", "4 5 six 10"], generator=gen, verifier=ver)
+    with pytest.raises(qstar.InvalidArgument, match=r"problems\[0\]"):
+        qstar.search([42], generator=gen, verifier=ver)
+    assert qstar.search([], generator=gen, verifier=ver) == []
+
+
+def test_best_of_n_curve_and_no_verifier():
+    r = qstar.search("4 5 6 10", algo="best-of-n", generator=programmatic(), verifier=None, n=8)[0]
+    assert [c["n"] for c in r.curve] == [1, 2, 4, 8]
+    assert r.stats.verifier_calls == 0
+    orm = qstar.search("4 5 6 10", algo="bon", generator=programmatic(), verifier=qstar.game24.OracleOutcomeVerifier(),
+                       n=8)[0]
+    assert orm.stats.verifier_calls >= 1
+
+
+def test_game24_helpers():
+    assert qstar.game24.check("4 5 6 10", "(5 - 10 / 10) * 6") is False
+    sol = qstar.game24.solve("4 5 6 10")
+    assert sol is not None and qstar.game24.check("4 5 6 10", sol)
+    assert qstar.game24.solve("1 1 1 1") is None
+    assert qstar.game24.parse_puzzle(" 4 5  6 10 ") == [4, 5, 6, 10]
+    assert "Input: 4 5 6 10" in qstar.game24.format_prompt("4 5 6 10")
+    assert qstar.game24.extract_answer(["4 + 5 = 9 (left: 6 9 10)", "Answer: (4 + 5) * 6 - 10 * 3 = 24"]) is not None
+    probs = qstar.game24.load()
+    assert len(probs) == 100 and probs[0].id == "901"
+    assert len(qstar.game24.load(ranks="1-5")) == 5
+    assert len(qstar.game24.load(ranks=(3, 4))) == 2
+    with pytest.raises(qstar.InvalidArgument, match="ranks"):
+        qstar.game24.load(ranks="9-1")
+    with pytest.raises(qstar.IoError, match="nope.csv"):
+        qstar.game24.load("nope.csv")
+    with pytest.raises(qstar.ParseError):
+        qstar.game24.parse_puzzle("4 5")
+    with pytest.raises(qstar.InvalidArgument, match="error_rate"):
+        qstar.game24.ProgrammaticGenerator(error_rate=1.5)
