@@ -1,21 +1,75 @@
-# Install rules and the exported CMake package (qstarConfig.cmake, version file, targets).
+# Install rules and the exported CMake package: qstarConfig.cmake, qstarConfigVersion.cmake
+# (SameMajorVersion) and one export file per component:
+#   qstarTargets.cmake       qstar::qstar  header-only core (always)
+#   qstarTorchTargets.cmake  qstar::torch  LibTorch backends, a static library (when built)
+#   qstarHttpTargets.cmake   qstar::http   HTTP generator/verifier, a static library (when built)
+#   qstarCliTargets.cmake    qstar::cli    the `qstar` executable (when built)
+# docs/packaging.md describes the layout and how each package manager uses it.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
+set(QSTAR_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/qstar" CACHE STRING
+    "Where qstarConfig.cmake and the export files are installed (relative to the prefix)")
+mark_as_advanced(QSTAR_INSTALL_CMAKEDIR)
+
+set(_qstar_components qstar)
+
+# ---- qstar::qstar ------------------------------------------------------------------------
 install(DIRECTORY include/qstar DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        PATTERN "torch" EXCLUDE)
+        PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE)
 install(TARGETS qstar EXPORT qstarTargets)
 install(EXPORT qstarTargets NAMESPACE qstar:: FILE qstarTargets.cmake
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/qstar)
-if(QSTAR_BUILD_CLI)
-  install(TARGETS qstar_exe RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+        DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+
+# ---- qstar::torch ------------------------------------------------------------------------
+if(QSTAR_HAS_TORCH)
+  list(APPEND _qstar_components torch)
+  install(DIRECTORY include/qstar/torch DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar)
+  install(TARGETS qstar_torch EXPORT qstarTorchTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT qstarTorchTargets NAMESPACE qstar:: FILE qstarTorchTargets.cmake
+          DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
 endif()
 
+# ---- qstar::http ------------------------------------------------------------------------
+if(QSTAR_HAS_HTTP AND TARGET qstar_http)
+  list(APPEND _qstar_components http)
+  install(DIRECTORY include/qstar/http DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar)
+  install(TARGETS qstar_http EXPORT qstarHttpTargets
+          ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT qstarHttpTargets NAMESPACE qstar:: FILE qstarHttpTargets.cmake
+          DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+endif()
+
+# ---- qstar::cli --------------------------------------------------------------------------
+if(QSTAR_BUILD_CLI)
+  list(APPEND _qstar_components cli)
+  install(TARGETS qstar_exe EXPORT qstarCliTargets
+          RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(EXPORT qstarCliTargets NAMESPACE qstar:: FILE qstarCliTargets.cmake
+          DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+  # The puzzles `qstar bench --data` reads, with their licence.
+  install(FILES data/game24/24.csv data/game24/LICENSE data/game24/README.md
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/qstar/game24)
+endif()
+
+# ---- the package files -------------------------------------------------------------------
+# Substituted into qstarConfig.cmake: the components this installation provides.
+set(QSTAR_PACKAGE_COMPONENTS "${_qstar_components}")
 configure_package_config_file(cmake/qstarConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/qstarConfig.cmake
-  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/qstar)
+  INSTALL_DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+# A header-only installation works for any architecture; one with the static library or
+# the executable does not.
+if(_qstar_components STREQUAL "qstar")
+  set(_qstar_arch ARCH_INDEPENDENT)
+else()
+  set(_qstar_arch "")
+endif()
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/qstarConfigVersion.cmake
-  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion ARCH_INDEPENDENT)
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion ${_qstar_arch})
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/qstarConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/qstarConfigVersion.cmake
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/qstar)
+        DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+unset(_qstar_arch)
+unset(_qstar_components)

@@ -27,8 +27,17 @@ if(Torch_FOUND AND QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND AND _qstar_torch_s
   add_library(qstar_torch STATIC ${_qstar_torch_sources})
   add_library(qstar::torch ALIAS qstar_torch)
   set_target_properties(qstar_torch PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME torch)
+  # Installed, a static qstar_torch exports LibTorch as its imported targets (re-created by
+  # find_dependency(Torch) in qstarConfig.cmake) rather than TORCH_LIBRARIES' absolute paths.
   target_link_libraries(qstar_torch PUBLIC qstar::qstar
-                        PRIVATE ${TORCH_LIBRARIES} PkgConfig::QSTAR_PCRE2 PkgConfig::QSTAR_UTF8PROC)
+                        PRIVATE "$<BUILD_INTERFACE:${TORCH_LIBRARIES}>"
+                                PkgConfig::QSTAR_PCRE2 PkgConfig::QSTAR_UTF8PROC
+                        INTERFACE "$<INSTALL_INTERFACE:torch;torch_library;c10>")
+  # A LibTorch built with the pre-C++11 libstdc++ ABI (older pip wheels) needs every user of
+  # qstar_torch's std::string API on that ABI too.
+  if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
+    target_compile_definitions(qstar_torch PUBLIC _GLIBCXX_USE_CXX11_ABI=0)
+  endif()
   target_include_directories(qstar_torch PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_torch PRIVATE ${QSTAR_WARNINGS})
   # torch/torch.h costs ~22 s per translation unit: precompile the narrow headers once.
