@@ -3,8 +3,31 @@
 if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
   find_package(Python3 COMPONENTS Interpreter QUIET)
   if(Python3_EXECUTABLE)
-    execute_process(COMMAND ${Python3_EXECUTABLE} -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
-                    OUTPUT_VARIABLE _qstar_torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    execute_process(COMMAND ${Python3_EXECUTABLE} -c
+                    "import torch.utils; print(torch.utils.cmake_prefix_path); print(torch.version.cuda or '')"
+                    OUTPUT_VARIABLE _qstar_torch_out OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+    string(REPLACE "\n" ";" _qstar_torch_out "${_qstar_torch_out}")
+    list(LENGTH _qstar_torch_out _qstar_n)
+    set(_qstar_torch_prefix "")
+    set(_qstar_torch_cuda "")
+    if(_qstar_n GREATER 0)
+      list(GET _qstar_torch_out 0 _qstar_torch_prefix)
+    endif()
+    if(_qstar_n GREATER 1)
+      list(GET _qstar_torch_out 1 _qstar_torch_cuda)
+    endif()
+    # A CUDA wheel's Caffe2Config.cmake needs the CUDA toolkit (nvcc, enable_language(CUDA))
+    # and stops the configure with FATAL_ERROR without it, even under find_package(QUIET).
+    if(_qstar_torch_cuda AND QSTAR_WITH_TORCH STREQUAL "AUTO")
+      include(CheckLanguage)
+      check_language(CUDA)
+      if(NOT CMAKE_CUDA_COMPILER)
+        message(STATUS "qstar: the pip torch in ${_qstar_torch_prefix} is a CUDA ${_qstar_torch_cuda} "
+                       "build and no CUDA compiler was found: not using it (install the CPU wheel or "
+                       "the CUDA toolkit)")
+        set(_qstar_torch_prefix "")
+      endif()
+    endif()
     if(_qstar_torch_prefix AND EXISTS "${_qstar_torch_prefix}")
       list(APPEND CMAKE_PREFIX_PATH "${_qstar_torch_prefix}")
     endif()
@@ -37,6 +60,11 @@ if(Torch_FOUND AND QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND AND _qstar_torch_s
   # qstar_torch's std::string API on that ABI too.
   if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
     target_compile_definitions(qstar_torch PUBLIC _GLIBCXX_USE_CXX11_ABI=0)
+    # A shared libfmt (Debian's, Conan's) exports fmt::vformat only with the C++11-ABI
+    # std::string: old-ABI code must use fmt header-only, or fmt::format fails to link.
+    if(TARGET fmt::fmt-header-only)
+      target_link_libraries(qstar_torch PUBLIC fmt::fmt-header-only)
+    endif()
   endif()
   target_include_directories(qstar_torch PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_torch PRIVATE ${QSTAR_WARNINGS})
