@@ -180,14 +180,9 @@ elseif(ACTION STREQUAL "subdir")
       -S "${_pkg}/consumer" -B "${dir}" ${_common} ${_recipe}
       -DQSTAR_CONSUMER_MODE=subdirectory "-DQSTAR_SOURCE_DIR=${QSTAR_SOURCE_DIR}"
       "-DQSTAR_CONSUMER_TORCH=${_torch}" "-DCMAKE_INSTALL_PREFIX=${sub_prefix}")
-  # Only what the consumer needs (the install below needs the installed targets too); the
-  # README snippet is compiled against the installed package by the find test.
-  set(_targets consumer)
-  if(_torch)
-    list(APPEND _targets qstar_torch)
-  endif()
-  run("build the add_subdirectory consumer" ${CMAKE_COMMAND} --build "${dir}" -j ${JOBS}
-      --target ${_targets})
+  # The default target: with EXCLUDE_FROM_ALL that is the consumer and what it links (the
+  # README snippet is compiled against the installed package by the find test).
+  run("build the add_subdirectory consumer" ${CMAKE_COMMAND} --build "${dir}" -j ${JOBS})
   run("consumer (${dir})" "${dir}/consumer")
   message(STATUS "${run_output}")
   if(NOT run_output MATCHES "consumer: ok")
