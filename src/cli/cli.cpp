@@ -63,6 +63,9 @@ common options (solve and bench):
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
   --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH
+  --orm KIND              best-of-n: an outcome verifier that ranks the samples (implies
+                          --scoring orm): oracle | prm:PATH (a PRM folder read at the last step)
+  --greedy                every generator request is greedy (temperature 0)
   --prm-kind KIND         token-logit | token-class | torchscript (default: inferred)
   --scoring KIND          best-of-n: auto | prm | orm | none
   --max-depth D --max-step-tokens T --aggregation min|prod|last|mean
@@ -93,7 +96,7 @@ const std::map<std::string, std::set<std::string>, std::less<>> kAlgoFlags = {
     {"voting", {"best-of-n", "beam", "dvts", "mcts"}}, {"top-k", {"best-of-n", "beam", "dvts"}},
     {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}}, {"max-calls", {"*"}},
     {"max-nodes", {"*"}}, {"max-seconds", {"*"}},
-    {"scoring", {"best-of-n"}},
+    {"scoring", {"best-of-n"}}, {"orm", {"best-of-n"}},
     {"width", {"beam", "dvts"}}, {"lookahead", {"beam"}}, {"dedup", {"beam"}},
     {"expand-k", {"best-first", "mcts"}}, {"pops", {"best-first"}}, {"lambda", {"best-first"}},
     {"g-aggregation", {"best-first"}}, {"node-expansions", {"best-first"}}, {"threshold", {"best-first"}},
@@ -260,6 +263,13 @@ SearchParams make_params(const std::string& algo, int n, const Args& a) {
       else if (*v == "none") p->scoring = Scoring::None;
       else throw UsageError(fmt::format("--scoring: '{}' is not one of auto, prm, orm, none", *v));
     }
+    if (a.has("orm")) {
+      // --orm chooses the outcome verifier that ranks the samples: it means --scoring orm.
+      if (a.has("scoring") && p->scoring != Scoring::Orm)
+        throw UsageError(fmt::format("--orm ranks samples by outcome scores: it needs --scoring orm (or no --scoring), "
+                                     "not --scoring {}", *a.get("scoring")));
+      p->scoring = Scoring::Orm;
+    }
   } else if (auto* p = std::get_if<BeamParams>(&sp)) {
     p->num_beams = n;
     p->width = width_of(p->width);
@@ -349,10 +359,23 @@ struct Plugins {
   std::string gen_label, ver_label;
 };
 
+/// --greedy: forwards every request to the wrapped generator with greedy = true.
+struct GreedyGenerator {
+  AnyGenerator inner;
+  std::vector<ExpandRequest> buf;
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> batch) {
+    buf.assign(batch.begin(), batch.end());
+    for (auto& r : buf) r.greedy = true;
+    return inner.expand(buf);
+  }
+  std::string name() const { return inner.name(); }
+  std::size_t max_batch_size() const { return inner.max_batch_size(); }
+};
+
 /// The flags that choose and configure plug-ins, added to a command's own flags.
 std::set<std::string> with_plugin_flags(std::set<std::string> own) {
   for (const char* f : {"generator", "error-rate", "verifier", "device", "dtype", "prm-kind", "temperature", "top-p",
-                        "top-k", "delimiter", "kv-cache-mb"})
+                        "top-k", "delimiter", "kv-cache-mb", "greedy"})
     own.insert(f);
   return own;
 }
@@ -438,12 +461,45 @@ Plugins make_plugins(const Args& a) {
     throw UsageError(fmt::format("--verifier: '{}' is not one of oracle, none, prm:PATH", v));
   }
   p.ver_label = v;
+  if (auto o = a.get("orm")) {
+    // The outcome verifier: replaces the outcome scores of --verifier (or is the only one).
+    if (!p.ver) p.ver.emplace();
+    if (*o == "oracle") {
+      p.ver->outcome.emplace(game24::OracleOutcomeVerifier{});
+    } else if (o->rfind("prm:", 0) == 0) {
+#ifdef QSTAR_HAS_TORCH
+      lm::PrmParams pp;  // kind inferred from the folder; read at the last step (Aggregation::Last)
+      if (auto x = a.get("device")) pp.device = *x;
+      if (auto x = a.get("dtype")) pp.dtype = *x;
+      if (auto x = a.get("kv-cache-mb")) pp.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *x, 0, 1 << 30) << 20;
+      try {
+        pp.validate();
+      } catch (const InvalidArgument& e) {
+        throw UsageError(fmt::format("--orm parameters: {}", e.what()));
+      }
+      p.ver->outcome.emplace(lm::PrmVerifier::load(o->substr(4), pp));
+#else
+      throw UsageError("--orm prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
+#endif
+    } else {
+      throw UsageError(fmt::format("--orm: '{}' is not one of oracle, prm:PATH", *o));
+    }
+    p.ver_label = v == "none" ? fmt::format("orm={}", *o) : fmt::format("{},orm={}", v, *o);
+    p.ver->label = p.ver_label;
+  }
+  if (a.has("greedy")) {
+    p.gen.emplace(GreedyGenerator{std::move(*p.gen), {}});
+    p.gen_label += ",greedy";
+  }
   return p;
 }
 
 std::vector<SearchResult> run_search(std::span<const Problem> problems, Plugins& pl, const SearchParams& sp,
                                      std::uint64_t seed) {
   const game24::Game24Task task;
+  if (!std::holds_alternative<BestOfNParams>(sp) && !(pl.ver && pl.ver->step))
+    throw UsageError(fmt::format("--verifier none: algo '{}' needs a verifier (a PRM); only best-of-n runs without one",
+                                 algorithm_name(sp)));
   if (pl.ver) {
     auto* bon = std::get_if<BestOfNParams>(&sp);
     if (bon && bon->scoring == Scoring::None) {
@@ -457,9 +513,6 @@ std::vector<SearchResult> run_search(std::span<const Problem> problems, Plugins&
     }
     return search(problems, task, *pl.gen, *pl.ver, sp, seed);
   }
-  if (!std::holds_alternative<BestOfNParams>(sp))
-    throw UsageError(fmt::format("--verifier none: algo '{}' needs a verifier; only best-of-n runs without one",
-                                 algorithm_name(sp)));
   NoVerifier none;
   return search(problems, task, *pl.gen, none, sp, seed);
 }
@@ -613,6 +666,8 @@ struct Row {
   int n = 0;
   int solved = 0, total = 0;
   double gen_tokens = 0, ver_tokens = 0, gen_calls = 0, ver_calls = 0, wall = 0, nodes = 0;
+  double gen_steps = 0, ver_steps = 0;
+  double elapsed = 0;  // wall clock of the whole row (all chunks), seconds
 };
 
 std::string method_label(const std::string& algo, const SearchParams& sp, const Plugins& pl) {
@@ -653,8 +708,9 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
     for (int n : ns) configs.emplace_back(algo, make_params(algo, n, a));
   Plugins pl = make_plugins(a);
   for (const auto& [algo, sp] : configs)
-    if (!pl.ver && !std::holds_alternative<BestOfNParams>(sp))
-      throw UsageError(fmt::format("--verifier none: algo '{}' needs a verifier; only best-of-n runs without one", algo));
+    if (!(pl.ver && pl.ver->step) && !std::holds_alternative<BestOfNParams>(sp))
+      throw UsageError(
+          fmt::format("--verifier none: algo '{}' needs a verifier (a PRM); only best-of-n runs without one", algo));
   const std::vector<Problem> problems = game24::load_csv(*data, ranks);
   if (problems.empty()) throw UsageError(fmt::format("--data {}: no problems in the selected ranks", *data));
   const auto trace_path = a.get("trace");
@@ -681,6 +737,7 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
         sp);
     row.total = static_cast<int>(problems.size());
     Progress prog(err, problems.size(), fmt::format("{} n={}", row.method, row.n));
+    const auto row_t0 = std::chrono::steady_clock::now();
     for (std::size_t lo = 0; lo < problems.size(); lo += chunk) {
       const std::size_t hi = std::min(problems.size(), lo + chunk);
       auto rs = run_search(std::span<const Problem>(problems).subspan(lo, hi - lo), pl, sp, seed);
@@ -691,6 +748,8 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
         row.gen_calls += static_cast<double>(r.stats.generator_calls);
         row.ver_calls += static_cast<double>(r.stats.verifier_calls);
         row.nodes += static_cast<double>(r.stats.nodes);
+        row.gen_steps += static_cast<double>(r.stats.generated_steps);
+        row.ver_steps += static_cast<double>(r.stats.verified_steps);
         row.wall += r.stats.wall_seconds();
         if (trace_path) {
           trace << trace_line(r) << "\n";
@@ -698,7 +757,10 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
       }
       prog.update(hi);
     }
+    row.elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - row_t0).count();
     const double P = static_cast<double>(row.total);
+    row.gen_steps /= P;
+    row.ver_steps /= P;
     row.gen_tokens /= P;
     row.ver_tokens /= P;
     row.gen_calls /= P;
@@ -735,6 +797,9 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
       x.set("generator_calls_per_problem", r.gen_calls);
       x.set("verifier_calls_per_problem", r.ver_calls);
       x.set("nodes_per_problem", r.nodes);
+      x.set("generated_steps_per_problem", r.gen_steps);
+      x.set("verified_steps_per_problem", r.ver_steps);
+      x.set("elapsed_s", r.elapsed);
       res.push_back(std::move(x));
     }
     o.set("results", std::move(res));

@@ -164,3 +164,88 @@ TEST_CASE("the real executable exits 2 on bad input and 0 on help") {
   CHECK(status("help") == 0);
   CHECK(status("version") == 0);
 }
+
+namespace {
+qstar::json::Value read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return qstar::json::parse(ss.str());
+}
+}  // namespace
+
+TEST_CASE("bench --orm ranks best-of-n samples by an outcome verifier; oracle ORM is pass@N") {
+  const auto path = tmp("bench_orm.json");
+  const std::vector<std::string> base = {"bench", "--data", QSTAR_TEST_DATA, "--ranks", "901-930", "--algo",
+                                         "best-of-n", "--n", "8", "--generator", "programmatic", "--seed", "5",
+                                         "--json", path};
+  auto with = [&](std::vector<std::string> extra) {
+    auto args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = run(args);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    const auto v = read_json_file(path);
+    REQUIRE(v.get_array("results").size() == 1);
+    return v.get_array("results")[0];
+  };
+  const auto pass = with({"--verifier", "none", "--orm", "oracle", "--voting", "naive"});
+  const auto maj = with({"--verifier", "none", "--voting", "majority"});
+  const auto orm_w = with({"--verifier", "oracle", "--orm", "oracle", "--scoring", "orm"});
+  // The same seed gives the same samples; the oracle ORM picks a correct one whenever one
+  // exists, so pass@N bounds every vote over those samples, and it pays verifier tokens.
+  CHECK(pass.get_int("solved") >= maj.get_int("solved"));
+  CHECK(pass.get_int("solved") >= orm_w.get_int("solved"));
+  CHECK(pass.get_double("generated_tokens_per_problem") == maj.get_double("generated_tokens_per_problem"));
+  CHECK(pass.get_double("verifier_tokens_per_problem") > 0);
+  CHECK(maj.get_double("verifier_tokens_per_problem") == 0);
+  CHECK(pass.get_string("method").find("orm") != std::string::npos);
+  CHECK(pass.get_double("generated_steps_per_problem") > 0);
+  CHECK(pass.get_double("generated_steps_per_problem") <= 8 * 4);  // 8 chains of at most 4 steps
+  CHECK(pass.get_double("elapsed_s") >= 0);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("--greedy makes every proposal greedy: the seed no longer matters") {
+  auto steps = [](const std::string& seed, bool greedy) {
+    std::vector<std::string> args = {"solve", "1 3 4 6", "--algo", "best-of-n", "--n", "1", "--verifier", "none",
+                                     "--generator", "programmatic", "--error-rate", "0", "--seed", seed, "--json"};
+    if (greedy) args.push_back("--greedy");
+    auto r = run(args);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    return qstar::json::parse(r.out).at("steps");
+  };
+  const auto g1 = steps("1", true);
+  CHECK(g1.size() >= 1);
+  for (const char* s : {"2", "3", "4"}) CHECK(steps(s, true) == g1);
+  bool differs = false;  // sampled chains do depend on the seed
+  for (const char* s : {"1", "2", "3", "4", "5", "6"}) differs = differs || !(steps(s, false) == steps("0", false));
+  CHECK(differs);
+}
+
+TEST_CASE("bad --orm / --greedy input prints one line and exits 2") {
+  struct Case {
+    std::vector<std::string> args;
+    const char* needle;
+  };
+  const std::vector<Case> cases = {
+      {{"solve", "4 5 6 10", "--algo", "best-of-n", "--orm", "psychic"}, "--orm: 'psychic'"},
+      {{"solve", "4 5 6 10", "--algo", "best-of-n", "--orm", "oracle", "--scoring", "prm"}, "--scoring orm"},
+      {{"solve", "4 5 6 10", "--algo", "beam", "--orm", "oracle"}, "--orm does not apply"},
+      {{"bench", "--data", QSTAR_TEST_DATA, "--algo", "best-of-n,beam", "--verifier", "none", "--orm", "oracle"},
+       "needs a verifier"},
+      {{"solve", "4 5 6 10", "--greedy=1"}, "--greedy takes no value"},
+      {{"solve", "4 5 6 10", "--algo", "best-of-n", "--orm", "prm:/nonexistent/orm"}, "orm"},
+  };
+  for (const auto& c : cases) {
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    CAPTURE(joined);
+    const auto r = run(c.args);
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK(lines(r.err) == 1);
+    CHECK(r.err.find(c.needle) != std::string::npos);
+  }
+}
