@@ -26,6 +26,9 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/version.hpp"
 
+#ifdef QSTAR_HAS_HTTP
+#include "qstar/http/client.hpp"
+#endif
 #ifdef QSTAR_HAS_TORCH
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
@@ -34,6 +37,9 @@
 #endif
 
 namespace qstar::cli {
+#ifdef QSTAR_HAS_HTTP_SERVER
+int cmd_serve(const std::vector<std::string>& args, std::ostream& out);  // src/cli/serve.cpp
+#endif
 namespace {
 
 bool g_tty = false;
@@ -52,6 +58,7 @@ commands:
                     qstar lm logits --model DIR (--text "..." | --tokens 1,2,3) [--json]
                     qstar lm tokenize --model DIR --text "..."
                     qstar lm generate --model DIR --prompt "..." [--steps N] [sampling flags]
+  serve             serve a model folder over HTTP (OpenAI-compatible subset; qstar serve --help)
   version           print the version
   help              print this help
 
@@ -62,7 +69,10 @@ common options (solve and bench):
   --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
-  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH
+  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH | http:URL[,URL...]
+  http:URL plug-ins (vLLM, SGLang, qstar serve; docs/serving.md): --generator http:URL[,URL...]
+                          --step-tag T --http-api pooling|classify --score-index I --model-name M
+                          --http-timeout S --http-retries N --http-in-flight N --api-key-env VAR
   --orm KIND              best-of-n: an outcome verifier that ranks the samples (implies
                           --scoring orm): oracle | prm:PATH (a PRM folder read at the last step)
   --greedy                every generator request is greedy (temperature 0)
@@ -375,7 +385,8 @@ struct GreedyGenerator {
 /// The flags that choose and configure plug-ins, added to a command's own flags.
 std::set<std::string> with_plugin_flags(std::set<std::string> own) {
   for (const char* f : {"generator", "error-rate", "verifier", "device", "dtype", "prm-kind", "temperature", "top-p",
-                        "top-k", "delimiter", "kv-cache-mb", "greedy"})
+                        "top-k", "delimiter", "kv-cache-mb", "greedy", "step-tag", "http-api", "score-index",
+                        "model-name", "http-timeout", "http-retries", "http-in-flight", "api-key-env"})
     own.insert(f);
   return own;
 }
@@ -399,11 +410,67 @@ lm::LMGeneratorParams lm_generator_params(const Args& a) {
 }
 #endif
 
+#ifdef QSTAR_HAS_HTTP
+/// The transport settings of an http:URL[,URL...] plug-in.
+http::ClientParams http_client_params(const Args& a, const std::string& urls, std::string_view flag) {
+  http::ClientParams c;
+  try {
+    c.base_urls = http::split_urls(urls);
+  } catch (const InvalidArgument& e) {
+    throw UsageError(fmt::format("--{}: {}", flag, e.what()));
+  }
+  if (auto v = a.get("http-timeout")) c.request_timeout_s = parse_double("http-timeout", *v);
+  if (auto v = a.get("http-retries")) c.max_retries = parse_int<int>("http-retries", *v, 0, 100);
+  if (auto v = a.get("http-in-flight")) c.max_in_flight = parse_int<int>("http-in-flight", *v, 1, 4096);
+  if (auto v = a.get("api-key-env")) c.api_key_env = *v;
+  if (auto v = a.get("model-name")) c.model = *v;
+  try {
+    c.validate();
+  } catch (const InvalidArgument& e) {
+    throw UsageError(fmt::format("--{}: {}", flag, e.what()));
+  }
+  return c;
+}
+#endif
+
+// The embedded defaults (issue #4): the shipped models in QSTAR_MODELS_DIR (the env var, else
+// the source tree's models/ folder baked in at build time). Builds without LibTorch keep the
+// programmatic generator and the oracle verifier.
+#ifdef QSTAR_HAS_TORCH
+std::string default_model(const char* name) {
+  std::string root;
+  if (const char* e = std::getenv("QSTAR_MODELS_DIR"); e != nullptr && *e != '\0') root = e;
+#ifdef QSTAR_MODELS_DIR
+  if (root.empty()) root = QSTAR_MODELS_DIR;
+#endif
+  if (root.empty()) root = "models";
+  const std::string dir = root + "/" + name;
+  if (!std::ifstream(dir + "/config.json"))
+    throw UsageError(fmt::format("the default {} model is missing ({}/config.json): set QSTAR_MODELS_DIR to the "
+                                 "shipped models/ folder, run scripts/train.sh, or pass --generator programmatic "
+                                 "--verifier oracle",
+                                 name, dir));
+  return dir;
+}
+std::string default_generator() { return "lm:" + default_model("generator"); }
+std::string default_verifier() { return "prm:" + default_model("prm"); }
+#else
+std::string default_generator() { return "programmatic"; }
+std::string default_verifier() { return "oracle"; }
+#endif
+
 Plugins make_plugins(const Args& a) {
   Plugins p;
   const std::string g = a.get("generator").value_or("programmatic");
   for (const char* f : {"temperature", "top-p", "top-k", "delimiter"})
-    if (a.has(f) && g.rfind("lm:", 0) != 0) throw UsageError(fmt::format("--{} applies only to --generator lm:DIR", f));
+    if (a.has(f) && g.rfind("lm:", 0) != 0 && g.rfind("http:", 0) != 0)
+      throw UsageError(fmt::format("--{} applies only to --generator lm:DIR or http:URL", f));
+  const bool http_any = g.rfind("http:", 0) == 0 || a.get("verifier").value_or("").rfind("http:", 0) == 0;
+  for (const char* f : {"http-timeout", "http-retries", "http-in-flight", "api-key-env", "model-name"})
+    if (a.has(f) && !http_any) throw UsageError(fmt::format("--{} applies only to http:URL plug-ins", f));
+  for (const char* f : {"step-tag", "http-api", "score-index"})
+    if (a.has(f) && a.get("verifier").value_or("").rfind("http:", 0) != 0)
+      throw UsageError(fmt::format("--{} applies only to --verifier http:URL", f));
   if (a.has("prm-kind") && a.get("verifier").value_or("oracle").rfind("prm:", 0) != 0)
     throw UsageError("--prm-kind applies only to --verifier prm:PATH");
   if (g.rfind("lm:", 0) == 0) {
@@ -414,6 +481,25 @@ Plugins make_plugins(const Args& a) {
     p.gen_label = g;
 #else
     throw UsageError("--generator lm:DIR needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
+#endif
+  } else if (g.rfind("http:", 0) == 0) {
+#ifdef QSTAR_HAS_HTTP
+    if (a.has("error-rate")) throw UsageError("--error-rate applies only to --generator programmatic");
+    http::HttpGeneratorParams hp;
+    hp.client = http_client_params(a, g.substr(5), "generator");
+    if (auto v = a.get("temperature")) hp.temperature = parse_double("temperature", *v);
+    if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
+    if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
+    if (auto v = a.get("delimiter")) hp.step_delimiter = unescape(*v);
+    try {
+      hp.validate();
+    } catch (const InvalidArgument& e) {
+      throw UsageError(fmt::format("generator parameters: {}", e.what()));
+    }
+    p.gen.emplace(http::HttpGenerator(hp));
+    p.gen_label = g;
+#else
+    throw UsageError("--generator http:URL needs a qstar built with libcurl (QSTAR_WITH_HTTP)");
 #endif
   } else if (g == "programmatic") {
     game24::GeneratorParams gp;
@@ -427,7 +513,7 @@ Plugins make_plugins(const Args& a) {
     p.gen.emplace(game24::ProgrammaticGenerator(gp));
     p.gen_label = fmt::format("programmatic(err={})", gp.error_rate);
   } else {
-    throw UsageError(fmt::format("--generator: '{}' is not one of programmatic, lm:DIR", g));
+    throw UsageError(fmt::format("--generator: '{}' is not one of programmatic, lm:DIR, http:URL", g));
   }
   const std::string v = a.get("verifier").value_or("oracle");
   if (v.rfind("prm:", 0) == 0) {
@@ -451,6 +537,27 @@ Plugins make_plugins(const Args& a) {
 #else
     throw UsageError("--verifier prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
 #endif
+  } else if (v.rfind("http:", 0) == 0) {
+#ifdef QSTAR_HAS_HTTP
+    http::HttpVerifierParams hv;
+    hv.client = http_client_params(a, v.substr(5), "verifier");
+    if (auto x = a.get("step-tag")) hv.step_tag = unescape(*x);
+    if (auto x = a.get("http-api")) hv.api = *x;
+    if (auto x = a.get("score-index")) hv.score_index = parse_int<int>("score-index", *x, 0, 1 << 20);
+    try {
+      hv.validate();
+    } catch (const InvalidArgument& e) {
+      throw UsageError(fmt::format("verifier parameters: {}", e.what()));
+    }
+    http::HttpVerifier hver(hv);
+    CliVerifier cv;
+    cv.step.emplace(hver);
+    cv.outcome.emplace(hver);
+    cv.label = v;
+    p.ver = std::move(cv);
+#else
+    throw UsageError("--verifier http:URL needs a qstar built with libcurl (QSTAR_WITH_HTTP)");
+#endif
   } else if (v == "oracle") {
     CliVerifier cv;
     cv.step.emplace(game24::OracleStepVerifier{});
@@ -458,7 +565,7 @@ Plugins make_plugins(const Args& a) {
     cv.label = "oracle";
     p.ver = std::move(cv);
   } else if (v != "none") {
-    throw UsageError(fmt::format("--verifier: '{}' is not one of oracle, none, prm:PATH", v));
+    throw UsageError(fmt::format("--verifier: '{}' is not one of oracle, none, prm:PATH, http:URL", v));
   }
   p.ver_label = v;
   if (auto o = a.get("orm")) {
@@ -972,6 +1079,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << "qstar " << QSTAR_VERSION_STRING << "\n";
       return 0;
     }
+#ifdef QSTAR_HAS_HTTP_SERVER
+    if (cmd == "serve") return cmd_serve(args, out);
+#else
+    if (cmd == "serve") throw UsageError("serve: this qstar was built without LibTorch or cpp-httplib (QSTAR_WITH_HTTP)");
+#endif
 #ifdef QSTAR_HAS_TORCH
     if (cmd == "lm") return cmd_lm(args, out);
 #else

@@ -1,0 +1,157 @@
+// `qstar serve`: the HTTP server of src/http/server.cpp behind command-line flags. Runs until
+// SIGINT or SIGTERM, then stops cleanly and prints its counters.
+#include <csignal>
+#include <pthread.h>
+
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "qstar/error.hpp"
+#include "qstar/http/server.hpp"
+
+namespace qstar::cli {
+
+namespace {
+
+constexpr const char* kServeUsage = R"(usage: qstar serve --model DIR [--prm PATH] [options]
+
+Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling and
+/classify (an OpenAI-compatible subset; see docs/serving.md). Stops on SIGINT/SIGTERM.
+
+  --model DIR            the generator model folder (optional when --prm is given)
+  --prm PATH             a PRM folder or TorchScript file
+  --prm-kind KIND        token-logit | token-class | torchscript (default: inferred)
+  --step-tag TEXT        the PRM's step tag (default: the kind's; "\n" escapes work)
+  --host H               interface to bind (default 127.0.0.1)
+  --port P               port (default 8000; 0 = any free port, printed at start)
+  --name NAME            the model name reported (default: the folder name)
+  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16 --kv-cache-mb M
+  --max-n N --max-tokens T --max-prompt-bytes B --max-inputs K   request limits
+  --batch-window-ms W    wait this long for requests to batch together (default 2)
+  --max-batch R          requests per batch at most (default 256)
+  --threads T            HTTP handler threads (default 64)
+)";
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char c = s[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+template <class I>
+I to_int(const std::string& flag, const std::string& v, I lo, I hi) {
+  I x{};
+  const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size())
+    throw InvalidArgument(fmt::format("--{}: '{}' is not an integer", flag, v));
+  if (x < lo || x > hi) throw InvalidArgument(fmt::format("--{}: {} is out of range [{}, {}]", flag, v, lo, hi));
+  return x;
+}
+
+double to_double(const std::string& flag, const std::string& v) {
+  std::size_t used = 0;
+  double x = 0;
+  try {
+    x = std::stod(v, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size() || !std::isfinite(x))
+    throw InvalidArgument(fmt::format("--{}: '{}' is not a number", flag, v));
+  return x;
+}
+
+}  // namespace
+
+int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
+  static const std::set<std::string> known = {
+      "model", "prm", "prm-kind", "step-tag", "host", "port", "name", "device", "dtype", "kv-cache-mb",
+      "max-n", "max-tokens", "max-prompt-bytes", "max-inputs", "batch-window-ms", "max-batch", "threads"};
+  std::map<std::string, std::string> kv;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      out << kServeUsage;
+      return 0;
+    }
+    if (a.size() <= 2 || a.rfind("--", 0) != 0)
+      throw InvalidArgument(fmt::format("serve: unexpected argument '{}' (flags only; see qstar serve --help)", a));
+    std::string name = a.substr(2), value;
+    if (const auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name.resize(eq);
+    } else {
+      if (i + 1 >= args.size()) throw InvalidArgument(fmt::format("flag --{} needs a value", name));
+      value = args[++i];
+    }
+    if (!known.count(name)) throw InvalidArgument(fmt::format("serve: unknown flag --{}", name));
+    if (!kv.emplace(name, value).second) throw InvalidArgument(fmt::format("flag --{} given twice", name));
+  }
+  auto get = [&](const char* k) -> const std::string* {
+    auto it = kv.find(k);
+    return it == kv.end() ? nullptr : &it->second;
+  };
+  http::ServeParams p;
+  if (auto v = get("model")) p.model_dir = *v;
+  if (auto v = get("prm")) p.prm_path = *v;
+  if (p.model_dir.empty() && p.prm_path.empty()) throw InvalidArgument("serve: give --model DIR and/or --prm PATH");
+  if (auto v = get("prm-kind")) p.prm.kind = *v;
+  if (auto v = get("step-tag")) p.prm.step_tag = unescape(*v);
+  if (auto v = get("host")) p.host = *v;
+  if (auto v = get("port")) p.port = to_int<int>("port", *v, 0, 65535);
+  if (auto v = get("name")) p.served_model_name = *v;
+  if (auto v = get("device")) p.lm.device = p.prm.device = *v;
+  if (auto v = get("dtype")) p.lm.dtype = p.prm.dtype = *v;
+  if (auto v = get("kv-cache-mb"))
+    p.lm.kv_cache_bytes = p.prm.kv_cache_bytes = to_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
+  if (auto v = get("max-n")) p.max_n = to_int<int>("max-n", *v, 1, 1 << 16);
+  if (auto v = get("max-tokens")) p.max_tokens = to_int<int>("max-tokens", *v, 1, 1 << 24);
+  if (auto v = get("max-prompt-bytes")) p.max_prompt_bytes = to_int<std::size_t>("max-prompt-bytes", *v, 1, std::size_t{1} << 32);
+  if (auto v = get("max-inputs")) p.max_inputs = to_int<std::size_t>("max-inputs", *v, 1, 1 << 20);
+  if (auto v = get("batch-window-ms")) p.batch_window_ms = to_double("batch-window-ms", *v);
+  if (auto v = get("max-batch")) p.max_batch_requests = to_int<std::size_t>("max-batch", *v, 1, 1 << 20);
+  if (auto v = get("threads")) p.threads = to_int<int>("threads", *v, 1, 4096);
+  p.validate();
+
+  // Block SIGINT/SIGTERM here (the server's threads inherit the mask) and wait for them.
+  sigset_t set, old;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  std::signal(SIGPIPE, SIG_IGN);
+  struct Restore {
+    sigset_t* old;
+    ~Restore() { pthread_sigmask(SIG_SETMASK, old, nullptr); }
+  } restore{&old};
+  auto server = http::Server::start(p);
+  out << fmt::format("qstar serve: listening on http://{}:{} (model {}, prm {})\n", p.host, server->port(),
+                     p.model_dir.empty() ? "-" : p.model_dir, p.prm_path.empty() ? "-" : p.prm_path)
+      << std::flush;
+  int sig = 0;
+  sigwait(&set, &sig);
+  server->stop();
+  const auto s = server->stats();
+  out << fmt::format("qstar serve: stopped ({}); {} HTTP requests ({} bad), {} completions in {} expand calls, "
+                     "{} scored inputs in {} PRM calls, {} batches (largest {})\n",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM", s.http_requests, s.bad_requests, s.completions,
+                     s.expand_calls, s.scored_inputs, s.prm_calls, s.batches, s.max_batch_seen)
+      << std::flush;
+  return 0;
+}
+
+}  // namespace qstar::cli

@@ -1,0 +1,201 @@
+// HttpGenerator: ExpandRequests -> POST /v1/completions -> Steps. See
+// include/qstar/http/client.hpp for the request and reply mapping.
+#include <fmt/format.h>
+
+#include <bit>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "http/transport.hpp"
+#include "qstar/error.hpp"
+#include "qstar/http/client.hpp"
+
+namespace qstar::http {
+
+namespace {
+
+std::string apply_template(const std::string& tmpl, std::string_view prompt) {
+  static constexpr std::string_view key = "{prompt}";
+  std::string out;
+  std::size_t pos = 0;
+  for (;;) {
+    const std::size_t at = tmpl.find(key, pos);
+    if (at == std::string::npos) break;
+    out.append(tmpl, pos, at - pos);
+    out.append(prompt);
+    pos = at + key.size();
+  }
+  out.append(tmpl, pos, std::string::npos);
+  return out;
+}
+
+std::string url_label(const std::vector<std::string>& urls, const char* kind) {
+  std::string s = fmt::format("{}:{}", kind, urls.empty() ? "" : urls[0]);
+  if (urls.size() > 1) s += fmt::format("+{}", urls.size() - 1);
+  return s;
+}
+
+}  // namespace
+
+void HttpGeneratorParams::validate() const {
+  auto fail = [](const std::string& m) { throw InvalidArgument("HttpGeneratorParams." + m); };
+  client.validate();
+  if (path.empty() || path[0] != '/') fail(fmt::format("path: must start with '/', got '{}'", path));
+  if (step_delimiter.empty()) fail("step_delimiter: must not be empty");
+  if (max_step_tokens < 1) fail(fmt::format("max_step_tokens: must be >= 1, got {}", max_step_tokens));
+  if (!std::isfinite(temperature) || temperature < 0)
+    fail(fmt::format("temperature: must be finite and >= 0, got {}", temperature));
+  if (!(top_p > 0 && top_p <= 1)) fail(fmt::format("top_p: must be in (0, 1], got {}", top_p));
+  if (top_k < 0) fail(fmt::format("top_k: must be >= 0, got {}", top_k));
+  if (logprobs < 0 || logprobs > 20) fail(fmt::format("logprobs: must be in [0, 20], got {}", logprobs));
+  if (prompt_template.find("{prompt}") == std::string::npos)
+    fail("prompt_template: must contain \"{prompt}\"");
+}
+
+struct HttpGenerator::Impl {
+  HttpGeneratorParams params;
+  std::unique_ptr<detail::Transport> transport;
+  std::string name;
+};
+
+HttpGenerator::HttpGenerator(HttpGeneratorParams params) : impl_(std::make_shared<Impl>()) {
+  params.validate();
+  impl_->params = std::move(params);
+  std::vector<std::string> urls;
+  for (const auto& u : impl_->params.client.base_urls) urls.push_back(detail::normalize_base_url(u));
+  impl_->name = url_label(urls, "http");
+  impl_->transport = std::make_unique<detail::Transport>(impl_->params.client, impl_->name);
+}
+
+HttpGenerator::~HttpGenerator() = default;
+
+std::string HttpGenerator::name() const { return impl_->name; }
+std::size_t HttpGenerator::max_batch_size() const { return impl_->params.max_batch; }
+const HttpGeneratorParams& HttpGenerator::params() const { return impl_->params; }
+HttpStats HttpGenerator::stats() const { return impl_->transport->stats(); }
+
+std::string HttpGenerator::prompt_text(const ExpandRequest& r) const {
+  const auto& p = impl_->params;
+  std::string s = apply_template(p.prompt_template, r.prompt);
+  for (std::size_t i = 0; i < r.prefix.size(); ++i) {
+    s.append(r.prefix.text(i));
+    s.append(p.step_delimiter);
+  }
+  return s;
+}
+
+std::vector<std::vector<Step>> HttpGenerator::expand(std::span<const ExpandRequest> batch) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto& p = impl_->params;
+  const std::string& who = impl_->name;
+  std::vector<std::string> bodies;
+  bodies.reserve(batch.size());
+  std::vector<int> ns(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const ExpandRequest& r = batch[i];
+    if (r.num_candidates < 1)
+      throw InvalidArgument(fmt::format("{}: request {}: num_candidates must be >= 1, got {}", who, i, r.num_candidates));
+    const bool greedy = r.greedy || p.temperature <= 0.0;
+    ns[i] = greedy ? 1 : r.num_candidates;
+    json::Value b = json::Value::object();
+    if (!p.client.model.empty()) b.set("model", p.client.model);
+    b.set("prompt", prompt_text(r));
+    b.set("n", static_cast<std::int64_t>(ns[i]));
+    int max_tokens = p.max_step_tokens;
+    if (r.max_new_tokens > 0) max_tokens = std::min(max_tokens, r.max_new_tokens);
+    b.set("max_tokens", static_cast<std::int64_t>(max_tokens));
+    b.set("temperature", greedy ? 0.0 : p.temperature);
+    b.set("top_p", p.top_p);
+    if (p.top_k > 0) b.set("top_k", static_cast<std::int64_t>(p.top_k));
+    b.set("seed", std::bit_cast<std::int64_t>(r.seed));
+    json::Value stop = json::Value::array();
+    stop.push_back(p.step_delimiter);
+    b.set("stop", std::move(stop));
+    b.set("logprobs", static_cast<std::int64_t>(p.logprobs));
+    bodies.push_back(json::dump(b));
+  }
+  const std::vector<detail::Reply> replies = impl_->transport->post_all(p.path, bodies);
+
+  std::vector<std::vector<Step>> out(batch.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const detail::Reply& rep = replies[i];
+    const std::string where = fmt::format("{}: reply of {}{}", who, rep.url, p.path);
+    auto bad = [&](const std::string& m) { throw PluginError(fmt::format("{}: {}", where, m)); };
+    const json::Value* choices = rep.body.find("choices");
+    if (!choices || !choices->is_array()) bad("no \"choices\" array");
+    const auto& arr = choices->as_array();
+    if (arr.size() != static_cast<std::size_t>(ns[i]))
+      bad(fmt::format("expected {} choices (n), got {}", ns[i], arr.size()));
+    std::vector<Step> steps(static_cast<std::size_t>(ns[i]));
+    std::vector<bool> seen(steps.size(), false);
+    for (std::size_t k = 0; k < arr.size(); ++k) {
+      const json::Value& c = arr[k];
+      if (!c.is_object()) bad(fmt::format("choice {} is not an object", k));
+      std::size_t idx = k;
+      if (const json::Value* x = c.find("index")) {
+        if (!x->is_integer() || x->as_int() < 0 || x->as_int() >= static_cast<std::int64_t>(steps.size()))
+          bad(fmt::format("choice {}: bad \"index\"", k));
+        idx = static_cast<std::size_t>(x->as_int());
+      }
+      if (seen[idx]) bad(fmt::format("choice index {} given twice", idx));
+      seen[idx] = true;
+      const json::Value* text = c.find("text");
+      if (!text || !text->is_string()) bad(fmt::format("choice {}: no \"text\" string", idx));
+      Step s;
+      s.text = text->as_string();
+      bool cut = false;
+      if (const auto at = s.text.find(p.step_delimiter); at != std::string::npos) {
+        s.text.resize(at);
+        cut = true;
+      }
+      // Logprobs: the per-token list, else qstar's extension fields.
+      bool have_lp = false;
+      if (const json::Value* lp = c.find("logprobs"); lp && lp->is_object()) {
+        if (const json::Value* tl = lp->find("token_logprobs"); tl && tl->is_array()) {
+          double sum = 0;
+          for (const auto& x : tl->as_array()) {
+            if (!x.is_number() || !std::isfinite(x.as_double()))
+              bad(fmt::format("choice {}: a token logprob is not a finite number", idx));
+            sum += x.as_double();
+          }
+          s.logprob = sum;
+          s.num_tokens = static_cast<std::int32_t>(tl->as_array().size());
+          have_lp = true;
+        }
+      }
+      if (!have_lp) {
+        const json::Value* cl = c.find("cumulative_logprob");
+        const json::Value* nt = c.find("num_tokens");
+        if (!cl || !cl->is_number() || !nt || !nt->is_integer())
+          bad(fmt::format("choice {}: no token logprobs (\"logprobs\".\"token_logprobs\")", idx));
+        s.logprob = cl->as_double();
+        if (!std::isfinite(s.logprob)) bad(fmt::format("choice {}: cumulative_logprob is not finite", idx));
+        if (nt->as_int() < 0 || nt->as_int() > (1 << 30)) bad(fmt::format("choice {}: bad num_tokens", idx));
+        s.num_tokens = static_cast<std::int32_t>(nt->as_int());
+      }
+      const json::Value* fr = c.find("finish_reason");
+      const std::string finish = fr && fr->is_string() ? fr->as_string() : "";
+      if (finish == "length") {
+        s.finish = cut ? FinishReason::StepEnd : FinishReason::Length;
+      } else if (finish == "stop") {
+        const json::Value* why = c.find("stop_reason");
+        if (!why) why = c.find("matched_stop");
+        if (cut || !why || why->is_string()) s.finish = FinishReason::StepEnd;
+        else s.finish = FinishReason::Eos;  // null (EOS) or a stop token id
+      } else {
+        bad(fmt::format("choice {}: finish_reason '{}' is not one of stop, length", idx, finish));
+      }
+      if (!p.answer_marker.empty() && (s.finish == FinishReason::StepEnd || s.finish == FinishReason::Eos) &&
+          s.text.find(p.answer_marker) != std::string::npos)
+        s.finish = FinishReason::FinalAnswer;
+      steps[idx] = std::move(s);
+    }
+    if (ns[i] != batch[i].num_candidates) steps.resize(static_cast<std::size_t>(batch[i].num_candidates), steps[0]);
+    out[i] = std::move(steps);
+  }
+  impl_->transport->count_call(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return out;
+}
+
+}  // namespace qstar::http

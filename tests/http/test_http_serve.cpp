@@ -1,0 +1,534 @@
+// `qstar serve` on loopback with tiny random models written by the test: parity of the HTTP
+// plug-ins with the in-process LibTorch backends (single expansions, beam search, MCTS),
+// batching, input validation, a server killed mid-search, and concurrent searches over two
+// server processes.
+#ifdef QSTAR_HAS_HTTP_SERVER
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "qstar/core/json.hpp"
+#include "qstar/error.hpp"
+#include "qstar/http/client.hpp"
+#include "qstar/http/server.hpp"
+#include "qstar/search/search.hpp"
+#include "qstar/tasks/game24.hpp"
+#include "qstar/torch/lm_generator.hpp"
+#include "qstar/torch/prm.hpp"
+#include "torch/tiny_model.hpp"
+
+// After Eigen (via the search headers): <resolv.h>, which httplib pulls in, defines `_res`.
+#include <httplib.h>
+
+using namespace qstar;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+/// The tiny generator and PRM folders, written once per test binary.
+struct Models {
+  tiny::TempDir dir;
+  std::string gen, prm;
+  Models() {
+    gen = dir.file("gen");
+    prm = dir.file("prm");
+    std::filesystem::create_directories(gen);
+    std::filesystem::create_directories(prm);
+    tiny::write_model(gen, tiny::causal_llama(), 11);
+    tiny::write_model(prm, tiny::causal_qwen2(), 12);
+    // The generator's vocabulary lacks the PRM's tag " ки": a text protocol cannot tell a
+    // tag inside a step's text from the tag after it (the client rejects such steps).
+    tiny::write_tokenizer(gen + "/tokenizer.json", /*with_ki=*/false);
+  }
+};
+const Models& models() {
+  static Models m;
+  return m;
+}
+
+lm::LMGeneratorParams gen_params() {
+  lm::LMGeneratorParams p;
+  p.max_step_tokens = 12;
+  p.temperature = 1.0;
+  p.step_delimiter = "\n";
+  return p;
+}
+lm::PrmParams prm_params() {
+  lm::PrmParams p;
+  p.kind = "token-logit";
+  return p;
+}
+
+http::ServeParams serve_params() {
+  http::ServeParams s;
+  s.model_dir = models().gen;
+  s.prm_path = models().prm;
+  s.lm = gen_params();
+  s.prm = prm_params();
+  s.port = 0;
+  s.threads = 16;
+  return s;
+}
+
+http::ClientParams client(const std::vector<std::string>& urls) {
+  http::ClientParams c;
+  c.base_urls = urls;
+  c.request_timeout_s = 20;
+  c.max_retries = 1;
+  c.backoff_initial_s = 0.01;
+  c.backoff_max_s = 0.05;
+  c.api_key_env = "";
+  return c;
+}
+
+http::HttpGenerator http_gen(const std::vector<std::string>& urls) {
+  http::HttpGeneratorParams p;
+  p.client = client(urls);
+  p.max_step_tokens = gen_params().max_step_tokens;
+  p.temperature = gen_params().temperature;
+  p.step_delimiter = gen_params().step_delimiter;
+  p.answer_marker = gen_params().answer_marker;
+  return http::HttpGenerator(p);
+}
+http::HttpVerifier http_prm(const std::vector<std::string>& urls) {
+  http::HttpVerifierParams p;
+  p.client = client(urls);
+  p.step_tag = " ки";  // the token-logit kind's default tag
+  return http::HttpVerifier(p);
+}
+
+std::string url_of(int port) { return "http://127.0.0.1:" + std::to_string(port); }
+
+/// `qstar serve` as a child process; the port is read from its first output line.
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> extra = {}) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    std::vector<std::string> args = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
+                                     "--prm-kind", "token-logit", "--port", "0", "--threads", "16"};
+    for (auto& e : extra) args.push_back(e);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(fds[1], 1);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    out_ = ::fdopen(fds[0], "r");
+    char line[512] = {0};
+    REQUIRE(std::fgets(line, sizeof line, out_) != nullptr);  // blocks until listening
+    const std::string s = line;
+    const auto at = s.find("127.0.0.1:");
+    REQUIRE(at != std::string::npos);
+    port_ = std::stoi(s.substr(at + 10));
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (out_) std::fclose(out_);
+  }
+  int port() const { return port_; }
+  std::string url() const { return url_of(port_); }
+  /// SIGTERM, then the rest of its output (the stop line).
+  std::string terminate() {
+    ::kill(pid_, SIGTERM);
+    std::string rest;
+    char line[512];
+    while (std::fgets(line, sizeof line, out_)) rest += line;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    return rest;
+  }
+  void kill9() {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+  int port_ = 0;
+};
+
+struct Prefix {
+  Tree tree;
+  Problem problem{"p", "4 5 6 10", std::nullopt};
+  NodeId leaf = 0;
+  Prefix() {
+    Step a;
+    a.text = "4 + 6 = 10 (left: 5 10 10)";
+    leaf = tree.add_child(Tree::root(), a);
+  }
+};
+
+SearchParams beam_params() {
+  BeamParams b;
+  b.num_beams = 4;
+  b.width = 2;
+  b.max_depth = 3;
+  b.max_step_tokens = 12;
+  b.keep_tree = false;
+  return b;
+}
+SearchParams mcts_params() {
+  MctsParams m;
+  m.num_simulations = 6;
+  m.leaves_per_iteration = 2;
+  m.expand_k = 2;
+  m.max_depth = 3;
+  m.max_step_tokens = 12;
+  return m;
+}
+
+std::vector<Problem> problems() {
+  return {{"a", "4 5 6 10", std::nullopt}, {"b", "1 2 3 4", std::nullopt}};
+}
+
+void check_same(const std::vector<SearchResult>& a, const std::vector<SearchResult>& b) {
+  REQUIRE(a.size() == b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].answer == b[i].answer);
+    CHECK(a[i].chosen == b[i].chosen);
+    CHECK(a[i].stats.generated_tokens == b[i].stats.generated_tokens);
+    CHECK(a[i].stats.nodes == b[i].stats.nodes);
+    REQUIRE(a[i].candidates.size() == b[i].candidates.size());
+    for (std::size_t k = 0; k < a[i].candidates.size(); ++k) {
+      CHECK(a[i].candidates[k].steps == b[i].candidates[k].steps);
+      CHECK(a[i].candidates[k].score == doctest::Approx(b[i].candidates[k].score).epsilon(1e-5));
+    }
+  }
+}
+
+httplib::Result post(int port, const std::string& path, const std::string& body) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(20, 0);
+  return c.Post(path.c_str(), body, "application/json");
+}
+
+}  // namespace
+
+TEST_CASE("serve: HTTP expansions equal the in-process LMGenerator's for the same seeds") {
+  auto server = http::Server::start(serve_params());
+  auto local = lm::LMGenerator::load(models().gen, gen_params());
+  auto remote = http_gen({url_of(server->port())});
+  Prefix f;
+  std::vector<ExpandRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    ExpandRequest r;
+    r.problem = &f.problem;
+    r.prompt = "Use 4 5 6 10 to make 24.\n";
+    r.prefix = i % 2 ? TrajectoryView(f.tree, f.leaf) : TrajectoryView(f.tree, Tree::root());
+    r.num_candidates = 3;
+    r.seed = 0x9e3779b97f4a7c15ULL * static_cast<std::uint64_t>(i + 1);  // top bit set for some
+    r.greedy = i == 4;
+    r.max_new_tokens = i == 5 ? 3 : 0;
+    reqs.push_back(r);
+  }
+  const auto a = local.expand(reqs);
+  const auto b = remote.expand(reqs);
+  REQUIRE(a.size() == b.size());
+  int distinct = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (std::size_t j = 0; j < a[i].size(); ++j) {
+      CHECK(a[i][j].text == b[i][j].text);
+      CHECK(a[i][j].num_tokens == b[i][j].num_tokens);
+      CHECK(a[i][j].finish == b[i][j].finish);
+      CHECK(a[i][j].logprob == doctest::Approx(b[i][j].logprob).epsilon(1e-5));
+      CHECK(b[i][j].tokens.empty());  // the one documented difference: no token ids over HTTP
+      if (j > 0 && a[i][j].text != a[i][0].text) ++distinct;
+    }
+  }
+  CHECK(distinct > 0);  // sampling really happened
+  const auto st = server->stats();
+  CHECK(st.completions == 6);
+  CHECK(st.expand_calls >= 1);
+}
+
+TEST_CASE("serve: HTTP PRM scores equal the in-process PrmVerifier's") {
+  auto server = http::Server::start(serve_params());
+  auto local = lm::PrmVerifier::load(models().prm, prm_params());
+  auto remote = http_prm({url_of(server->port())});
+  Prefix f;
+  Step b;
+  b.text = "10 + 10 = 20 (left: 5 20)";
+  const NodeId n2 = f.tree.add_child(f.leaf, b);
+  std::vector<StepScoreRequest> reqs(2);
+  for (auto& r : reqs) {
+    r.problem = &f.problem;
+    r.prompt = "Use 4 5 6 10 to make 24.\n";
+    r.trajectory = TrajectoryView(f.tree, n2);
+  }
+  reqs[1].first_new = 1;
+  const auto x = local.score_steps(reqs);
+  const auto y = remote.score_steps(reqs);
+  REQUIRE(x.size() == y.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    REQUIRE(x[i].size() == y[i].size());
+    for (std::size_t k = 0; k < x[i].size(); ++k) CHECK(x[i][k] == doctest::Approx(y[i][k]).epsilon(1e-5));
+  }
+  // classify: the last step of each input
+  http::HttpVerifierParams cp = remote.params();
+  cp.api = "classify";
+  http::HttpVerifier cls(cp);
+  const auto z = cls.score_steps(reqs);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    for (std::size_t k = 0; k < x[i].size(); ++k) CHECK(x[i][k] == doctest::Approx(z[i][k]).epsilon(1e-5));
+}
+
+/// The in-process LMGenerator with Step::tokens dropped: later expansions re-encode each
+/// step's text + delimiter, exactly as a text protocol must.
+struct TextOnly {
+  lm::LMGenerator inner;
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> b) {
+    auto out = inner.expand(b);
+    for (auto& v : out)
+      for (auto& s : v) s.tokens.clear();
+    return out;
+  }
+};
+
+TEST_CASE("serve: beam search and MCTS through HTTP match the in-process backends") {
+  // Over HTTP a step's context is its TEXT (+ delimiter), re-tokenized by the server; in
+  // process it is the generated token ids. The two agree exactly when the ids round-trip
+  // through text. Checked here: (1) against the in-process backend fed text contexts
+  // (TextOnly), the searches are identical; (2) against the plain in-process backend, every
+  // node that differs lies below a step whose tokens do not round-trip (the tiny model can
+  // sample ids that decode to nothing, or <unk>).
+  auto server = http::Server::start(serve_params());
+  const game24::Game24Task task;
+  const auto probs = problems();
+  for (SearchParams sp : {beam_params(), mcts_params()}) {
+    CAPTURE(std::string(algorithm_name(sp)));
+    common(sp).keep_tree = true;
+    auto hg = http_gen({url_of(server->port())});
+    auto hv = http_prm({url_of(server->port())});
+    const auto b = search(probs, task, hg, hv, sp, 5);
+    CHECK(hg.stats().requests > 0);
+    CHECK(hv.stats().requests > 0);
+    {
+      TextOnly lg{lm::LMGenerator::load(models().gen, gen_params())};
+      auto lv = lm::PrmVerifier::load(models().prm, prm_params());
+      check_same(search(probs, task, lg, lv, sp, 5), b);
+    }
+    auto lg = lm::LMGenerator::load(models().gen, gen_params());
+    auto lv = lm::PrmVerifier::load(models().prm, prm_params());
+    const auto a = search(probs, task, lg, lv, sp, 5);
+    int differing = 0, lossy = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const Tree& ta = *a[i].tree;
+      const Tree& tb = *b[i].tree;
+      auto round_trips = [&](NodeId n) {
+        const auto ids = lg.tokenizer().encode(std::string(ta.text(n)) + "\n");
+        const auto got = ta.tokens(n);
+        return std::vector<std::int32_t>(got.begin(), got.end()) == ids || ta[n].finish != FinishReason::StepEnd;
+      };
+      // Nodes are created in the same order while the searches agree: the first node that
+      // differs must lie below a step whose tokens do not round-trip.
+      int lossy_here = 0;
+      bool first = true;
+      for (NodeId n = 1; n < static_cast<NodeId>(ta.size()); ++n) lossy_here += round_trips(n) ? 0 : 1;
+      for (NodeId n = 1; n < static_cast<NodeId>(std::min(ta.size(), tb.size())); ++n) {
+        if (ta.text(n) == tb.text(n) && ta[n].parent == tb[n].parent) continue;
+        ++differing;
+        if (!first) continue;
+        first = false;
+        bool explained = false;
+        for (NodeId p = ta[n].parent; p > 0 && !explained; p = ta[p].parent) explained = !round_trips(p);
+        CHECK_MESSAGE(explained, "node " << n << " is the first to differ, below steps that all round-trip");
+      }
+      lossy += lossy_here;
+      if (lossy_here == 0) check_same(std::vector<SearchResult>{a[i]}, std::vector<SearchResult>{b[i]});
+    }
+    MESSAGE(std::string(algorithm_name(sp)) << ": " << lossy << " steps whose tokens do not round-trip through text, "
+                               << differing << " nodes differ from the token-id in-process search");
+  }
+}
+
+TEST_CASE("serve: concurrent requests are batched into few expand calls") {
+  auto sp = serve_params();
+  sp.batch_window_ms = 50;
+  auto server = http::Server::start(sp);
+  auto remote = http_gen({url_of(server->port())});
+  Prefix f;
+  std::vector<ExpandRequest> reqs;
+  for (int i = 0; i < 16; ++i) {
+    ExpandRequest r;
+    r.problem = &f.problem;
+    r.prompt = "q";
+    r.prefix = TrajectoryView(f.tree, Tree::root());
+    r.num_candidates = 2;
+    r.seed = static_cast<std::uint64_t>(i);
+    reqs.push_back(r);
+  }
+  remote.expand(reqs);
+  const auto st = server->stats();
+  CHECK(st.completions == 16);
+  CHECK(st.expand_calls < 16);
+  CHECK(st.max_batch_seen >= 2);
+  MESSAGE("16 concurrent requests -> " << st.expand_calls << " expand calls, largest batch " << st.max_batch_seen);
+}
+
+TEST_CASE("serve: bad requests get 4xx with a JSON error body naming the field") {
+  auto sp = serve_params();
+  sp.max_n = 4;
+  sp.max_body_bytes = 4096;
+  auto server = http::Server::start(sp);
+  const int port = server->port();
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"/v1/completions", "{not json", 400, "request body"},
+      {"/v1/completions", "[1]", 400, "JSON object"},
+      {"/v1/completions", R"({"prompt": "x", "max_tokens": 4})", 400, "'stop' is required"},
+      {"/v1/completions", R"({"prompt": "x", "stop": "\n", "n": 5})", 400, "'n' must be in [1, 4]"},
+      {"/v1/completions", R"({"prompt": "x", "stop": "\n", "max_tokens": 0})", 400, "'max_tokens'"},
+      {"/v1/completions", R"({"prompt": [1, 2], "stop": "\n"})", 400, "token-id input"},
+      {"/v1/completions", R"({"prompt": "x", "stop": "\n", "temperature": -1})", 400, "'temperature'"},
+      {"/v1/completions", R"({"prompt": "x", "stop": "\n", "stream": true})", 400, "'stream'"},
+      {"/v1/completions", R"({"prompt": "x", "stop": ["a", "b"]})", 400, "'stop'"},
+      {"/v1/completions", "{\"prompt\": \"" + std::string(5000, 'a') + "\", \"stop\": \"\\n\"}", 413, "size limit"},
+      {"/classify", R"({"input": "no tag here"})", 400, "no step tag"},
+      {"/pooling", R"({})", 400, "'input' is required"},
+      {"/nope", R"({})", 404, "no such endpoint"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.body.substr(0, 80));
+    auto r = post(port, c.path, c.body);
+    REQUIRE(r);
+    CHECK(r->status == c.status);
+    const auto v = json::parse(r->body, "error body");
+    CHECK(v.at("error").get_string("message").find(c.needle) != std::string::npos);
+  }
+  // A good request still works afterwards.
+  auto ok = post(port, "/v1/completions", R"({"prompt": "x", "stop": "\n", "n": 2, "max_tokens": 4, "logprobs": 0})");
+  REQUIRE(ok);
+  CHECK(ok->status == 200);
+  const auto v = json::parse(ok->body, "reply");
+  CHECK(v.get_array("choices").size() == 2);
+  CHECK(server->stats().bad_requests == static_cast<std::int64_t>(cases.size()));
+}
+
+TEST_CASE("serve: the qstar serve process answers, stops on SIGTERM and reports") {
+  ServeProcess proc;
+  auto remote = http_gen({proc.url()});
+  Prefix f;
+  ExpandRequest r;
+  r.problem = &f.problem;
+  r.prompt = "q";
+  r.prefix = TrajectoryView(f.tree, Tree::root());
+  r.num_candidates = 2;
+  CHECK(remote.expand(std::span<const ExpandRequest>(&r, 1)).at(0).size() == 2);
+  const std::string tail = proc.terminate();
+  CHECK(tail.find("stopped (SIGTERM)") != std::string::npos);
+  CHECK(tail.find("1 completions") != std::string::npos);
+}
+
+TEST_CASE("serve: a server killed mid-search gives a PluginError naming its URL, no hang") {
+  ServeProcess proc;
+  const std::string url = proc.url();
+  // A generator that kills the server right after its first call returns: the search has
+  // proposals and goes on to score them on a dead server.
+  struct KillingGen {
+    http::HttpGenerator inner;
+    ServeProcess* proc;
+    int calls = 0;
+    std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> b) {
+      auto out = inner.expand(b);
+      if (++calls == 1) proc->kill9();
+      return out;
+    }
+  } gen{http_gen({url}), &proc};
+  auto hv = http_prm({url});
+  const game24::Game24Task task;
+  const auto probs = problems();
+  const auto t0 = Clock::now();
+  try {
+    search(probs, task, gen, hv, beam_params(), 3);
+    FAIL("expected a PluginError");
+  } catch (const PluginError& e) {
+    CHECK(std::string(e.what()).find(url) != std::string::npos);
+  }
+  CHECK(gen.calls == 1);
+  CHECK(std::chrono::duration<double>(Clock::now() - t0).count() < 10.0);
+}
+
+TEST_CASE("serve: concurrent searches over two server processes all finish with the in-process results") {
+  ServeProcess s1, s2;
+  const game24::Game24Task task;
+  const auto probs = problems();
+  const SearchParams sp = beam_params();
+  constexpr int kSearches = 4;
+  std::vector<std::vector<SearchResult>> want(kSearches);
+  {
+    TextOnly lg{lm::LMGenerator::load(models().gen, gen_params())};  // text contexts, as over HTTP
+    auto lv = lm::PrmVerifier::load(models().prm, prm_params());
+    for (int i = 0; i < kSearches; ++i) want[i] = search(probs, task, lg, lv, sp, 100 + static_cast<std::uint64_t>(i));
+  }
+  const auto t0 = Clock::now();
+  std::vector<std::future<std::vector<SearchResult>>> futs;
+  std::vector<http::HttpGenerator> gens;
+  for (int i = 0; i < kSearches; ++i) {
+    futs.push_back(std::async(std::launch::async, [&, i] {
+      auto hg = http_gen({s1.url(), s2.url()});
+      auto hv = http_prm({s1.url(), s2.url()});
+      auto r = search(probs, task, hg, hv, sp, 100 + static_cast<std::uint64_t>(i));
+      const auto st = hg.stats();
+      CHECK(st.per_url[0] > 0);
+      CHECK(st.per_url[1] > 0);
+      return r;
+    }));
+  }
+  std::int64_t tokens = 0;
+  for (int i = 0; i < kSearches; ++i) {
+    const auto got = futs[static_cast<std::size_t>(i)].get();
+    check_same(want[static_cast<std::size_t>(i)], got);
+    for (const auto& r : got) tokens += r.stats.generated_tokens;
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  MESSAGE(kSearches << " concurrent beam searches x " << probs.size() << " problems over 2 qstar serve processes: "
+                    << secs << " s, " << tokens / secs << " generated tokens/s");
+}
+
+TEST_CASE("serve: ServeParams validation names the field") {
+  http::ServeParams p;
+  CHECK_THROWS_WITH_AS(p.validate(), doctest::Contains("ServeParams.model_dir"), InvalidArgument);
+  p.model_dir = "x";
+  p.max_n = 0;
+  CHECK_THROWS_WITH_AS(p.validate(), doctest::Contains("ServeParams.max_n"), InvalidArgument);
+  p.max_n = 4;
+  p.batch_window_ms = -1;
+  CHECK_THROWS_WITH_AS(p.validate(), doctest::Contains("ServeParams.batch_window_ms"), InvalidArgument);
+  p.batch_window_ms = 1;
+  p.port = 70000;
+  CHECK_THROWS_WITH_AS(p.validate(), doctest::Contains("ServeParams.port"), InvalidArgument);
+}
+
+#endif  // QSTAR_HAS_HTTP_SERVER
