@@ -145,12 +145,14 @@ def machine_info() -> dict:
 
 
 def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Path, idx: int, total: int,
-            t_start: float, done_times: list[float]) -> dict | None:
-    """Runs (or reuses) one `qstar bench` call; returns the row, or None when it failed."""
+            t_start: float, may_run: bool) -> tuple[str, dict | None]:
+    """Reuses or runs one `qstar bench` call: ("done", row), ("failed", None), or
+    ("not run", None) when it is not kept and may_run is false."""
     subst = {"GEN": gen, "PRM": prm, "ORM": orm}
     flags = [subst.get(f, f) for f in m.flags] + m.per_budget.get(n, [])
     cmd = [str(args.qstar), "bench", "--data", str(args.data), "--ranks", args.ranks, "--algo", m.algo,
-           "--n", str(n), "--seed", str(args.seed), "--generator", gen, "--chunk", str(args.chunk)]
+           "--n", str(n), "--seed", str(args.seed), "--generator", gen, "--chunk", str(args.chunk),
+           "--max-depth", str(args.max_depth)]
     cmd += flags + args.extra
     path = runs_dir / f"{m.key}_n{n}.json"
     cmd_str = shlex.join(cmd[1:])  # without the binary's path: reusable across build dirs
@@ -159,9 +161,12 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
             old = json.loads(path.read_text())
             if old.get("command") == cmd_str:
                 print(f"[ttc] {idx}/{total} {m.key} n={n}: reusing {path}", file=sys.stderr, flush=True)
-                return old["row"]
+                return "done", old["row"]
         except (json.JSONDecodeError, KeyError):
             pass
+    if not may_run:
+        print(f"[ttc] {idx}/{total} {m.key} n={n}: not run", file=sys.stderr, flush=True)
+        return "not run", None
     print(f"[ttc] {idx}/{total} {m.key} n={n}: {cmd_str}", file=sys.stderr, flush=True)
     tmp = runs_dir / f".{m.key}_n{n}.bench.json"
     t0 = time.monotonic()
@@ -177,7 +182,7 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
         if proc.returncode == 2 or args.fail_fast:
             die(f"qstar bench failed for {m.key} n={n}: {msg[-1] if msg else 'exit ' + str(proc.returncode)}",
                 proc.returncode if proc.returncode == 2 else 1)
-        return None
+        return "failed", None
     bench = json.loads(tmp.read_text())
     tmp.unlink()
     (r,) = bench["results"]
@@ -201,12 +206,11 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
     record = {"command": cmd_str, "row": row, "bench": bench, "loadavg_before": load0,
               "loadavg_after": machine_info().get("loadavg")}
     path.write_text(json.dumps(record, indent=1) + "\n")
-    done_times.append(dt)
     el = time.monotonic() - t_start
     print(f"[ttc] {idx}/{total} {m.key} n={n}: solved {r['solved']}/{r['total']} "
           f"({100 * r['solve_rate']:.1f}%), {r['generated_tokens_per_problem']:.0f} gen tok/pb, "
           f"{dt:.1f}s; {el / 60:.1f} min elapsed", file=sys.stderr, flush=True)
-    return row
+    return "done", row
 
 
 def fmt_num(x: float | None, digits: int = 0) -> str:
@@ -234,6 +238,10 @@ def markdown(rows: list[dict], config: dict, include_tot: bool) -> str:
         "(best-first), simulations (MCTS). Tokens are the models' tokens (characters); wall time is "
         "the search's own time per puzzle (model loading excluded).",
     ]
+    if config.get("not_run"):
+        lines += ["", f"Not run (the time limit, --max-minutes, was reached first): {', '.join(config['not_run'])}."]
+    if config.get("failed_runs"):
+        lines += ["", f"Failed: {', '.join(config['failed_runs'])}."]
     if include_tot:
         lines += ["", "For context, the ToT paper's GPT-4 results on ranks 901-1000 (Yao et al. 2023, Table 2; "
                   "a different, far larger model prompted without task-specific training):", "",
@@ -301,10 +309,15 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--budgets", help="comma-separated --n values replacing each method's defaults")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chunk", type=int, default=25, help="puzzles searched together (qstar bench --chunk)")
+    ap.add_argument("--max-depth", type=int, default=6,
+                    help="steps per trajectory at most (a solution takes 4: three operations and the answer)")
     ap.add_argument("--threads", type=int, default=1,
                     help="LibTorch threads per qstar run (OMP_NUM_THREADS; 1 is fastest on a shared machine)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ranks_901-1000"))
     ap.add_argument("--force", action="store_true", help="rerun runs whose JSON exists")
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="start no new run after this many minutes (0: no limit); the rest is listed as not run")
+    ap.add_argument("--report-only", action="store_true", help="run nothing: table and plot from the kept runs")
     ap.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     ap.add_argument("--verbose", action="store_true", help="show qstar's own progress lines")
     ap.add_argument("--no-tot", action="store_true", help="leave the ToT GPT-4 reference out of table and plot")
@@ -325,6 +338,8 @@ def main(argv: list[str]) -> int:
         die("--chunk must be >= 1")
     if args.threads < 1:
         die("--threads must be >= 1")
+    if args.max_depth < 1:
+        die("--max-depth must be >= 1")
     qstar = Path(args.qstar)
     if not (qstar.is_file() and os.access(qstar, os.X_OK)):
         die(f"--qstar: '{qstar}' is not an executable (build it with scripts/build.sh)")
@@ -343,19 +358,30 @@ def main(argv: list[str]) -> int:
     # Low budgets of every method first: a partial run still covers every method.
     plan = sorted(((m, n) for m in all_methods for n in m.budgets), key=lambda mn: (mn[1], all_methods.index(mn[0])))
     t_start = time.monotonic()
-    done_times: list[float] = []
-    rows, failed = [], []
-    for i, (m, n) in enumerate(plan, 1):
-        row = run_one(args, m, n, gen, prm, orm, runs_dir, i, len(plan), t_start, done_times)
-        if row is None:
-            failed.append(f"{m.key} n={n}")
-        else:
-            rows.append(row)
+    rows, failed, not_run = [], [], []
     rank = {m.key: i for i, m in enumerate(all_methods)}
-    rows.sort(key=lambda r: (rank[r["method"]], r["n"]))
-    problems = rows[0]["total"] if rows else 0
-
     rel = lambda p: os.path.relpath(p, REPO) if p.startswith(str(REPO)) else p  # noqa: E731
+    include_tot = not args.no_tot and args.ranks == "901-1000"
+    for i, (m, n) in enumerate(plan, 1):
+        may_run = not args.report_only and (args.max_minutes <= 0 or time.monotonic() - t_start < 60 * args.max_minutes)
+        status, row = run_one(args, m, n, gen, prm, orm, runs_dir, i, len(plan), t_start, may_run)
+        if status == "done":
+            rows.append(row)
+        else:
+            (failed if status == "failed" else not_run).append(f"{m.key} n={n}")
+        if status == "done" or i == len(plan):  # the report so far: a partial run is still useful
+            rows.sort(key=lambda r: (rank[r["method"]], r["n"]))
+            write_report(args, out, rows, failed, not_run, gen, prm, orm, t_start, include_tot, rel)
+    if rows and not args.no_plot:
+        plot(rows, {"ranks": args.ranks}, out / "solve_rate_vs_tokens.png", include_tot)
+    print(f"[ttc] {len(rows)} runs, {len(failed)} failed, {len(not_run)} not run; wrote {out}/results.json, "
+          "results.md" + ("" if args.no_plot or not rows else ", solve_rate_vs_tokens.png"), file=sys.stderr)
+    print((out / "results.md").read_text(), end="")
+    return 1 if failed else 0
+
+
+def write_report(args, out: Path, rows, failed, not_run, gen, prm, orm, t_start, include_tot, rel) -> None:
+    problems = rows[0]["total"] if rows else 0
     config = {
         "ranks": args.ranks,
         "problems": problems,
@@ -366,22 +392,17 @@ def main(argv: list[str]) -> int:
         "seed": args.seed,
         "chunk": args.chunk,
         "threads": args.threads,
+        "max_depth": args.max_depth,
         "extra_flags": args.extra,
         "machine": machine_info(),
         "benchmark_wall_s_this_invocation": round(time.monotonic() - t_start, 1),
         "failed_runs": failed,
+        "not_run": not_run,
     }
-    include_tot = not args.no_tot and args.ranks == "901-1000"
     (out / "results.json").write_text(json.dumps({"config": config, "rows": rows, "tot_gpt4_reference":
                                                   [{"method": k, "solve_rate": v / 100} for k, v in TOT_GPT4]},
                                                  indent=1) + "\n")
     (out / "results.md").write_text(markdown(rows, config, include_tot))
-    if rows and not args.no_plot:
-        plot(rows, config, out / "solve_rate_vs_tokens.png", include_tot)
-    print(f"[ttc] {len(rows)} runs, {len(failed)} failed; wrote {out}/results.json, results.md"
-          + ("" if args.no_plot or not rows else ", solve_rate_vs_tokens.png"), file=sys.stderr)
-    print(markdown(rows, config, False), end="")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

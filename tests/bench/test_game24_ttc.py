@@ -83,6 +83,14 @@ def test_every_method_runs_and_outputs_agree(tmp_path):
     assert p2.stderr.count("reusing") == len(rows)
     assert json.loads((out / "results.json").read_text())["rows"] == rows
 
+    # --report-only runs nothing: the N=16 runs are listed as not run, the kept ones reported.
+    wider = [("4,16" if x == "4" else x) for x in SMALL]
+    p3 = drive(*wider, "--out", str(out), "--report-only", "--no-plot")
+    res3 = json.loads((out / "results.json").read_text())
+    assert res3["rows"] == rows
+    assert "mcts n=16" in res3["config"]["not_run"] and "greedy n=1" not in res3["config"]["not_run"]
+    assert "Not run" in (out / "results.md").read_text() and "not run" in p3.stderr
+
 
 def test_subset_of_methods_and_budgets(tmp_path):
     drive(*SMALL, "--methods", "greedy,oracle_beam", "--out", str(tmp_path), "--no-plot")
@@ -111,6 +119,6 @@ def test_bad_arguments_fail_with_one_line(tmp_path, args, needle):
 
 def test_a_failing_qstar_run_names_the_flag(tmp_path):
     # A flag qstar rejects (bad input, exit 2) stops the benchmark with qstar's own message.
-    p = drive(*SMALL, "--methods", "greedy", "--out", str(tmp_path), "--", "--max-depth", "0", check=False)
+    p = drive(*SMALL, "--methods", "greedy", "--out", str(tmp_path), "--", "--max-tokens", "-5", check=False)
     assert p.returncode == 2
-    assert "--max-depth" in p.stderr.splitlines()[-1]
+    assert "--max-tokens" in p.stderr.splitlines()[-1]
