@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "qstar/core/any.hpp"
+#include "qstar/core/concepts.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/core/types.hpp"
 #include "qstar/error.hpp"
@@ -24,9 +25,32 @@ namespace py = pybind11;
 // ---- translation units' entry points -------------------------------------------------
 void bind_errors(py::module_& m);
 void bind_types(py::module_& m);     // Problem, Step, Stats, Candidate, Result, Tree, traces
-void bind_plugins(py::module_& m);   // request objects, game24 and testing plug-ins
+void bind_requests(py::module_& m);  // ExpandRequest, StepScoreRequest, OutcomeRequest
+void bind_plugins(py::module_& m);   // Python plug-in adapters, game24 and testing plug-ins
 void bind_search(py::module_& m);    // _search
 void bind_torch(py::module_& m);     // LMGenerator, PRM (when built with qstar::torch)
+
+/// The qstar.Error exception class (set by bind_errors).
+PyObject* error_type();
+
+// ---- request objects ------------------------------------------------------------------------
+/// The validity token of one plug-in call's request objects (GIL held): created valid,
+/// invalidated on destruction, so that requests kept after the call raise qstar.Error.
+class BatchToken {
+ public:
+  BatchToken();
+  ~BatchToken();
+  BatchToken(const BatchToken&) = delete;
+  BatchToken& operator=(const BatchToken&) = delete;
+  PyObject* get() const noexcept { return token_; }
+
+ private:
+  PyObject* token_ = nullptr;
+};
+/// The Python list of request objects of a batch (GIL held).
+py::list request_list(std::span<const ExpandRequest> batch, BatchToken& token);
+py::list request_list(std::span<const StepScoreRequest> batch, BatchToken& token);
+py::list request_list(std::span<const OutcomeRequest> batch, BatchToken& token);
 
 // ---- JSON values <-> Python objects ---------------------------------------------------
 /// None, bool, int, float, str, list, dict (key order kept).

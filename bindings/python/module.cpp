@@ -53,6 +53,8 @@ bool restore_python_cause(const PluginError& e) {
 }
 }  // namespace
 
+PyObject* error_type() { return g_error; }
+
 void bind_errors(py::module_& m) {
   g_error = new_exception(m, "Error", py::make_tuple(py::handle(PyExc_Exception)),
                           "Base class of every error qstar raises.");
@@ -151,6 +153,7 @@ PYBIND11_MODULE(_qstar, m) {
 #endif
   qp::bind_errors(m);
   qp::bind_types(m);
+  qp::bind_requests(m);
   qp::bind_plugins(m);
   qp::bind_search(m);
   qp::bind_torch(m);

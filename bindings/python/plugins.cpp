@@ -26,88 +26,17 @@ namespace {
 
 using namespace pybind11::literals;
 
-// ---- request objects -----------------------------------------------------------------------
-
-/// The requests of one plug-in call. Request objects refer to it; it is invalidated when the
-/// call returns (the trajectories it points into may change afterwards).
-template <class R>
-struct BatchView {
-  std::span<const R> requests;
-  bool valid = true;
-};
-
-template <class R>
-struct RequestRef {
-  std::shared_ptr<BatchView<R>> batch;
-  std::size_t index = 0;
-  const R& get() const {
-    if (!batch->valid)
-      throw Error(
-          "request: used after the plug-in call that received it returned; copy the fields you need during the "
-          "call");
-    return batch->requests[index];
-  }
-};
-
-/// Marks a batch invalid when the plug-in call ends (normally or by an exception).
-template <class R>
-struct Invalidate {
-  BatchView<R>* b;
-  ~Invalidate() { b->valid = false; }
-};
-
-std::vector<std::string> step_texts(const TrajectoryView& t) {
-  std::vector<std::string> out;
-  out.reserve(t.size());
-  for (std::size_t i = 0; i < t.size(); ++i) out.emplace_back(t.text(i));
-  return out;
-}
-std::vector<std::vector<TokenId>> step_tokens(const TrajectoryView& t) {
-  std::vector<std::vector<TokenId>> out;
-  out.reserve(t.size());
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    const auto s = t.tokens(i);
-    out.emplace_back(s.begin(), s.end());
-  }
-  return out;
-}
-std::string context_of(std::string_view prompt, const TrajectoryView& t, const std::string& delimiter) {
-  std::string s(prompt);
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    s.append(t.text(i));
-    s.append(delimiter);
-  }
-  return s;
-}
-
-template <class R, class C>
-void bind_common_request_fields(C& c) {
-  c.def_property_readonly("problem_index", [](const RequestRef<R>& r) { return r.get().problem_index; },
-                          "Index of the problem in the searched list.")
-      .def_property_readonly("problem", [](const RequestRef<R>& r) { return *r.get().problem; })
-      .def_property_readonly("prompt", [](const RequestRef<R>& r) { return std::string(r.get().prompt); },
-                             "The task's prompt for the problem (Game of 24: the ToT-style instruction + input).");
-}
-
-template <class R>
-py::list make_request_list(const std::shared_ptr<BatchView<R>>& b) {
-  const std::size_t n = b->requests.size();
-  py::list l(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    PyObject* o = py::cast(RequestRef<R>{b, i}).release().ptr();
-    PyList_SET_ITEM(l.ptr(), static_cast<Py_ssize_t>(i), o);
-  }
-  return l;
-}
-
 // ---- result conversion ---------------------------------------------------------------------
 
 std::string type_name(py::handle h) { return Py_TYPE(h.ptr())->tp_name; }
 
 /// A list/tuple/other sequence (not str/bytes) as a fast sequence; PluginError otherwise.
-py::object as_sequence(py::handle h, const std::string& who, const std::string& what) {
+/// `what` is a callable giving the item's description: only called for the error message.
+template <class What>
+py::object as_sequence(py::handle h, const std::string& who, What&& what) {
+  if (PyList_CheckExact(h.ptr()) || PyTuple_CheckExact(h.ptr())) return py::reinterpret_borrow<py::object>(h);
   if (PyUnicode_Check(h.ptr()) || PyBytes_Check(h.ptr()) || !PySequence_Check(h.ptr()))
-    throw PluginError(fmt::format("{}: {} is a {}, expected a list", who, what, type_name(h)));
+    throw PluginError(fmt::format("{}: {} is a {}, expected a list", who, what(), type_name(h)));
   PyObject* f = PySequence_Fast(h.ptr(), "expected a sequence");
   if (f == nullptr) throw py::error_already_set();
   return py::reinterpret_steal<py::object>(f);
@@ -123,19 +52,21 @@ Step to_step(py::handle h, const std::string& who, std::size_t i, std::size_t j)
     st.num_tokens = static_cast<std::int32_t>(PyUnicode_GET_LENGTH(h.ptr()));
     return st;
   }
-  if (py::isinstance<Step>(h)) return h.cast<const Step&>();
+  static PyTypeObject* const step_type = reinterpret_cast<PyTypeObject*>(py::type::of<Step>().ptr());
+  if (PyObject_TypeCheck(h.ptr(), step_type)) return h.cast<const Step&>();
   throw PluginError(fmt::format("{}: expand() result [{}][{}] is a {}, expected a str or a qstar.Step", who, i, j,
                                 type_name(h)));
 }
 
-double to_score(py::handle h, const std::string& who, const std::string& what) {
+template <class What>
+double to_score(py::handle h, const std::string& who, What&& what) {
   if (PyFloat_Check(h.ptr())) return PyFloat_AS_DOUBLE(h.ptr());
   if (!PyBool_Check(h.ptr()) && PyNumber_Check(h.ptr()) && !PySequence_Check(h.ptr())) {
     const double d = PyFloat_AsDouble(h.ptr());
     if (d == -1.0 && PyErr_Occurred()) throw py::error_already_set();
     return d;
   }
-  throw PluginError(fmt::format("{}: {} is a {}, expected a float", who, what, type_name(h)));
+  throw PluginError(fmt::format("{}: {} is a {}, expected a float", who, what(), type_name(h)));
 }
 
 std::size_t read_max_batch(py::handle obj, const std::string& who) {
@@ -171,19 +102,18 @@ class PyGenerator {
 
   std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> batch) {
     py::gil_scoped_acquire gil;
-    auto view = std::make_shared<BatchView<ExpandRequest>>(BatchView<ExpandRequest>{batch, true});
-    Invalidate<ExpandRequest> guard{view.get()};
-    py::list requests = make_request_list(view);
+    BatchToken token;  // the request objects expire when the call returns
+    py::list requests = request_list(batch, token);
     py::object got = fn_.get()(requests);
     const std::string who = fmt::format("generator '{}'", name_);
-    py::object seq = as_sequence(got, who, "expand() result");
+    py::object seq = as_sequence(got, who, [] { return std::string("expand() result"); });
     const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
     if (n != batch.size())
       throw PluginError(fmt::format("{}: expand() returned {} lists for a batch of {} requests", who, n, batch.size()));
     std::vector<std::vector<Step>> out(n);
     PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
     for (std::size_t i = 0; i < n; ++i) {
-      py::object inner = as_sequence(items[i], who, fmt::format("expand() result [{}]", i));
+      py::object inner = as_sequence(items[i], who, [i] { return fmt::format("expand() result [{}]", i); });
       const auto m = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(inner.ptr()));
       PyObject** steps = PySequence_Fast_ITEMS(inner.ptr());
       out[i].reserve(m);
@@ -210,12 +140,11 @@ class PyStepVerifier {
 
   std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> batch) {
     py::gil_scoped_acquire gil;
-    auto view = std::make_shared<BatchView<StepScoreRequest>>(BatchView<StepScoreRequest>{batch, true});
-    Invalidate<StepScoreRequest> guard{view.get()};
-    py::list requests = make_request_list(view);
+    BatchToken token;  // the request objects expire when the call returns
+    py::list requests = request_list(batch, token);
     py::object got = fn_.get()(requests);
     const std::string who = fmt::format("verifier '{}'", name_);
-    py::object seq = as_sequence(got, who, "score() result");
+    py::object seq = as_sequence(got, who, [] { return std::string("score() result"); });
     const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
     if (n != batch.size())
       throw PluginError(fmt::format("{}: score() returned {} entries for a batch of {} requests", who, n, batch.size()));
@@ -224,10 +153,10 @@ class PyStepVerifier {
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t want = batch[i].trajectory.size() - static_cast<std::size_t>(batch[i].first_new);
       if (want == 1 && !PySequence_Check(items[i])) {  // a bare number for the one new step
-        out[i].push_back(to_score(items[i], who, fmt::format("score() result [{}]", i)));
+        out[i].push_back(to_score(items[i], who, [i] { return fmt::format("score() result [{}]", i); }));
         continue;
       }
-      py::object inner = as_sequence(items[i], who, fmt::format("score() result [{}]", i));
+      py::object inner = as_sequence(items[i], who, [i] { return fmt::format("score() result [{}]", i); });
       const auto m = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(inner.ptr()));
       if (m != want)
         throw PluginError(fmt::format("{}: score() result [{}] has {} scores, expected {} (one per new step: "
@@ -235,7 +164,7 @@ class PyStepVerifier {
                                       who, i, m, want));
       PyObject** xs = PySequence_Fast_ITEMS(inner.ptr());
       out[i].reserve(m);
-      for (std::size_t j = 0; j < m; ++j) out[i].push_back(to_score(xs[j], who, fmt::format("score() result [{}][{}]", i, j)));
+      for (std::size_t j = 0; j < m; ++j) out[i].push_back(to_score(xs[j], who, [i, j] { return fmt::format("score() result [{}][{}]", i, j); }));
     }
     return out;
   }
@@ -258,19 +187,18 @@ class PyOutcomeVerifier {
 
   std::vector<double> score_outcomes(std::span<const OutcomeRequest> batch) {
     py::gil_scoped_acquire gil;
-    auto view = std::make_shared<BatchView<OutcomeRequest>>(BatchView<OutcomeRequest>{batch, true});
-    Invalidate<OutcomeRequest> guard{view.get()};
-    py::list requests = make_request_list(view);
+    BatchToken token;  // the request objects expire when the call returns
+    py::list requests = request_list(batch, token);
     py::object got = fn_.get()(requests);
     const std::string who = fmt::format("verifier '{}'", name_);
-    py::object seq = as_sequence(got, who, "score_outcomes() result");
+    py::object seq = as_sequence(got, who, [] { return std::string("score_outcomes() result"); });
     const auto n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(seq.ptr()));
     if (n != batch.size())
       throw PluginError(
           fmt::format("{}: score_outcomes() returned {} scores for a batch of {} requests", who, n, batch.size()));
     std::vector<double> out(n);
     PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
-    for (std::size_t i = 0; i < n; ++i) out[i] = to_score(items[i], who, fmt::format("score_outcomes() result [{}]", i));
+    for (std::size_t i = 0; i < n; ++i) out[i] = to_score(items[i], who, [i] { return fmt::format("score_outcomes() result [{}]", i); });
     return out;
   }
 
@@ -470,56 +398,6 @@ std::vector<Problem> problems_from_python(py::handle obj) {
 }
 
 void bind_plugins(py::module_& m) {
-  // ---- request objects -------------------------------------------------------------------
-  using ER = RequestRef<ExpandRequest>;
-  py::class_<ER> er(m, "ExpandRequest",
-                    "A request to propose next steps after a trajectory prefix (valid during the expand call).");
-  bind_common_request_fields<ExpandRequest>(er);
-  er.def_property_readonly("prefix", [](const ER& r) { return step_texts(r.get().prefix); },
-                           "The step texts so far, root first.")
-      .def_property_readonly("prefix_tokens", [](const ER& r) { return step_tokens(r.get().prefix); })
-      .def_property_readonly("depth", [](const ER& r) { return r.get().prefix.size(); })
-      .def_property_readonly("num_candidates", [](const ER& r) { return r.get().num_candidates; },
-                             "How many next steps to propose (return 1..num_candidates).")
-      .def_property_readonly("seed", [](const ER& r) { return r.get().seed; },
-                             "Per-request seed: same seed, same proposals (determinism).")
-      .def_property_readonly("max_new_tokens", [](const ER& r) { return r.get().max_new_tokens; },
-                             "Hard cap on each step's num_tokens (0: no cap).")
-      .def_property_readonly("greedy", [](const ER& r) { return r.get().greedy; })
-      .def(
-          "context", [](const ER& r, const std::string& d) { return context_of(r.get().prompt, r.get().prefix, d); },
-          "delimiter"_a = "\n", "prompt + every prefix step followed by the delimiter.");
-
-  using SR = RequestRef<StepScoreRequest>;
-  py::class_<SR> sr(m, "StepScoreRequest",
-                    "A request to score the steps [first_new:] of a trajectory (valid during the score call).");
-  bind_common_request_fields<StepScoreRequest>(sr);
-  sr.def_property_readonly("steps", [](const SR& r) { return step_texts(r.get().trajectory); },
-                           "Every step text of the trajectory, root first.")
-      .def_property_readonly("step_tokens", [](const SR& r) { return step_tokens(r.get().trajectory); })
-      .def_property_readonly("first_new", [](const SR& r) { return r.get().first_new; },
-                             "Index of the first step to score.")
-      .def_property_readonly("new_steps",
-                             [](const SR& r) {
-                               auto all = step_texts(r.get().trajectory);
-                               return std::vector<std::string>(all.begin() + r.get().first_new, all.end());
-                             },
-                             "The steps to score: return one score in [0, 1] for each.")
-      .def(
-          "context",
-          [](const SR& r, const std::string& d) { return context_of(r.get().prompt, r.get().trajectory, d); },
-          "delimiter"_a = "\n");
-
-  using OR = RequestRef<OutcomeRequest>;
-  py::class_<OR> orq(m, "OutcomeRequest", "A request to score a complete trajectory (valid during the call).");
-  bind_common_request_fields<OutcomeRequest>(orq);
-  orq.def_property_readonly("steps", [](const OR& r) { return step_texts(r.get().trajectory); })
-      .def_property_readonly("step_tokens", [](const OR& r) { return step_tokens(r.get().trajectory); })
-      .def(
-          "context",
-          [](const OR& r, const std::string& d) { return context_of(r.get().prompt, r.get().trajectory, d); },
-          "delimiter"_a = "\n");
-
   // ---- built-in plug-in bases ------------------------------------------------------------
   py::class_<GeneratorHandle>(m, "BuiltinGenerator", "Base class of the generators implemented in C++.")
       .def_property_readonly("name", [](const GeneratorHandle& g) { return g.gen ? g.gen->name() : g.label; })
