@@ -144,13 +144,15 @@ elseif(ACTION STREQUAL "find")
   run_consumer("${dir}")
   if(HAS_CLI)
     file(READ "${dir}/qstar_cli_path.txt" _cli)
-    run("installed qstar solve" "${_cli}" solve "4 5 6 10" --algo beam --n 40 --width 8)
+    # The programmatic generator and the oracle: the default models live in the source tree.
+    run("installed qstar solve" "${_cli}" solve "4 5 6 10" --algo beam --n 40 --width 8
+        --generator programmatic --verifier oracle)
     if(NOT run_output MATCHES "correct: +yes")
       message(FATAL_ERROR "driver: installed qstar solve did not solve 4 5 6 10:\n${run_output}")
     endif()
     file(GLOB _data "${_prefix}/share/qstar/game24/24.csv")
     run("installed qstar bench" "${_cli}" bench --data "${_data}" --ranks 901-903 --algo beam
-        --n 8 --width 4)
+        --n 8 --width 4 --generator programmatic --verifier oracle)
   endif()
   probe(unknown-component "${_prefix}" "" "bogus"
         "unknown component 'bogus' \\(qstar's components are: qstar, torch, http, cli\\)")
