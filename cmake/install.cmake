@@ -51,6 +51,12 @@ if(QSTAR_BUILD_CLI)
   # The puzzles `qstar bench --data` reads, with their licence.
   install(FILES data/game24/24.csv data/game24/LICENSE data/game24/README.md
           DESTINATION ${CMAKE_INSTALL_DATADIR}/qstar/game24)
+  # The trained default models a LibTorch-enabled CLI uses (issue #4), when the checkout has
+  # them. The installed program finds them with QSTAR_MODELS_DIR=<prefix>/share/qstar/models.
+  if(QSTAR_HAS_TORCH AND EXISTS "${PROJECT_SOURCE_DIR}/models")
+    install(DIRECTORY models/ DESTINATION ${CMAKE_INSTALL_DATADIR}/qstar/models
+            PATTERN "logs" EXCLUDE)
+  endif()
 endif()
 
 # ---- the package files -------------------------------------------------------------------
