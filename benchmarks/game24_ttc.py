@@ -219,6 +219,44 @@ def fmt_num(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
+PRM_GUIDED = ("prm_vote", "beam_b5", "beam_m4", "dvts", "best_first", "mcts")
+
+
+def goals(rows: list[dict]) -> list[str]:
+    """The issue's goals, checked against the measured rows (only what was run)."""
+    out = []
+    guided = [r for r in rows if r["method"] in PRM_GUIDED]
+    cheap = [r for r in guided if (r["generated_steps_per_problem"] or 0) <= 64]
+    if cheap:
+        b = max(cheap, key=lambda r: (r["solve_rate"], -r["generated_tokens_per_problem"]))
+        out.append(f"PRM-guided search with <= 64 generated steps per puzzle: best {100 * b['solve_rate']:.1f}% "
+                   f"({b['label']}, N={b['n']}, {b['generated_steps_per_problem']:.1f} steps/puzzle); goal >= 95%: "
+                   f"{'reached' if b['solve_rate'] >= 0.95 else 'not reached'}.")
+    maj = [r for r in rows if r["method"] == "majority"]
+    gaps = []
+    for r in guided:
+        # majority voting given at least as many generated tokens (the cheapest such run)
+        more = [m for m in maj if m["generated_tokens_per_problem"] >= r["generated_tokens_per_problem"]]
+        if more:
+            m = min(more, key=lambda m: m["generated_tokens_per_problem"])
+            gaps.append((r["solve_rate"] - m["solve_rate"], r, m))
+    if gaps:
+        g, r, m = max(gaps, key=lambda t: t[0])
+        out.append(f"Largest margin over majority voting given at least as many generated tokens: "
+                   f"{100 * g:+.1f} points ({r['label']}, N={r['n']}, {r['generated_tokens_per_problem']:.0f} tokens: "
+                   f"{100 * r['solve_rate']:.1f}%; majority N={m['n']}, {m['generated_tokens_per_problem']:.0f} tokens: "
+                   f"{100 * m['solve_rate']:.1f}%); goal >= 30 points: {'reached' if g >= 0.30 else 'not reached'}.")
+    prm = {r["n"]: r for r in rows if r["method"] == "prm_vote"}
+    orm = {r["n"]: r for r in rows if r["method"] == "orm"}
+    both = sorted(set(prm) & set(orm))
+    if both:
+        cmp = ", ".join(f"N={n}: {100 * prm[n]['solve_rate']:.1f}% vs {100 * orm[n]['solve_rate']:.1f}%" for n in both)
+        wins = sum(prm[n]["solve_rate"] > orm[n]["solve_rate"] for n in both)
+        out.append(f"PRM-weighted vs ORM-weighted best-of-N: {cmp}; PRM ahead at {wins} of {len(both)} budgets "
+                   "(goal: PRM > ORM at equal N).")
+    return out
+
+
 def markdown(rows: list[dict], config: dict, include_tot: bool) -> str:
     lines = [
         f"Game of 24, ranks {config['ranks']} ({config['problems']} puzzles), generator `{config['generator']}`, "
@@ -238,6 +276,9 @@ def markdown(rows: list[dict], config: dict, include_tot: bool) -> str:
         "(best-first), simulations (MCTS). Tokens are the models' tokens (characters); wall time is "
         "the search's own time per puzzle (model loading excluded).",
     ]
+    g = goals(rows)
+    if g:
+        lines += ["", "Goals of issue #4, from the rows above:", ""] + [f"* {x}" for x in g]
     if config.get("not_run"):
         lines += ["", f"Not run (the time limit, --max-minutes, was reached first): {', '.join(config['not_run'])}."]
     if config.get("failed_runs"):
