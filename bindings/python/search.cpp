@@ -44,6 +44,68 @@ struct SearchVerifier {
   }
 };
 
+/// A Task written in Python: format(problem) and extract_answer(steps) required;
+/// is_terminal(step), canonicalize(answer) and check(problem, answer) optional. Task calls are
+/// per node (the core's Task concept is not batched): each takes the GIL.
+class PyTask {
+ public:
+  explicit PyTask(py::handle obj) : name_(plugin_label(obj)), obj_(py::reinterpret_borrow<py::object>(obj)) {
+    for (const char* m : {"format", "extract_answer"})
+      if (!py::hasattr(obj, m))
+        throw py::type_error(fmt::format("task '{}': a task needs format(problem) and extract_answer(steps); it has "
+                                         "no {}",
+                                         name_, m));
+    format_ = PyRef(obj.attr("format"));
+    extract_ = PyRef(obj.attr("extract_answer"));
+    if (py::hasattr(obj, "is_terminal")) terminal_ = PyRef(obj.attr("is_terminal"));
+    if (py::hasattr(obj, "canonicalize")) canonical_ = PyRef(obj.attr("canonicalize"));
+    if (py::hasattr(obj, "check")) check_ = PyRef(obj.attr("check"));
+  }
+  bool has_check() const { return static_cast<bool>(check_); }
+
+  std::string format(const Problem& p) const {
+    py::gil_scoped_acquire gil;
+    return as_string(format_.get()(p), "format");
+  }
+  bool is_terminal(const Step& s) const {
+    if (!terminal_) return ends_solution(s.finish);
+    py::gil_scoped_acquire gil;
+    return terminal_.get()(s).cast<bool>();
+  }
+  std::optional<std::string> extract_answer(const TrajectoryView& t) const {
+    py::gil_scoped_acquire gil;
+    py::list steps(t.size());
+    for (std::size_t i = 0; i < t.size(); ++i)
+      steps[i] = py::reinterpret_steal<py::object>(PyUnicode_DecodeUTF8(t.text(i).data(),
+                                                                        static_cast<Py_ssize_t>(t.text(i).size()),
+                                                                        "replace"));
+    py::object a = extract_.get()(steps);
+    if (a.is_none()) return std::nullopt;
+    return as_string(a, "extract_answer");
+  }
+  std::string canonicalize(std::string_view a) const {
+    if (!canonical_) return std::string(a);
+    py::gil_scoped_acquire gil;
+    return as_string(canonical_.get()(py::str(a.data(), a.size())), "canonicalize");
+  }
+  bool check(const Problem& p, std::string_view a) const {
+    if (!check_) return false;  // reported as unknown (None) by the caller
+    py::gil_scoped_acquire gil;
+    return check_.get()(p, py::str(a.data(), a.size())).cast<bool>();
+  }
+
+ private:
+  std::string as_string(const py::object& o, const char* method) const {
+    if (!PyUnicode_Check(o.ptr()))
+      throw PluginError(fmt::format("task '{}': {}() returned a {}, expected a str", name_, method,
+                                    Py_TYPE(o.ptr())->tp_name));
+    return o.cast<std::string>();
+  }
+  std::string name_;
+  PyRef obj_, format_, extract_, terminal_, canonical_, check_;
+};
+static_assert(CheckedTask<PyTask>);
+
 ParamValue param_value(py::handle v, const std::string& name) {
   if (PyBool_Check(v.ptr())) return v.ptr() == Py_True;
   if (PyLong_Check(v.ptr()) || (PyIndex_Check(v.ptr()) && !PyFloat_Check(v.ptr()))) {
@@ -81,9 +143,9 @@ SearchParams params_from(const std::string& algo, const py::dict& values, const 
   return sp;
 }
 
-std::vector<SearchResult> run(std::span<const Problem> problems, AnyGenerator& gen, std::optional<SearchVerifier>& ver,
-                              const SearchParams& sp, std::uint64_t seed) {
-  const game24::Game24Task task;
+template <class T>
+std::vector<SearchResult> run(std::span<const Problem> problems, const T& task, AnyGenerator& gen,
+                              std::optional<SearchVerifier>& ver, const SearchParams& sp, std::uint64_t seed) {
   if (ver) {
     const auto* bon = std::get_if<BestOfNParams>(&sp);
     if (bon && bon->scoring == Scoring::None) {
@@ -114,13 +176,16 @@ void bind_search(py::module_& m) {
   m.def(
       "_search",
       [](py::handle problems_obj, const std::string& algo, py::handle generator, py::handle verifier,
-         std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation) {
+         std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation, py::handle task_obj) {
         const std::vector<Problem> problems = problems_from_python(problems_obj);
-        for (std::size_t i = 0; i < problems.size(); ++i) {
-          try {
-            game24::parse_puzzle(problems[i].text);
-          } catch (const ParseError& e) {
-            throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
+        const bool game24 = task_obj.is_none();
+        if (game24) {
+          for (std::size_t i = 0; i < problems.size(); ++i) {
+            try {
+              game24::parse_puzzle(problems[i].text);
+            } catch (const ParseError& e) {
+              throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
+            }
           }
         }
         const SearchParams sp = params_from(algo, params, custom_aggregation);
@@ -131,17 +196,32 @@ void bind_search(py::module_& m) {
           VerifierHandle h = make_verifier(verifier);
           ver.emplace(SearchVerifier{std::move(h.step), std::move(h.outcome), std::move(h.label)});
         }
+        std::optional<PyTask> py_task;
+        if (!game24) py_task.emplace(task_obj);
         std::vector<SearchResult> results;
         {
           py::gil_scoped_release release;
-          results = run(problems, gen, ver, sp, seed);
+          results = game24 ? run(problems, game24::Game24Task{}, gen, ver, sp, seed)
+                           : run(problems, *py_task, gen, ver, sp, seed);
+        }
+        if (py_task && !py_task->has_check()) {
+          for (auto& r : results) {  // no checker: correctness unknown
+            r.correct.reset();
+            for (auto& c : r.curve) {
+              c.naive_correct.reset();
+              c.majority_correct.reset();
+              c.weighted_correct.reset();
+              c.top_k_correct.reset();
+            }
+          }
         }
         std::vector<std::shared_ptr<SearchResult>> out;
         out.reserve(results.size());
         for (auto& r : results) out.push_back(std::make_shared<SearchResult>(std::move(r)));
         return out;
       },
-      "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a);
+      "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a,
+      "task"_a = py::none());
 
   m.def(
       "_default_params",

@@ -26,6 +26,8 @@ def find_models(args):
     models = REPO / "models"
     if models.is_dir():
         folders = sorted(p for p in models.iterdir() if (p / "config.json").exists())
+        # models/generator and models/prm first (the layout of the trained default models)
+        folders.sort(key=lambda p: p.name not in ("generator", "prm"))
         if prm is None:
             prm = next((str(p) for p in folders if "prm" in p.name.lower()), None)
         if gen is None:
@@ -38,6 +40,7 @@ def main() -> int:
     ap.add_argument("generator", nargs="?", help="generator model folder")
     ap.add_argument("prm", nargs="?", help="PRM model folder or TorchScript file")
     ap.add_argument("--puzzles", type=int, default=5)
+    ap.add_argument("--n", type=int, default=8, help="the algorithm's budget (beams, samples, expansions, ...)")
     ap.add_argument("--algo", default="beam", choices=qstar.ALGORITHMS)
     args = ap.parse_args()
 
@@ -64,8 +67,10 @@ def main() -> int:
             print("verifier:  no PRM folder found: the exact oracle")
 
     t0 = time.perf_counter()
+    budget_knob = {"best-of-n": "n", "beam": "num_beams", "dvts": "n", "best-first": "max_expansions",
+                   "mcts": "num_simulations"}[args.algo]
     results = qstar.search(problems, algo=args.algo, generator=generator, verifier=verifier, seed=0,
-                           **({"n": 8} if args.algo in ("best-of-n", "dvts") else {}))
+                           max_depth=6, **{budget_knob: args.n})
     elapsed = time.perf_counter() - t0
     for r in results:
         print(f"  {r.problem.text:<12} answer={r.answer!s:<28} correct={r.correct} "

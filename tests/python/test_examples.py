@@ -27,7 +27,7 @@ def test_custom_verifier_example():
 
 
 def test_builtin_models_example():
-    out = _run("builtin_models.py", "--puzzles", "2")
+    out = _run("builtin_models.py", "--puzzles", "1", "--n", "4")
     assert out.returncode == 0, out.stderr
     assert "solved" in out.stdout
 
@@ -39,3 +39,15 @@ def test_hf_generator_example_is_guarded():
         import transformers  # noqa: F401
     except ImportError:
         assert out.stdout.startswith("skipped:")
+
+
+def test_readme_python_snippet():
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Python\n"):]
+    code = section[section.index("```python\n") + len("```python\n"):]
+    code = code[: code.index("```")]
+    env = os.environ.copy()
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("ShortStepsFirst ") and lines[1].startswith("OracleVerifier ")

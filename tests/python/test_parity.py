@@ -19,7 +19,7 @@ def test_python_matches_cli(algo):
         pytest.skip("the qstar CLI is not built (QSTAR_CLI unset)")
     puzzle = "1 2 4 7"
     out = subprocess.run([cli, "solve", puzzle, "--algo", algo, "--n", "16", "--seed", str(seed), "--json",
-                          "--error-rate", "0.2"], check=True, capture_output=True, text=True, timeout=60)
+                          "--generator", "programmatic", "--verifier", "oracle", "--error-rate", "0.2"], check=True, capture_output=True, text=True, timeout=60)
     c = json.loads(out.stdout)
     # seeds derive from the problem's id and text: the CLI's problem is called "cli"
     r = qstar.search(qstar.Problem(puzzle, id="cli"), algo=algo, generator=programmatic(0.2), verifier=oracle(), seed=seed,

@@ -110,7 +110,7 @@ ProblemsLike = Union[str, Problem, Iterable[Union[str, Problem]]]
 
 
 def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, verifier: Any = None,
-           seed: int = 0, **params: Any) -> list[Result]:
+           seed: int = 0, task: Any = None, **params: Any) -> list[Result]:
     """Searches every problem with one algorithm and returns one Result per problem.
 
     problems:  a puzzle string, a Problem, or a list of them (Game of 24 puzzles: "4 5 6 10").
@@ -119,6 +119,13 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
     verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
                ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).
     seed:      0 <= seed < 2**64; the same seed gives the same results.
+    task:      None or "game24" (the built-in Game of 24 task: problems are puzzles), or a Python
+               task: an object with ``format(problem) -> str`` (the prompt) and
+               ``extract_answer(steps: list[str]) -> str | None``, optionally
+               ``is_terminal(step: Step) -> bool`` (default: its finish is "answer", "eos" or
+               "length"), ``canonicalize(answer) -> str`` (the voting key; default: the answer)
+               and ``check(problem, answer) -> bool`` (without it Result.correct is None).
+               Task methods are called per node, not batched.
     params:    the fields of the algorithm's C++ params struct, same names and defaults (see
                default_params(algo)); ``budget={"max_nodes": ..., ...}`` for the Budget;
                ``custom_aggregation=callable(list[float]) -> float`` implies
@@ -138,8 +145,12 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
         raise InvalidArgument(f"seed: {seed} is out of range [0, 2**64)")
     if not isinstance(algo, str):
         raise InvalidArgument(f"algo: expected a str, got a {type(algo).__name__}")
+    if isinstance(task, str):
+        if task != "game24":
+            raise InvalidArgument(f"task: '{task}' is not a built-in task (only 'game24'); pass a task object")
+        task = None
     flat, custom = _flatten(algo, params)
-    return _qstar._search(problems, algo, generator, verifier, seed, flat, custom)
+    return _qstar._search(problems, algo, generator, verifier, seed, flat, custom, task)
 
 
 __all__ = [

@@ -157,7 +157,7 @@ class PRM(BuiltinVerifier):
 ProblemsLike = Union[str, Problem, Iterable[Union[str, Problem]]]
 
 def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, verifier: Any = None,
-           seed: int = 0, *, budget: Optional[Mapping[str, Union[int, float]]] = None,
+           seed: int = 0, task: Any = None, *, budget: Optional[Mapping[str, Union[int, float]]] = None,
            custom_aggregation: Optional[Callable[[list[float]], float]] = None,
            **params: Union[bool, int, float, str]) -> list[Result]: ...
 def default_params(algo: str) -> dict[str, Any]: ...
