@@ -15,7 +15,8 @@
 #       that configuration and check the package it produces.
 #
 # Inputs: QSTAR_SOURCE_DIR, QSTAR_BUILD_DIR, WORK_DIR, GENERATOR, CXX_COMPILER, LAUNCHER
-# (may be empty), TORCH_DIR (may be empty), HAS_TORCH, HAS_HTTP, HAS_CLI, JOBS, RECIPE_OPTIONS
+# (may be empty), TORCH_DIR (may be empty), PYTHON (may be empty), HAS_TORCH, HAS_HTTP,
+# HAS_CLI, JOBS, RECIPE_OPTIONS
 # (|-separated -D options).
 cmake_minimum_required(VERSION 3.25)
 
@@ -153,6 +154,20 @@ elseif(ACTION STREQUAL "find")
     file(GLOB _data "${_prefix}/share/qstar/game24/24.csv")
     run("installed qstar bench" "${_cli}" bench --data "${_data}" --ranks 901-903 --algo beam
         --n 8 --width 4 --generator programmatic --verifier oracle)
+  endif()
+  # The installed Python package, when the build has one, imports from the prefix.
+  file(GLOB_RECURSE _py_init "${_prefix}/__init__.py")
+  list(FILTER _py_init INCLUDE REGEX "/qstar/__init__\\.py$")
+  if(_py_init AND PYTHON)
+    list(GET _py_init 0 _py_init)
+    get_filename_component(_py_pkg "${_py_init}" DIRECTORY)
+    get_filename_component(_py_dir "${_py_pkg}" DIRECTORY)
+    run("import the installed Python package" ${CMAKE_COMMAND} -E env "PYTHONPATH=${_py_dir}"
+        "${PYTHON}" -c "import qstar\nprint(qstar.__version__, qstar.__file__)")
+    if(NOT run_output MATCHES "^([0-9.]+) ${_py_pkg}/__init__.py")
+      message(FATAL_ERROR "driver: python imported another qstar than ${_py_pkg}:\n${run_output}")
+    endif()
+    message(STATUS "driver: installed Python package: ${run_output}")
   endif()
   probe(unknown-component "${_prefix}" "" "bogus"
         "unknown component 'bogus' \\(qstar's components are: qstar, torch, http, cli\\)")
