@@ -81,6 +81,21 @@ function(probe name prefix version components fail_regex)
   message(STATUS "driver: probe ${name}: ok")
 endfunction()
 
+# Configures the probe with OPTIONAL_COMPONENTS `optional`; expects success and the found
+# flags printed as `expected` (e.g. "torch=0 cli=0").
+function(probe_optional name prefix optional expected)
+  set(dir "${WORK_DIR}/probe-${name}")
+  file(REMOVE_RECURSE "${dir}")
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -S "${_pkg}/probe" -B "${dir}" ${_common}
+            "-DCMAKE_PREFIX_PATH=${prefix}" "-DPROBE_OPTIONAL=${optional}"
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT rc EQUAL 0 OR NOT out MATCHES "probe: optional: ${expected}\n")
+    message(FATAL_ERROR "driver: probe '${name}' should find qstar with optional ${expected}:\n${out}")
+  endif()
+  message(STATUS "driver: probe ${name}: ok")
+endfunction()
+
 function(expect_file path)
   if(NOT EXISTS "${path}")
     message(FATAL_ERROR "driver: expected ${path} to be installed")
@@ -169,6 +184,17 @@ elseif(ACTION STREQUAL "find")
     endif()
     message(STATUS "driver: installed Python package: ${run_output}")
   endif()
+  set(_expect "torch=0 http=0 cli=0")
+  if(HAS_TORCH)
+    string(REPLACE "torch=0" "torch=1" _expect "${_expect}")
+  endif()
+  if(HAS_HTTP)
+    string(REPLACE "http=0" "http=1" _expect "${_expect}")
+  endif()
+  if(HAS_CLI)
+    string(REPLACE "cli=0" "cli=1" _expect "${_expect}")
+  endif()
+  probe_optional(optional "${_prefix}" "torch;http;cli" "${_expect}")
   probe(unknown-component "${_prefix}" "" "bogus"
         "unknown component 'bogus' \\(qstar's components are: qstar, torch, http, cli\\)")
   probe(wrong-major "${_prefix}" "99" ""
@@ -222,6 +248,7 @@ elseif(ACTION STREQUAL "subdir")
           "component 'torch' \\(qstar::torch\\) was not built in this installation")
     probe(recipe-cli-not-built "${sub_prefix}" "" "cli"
           "component 'cli' \\(qstar::cli\\) was not built in this installation")
+    probe_optional(recipe-optional "${sub_prefix}" "torch;http;cli" "torch=0 http=0 cli=0")
   endif()
 
 else()
