@@ -125,14 +125,27 @@ def parse_budgets(text: str | None) -> list[int] | None:
     return sorted(set(out))
 
 
+def repo_path(path: str) -> str:
+    """`path` relative to the repository when it lies inside it (qstar runs from there), so the
+    commands kept in the results do not depend on where the checkout is."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
 def spec_for(kind: str, value: str) -> str:
     """A verifier/generator flag value: 'programmatic', 'oracle', or a folder -> lm:/prm:."""
-    if value in ("programmatic", "oracle") or value.startswith(("lm:", "prm:")):
+    if value in ("programmatic", "oracle"):
         return value
-    if not Path(value).is_dir():
+    prefix = "lm:" if kind == "generator" else "prm:"
+    if value.startswith(("lm:", "prm:")):
+        prefix, value = value[: value.index(":") + 1], value[value.index(":") + 1:]
+    if not Path(value).exists():
         hint = " (train them with scripts/train.sh, or pass --generator programmatic --prm oracle --orm oracle)"
         die(f"--{kind}: model folder '{value}' does not exist{hint}")
-    return ("lm:" if kind == "generator" else "prm:") + value
+    return prefix + repo_path(value)
 
 
 def machine_info() -> dict:
@@ -150,7 +163,7 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
     ("not run", None) when it is not kept and may_run is false."""
     subst = {"GEN": gen, "PRM": prm, "ORM": orm}
     flags = [subst.get(f, f) for f in m.flags] + m.per_budget.get(n, [])
-    cmd = [str(args.qstar), "bench", "--data", str(args.data), "--ranks", args.ranks, "--algo", m.algo,
+    cmd = [str(args.qstar), "bench", "--data", repo_path(args.data), "--ranks", args.ranks, "--algo", m.algo,
            "--n", str(n), "--seed", str(args.seed), "--generator", gen, "--chunk", str(args.chunk),
            "--max-depth", str(args.max_depth)]
     cmd += flags + args.extra
@@ -173,7 +186,7 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
     load0 = machine_info().get("loadavg")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd + ["--json", str(tmp)], stdout=subprocess.PIPE, stderr=None if args.verbose else
-                          subprocess.PIPE, text=True, env=env)
+                          subprocess.PIPE, text=True, env=env, cwd=REPO)
     dt = time.monotonic() - t0
     if proc.returncode != 0:
         msg = (proc.stderr or "").strip().splitlines()
