@@ -1,0 +1,165 @@
+// Training the Game of 24 models with LibTorch: the generator (LlamaForCausalLM), the PRM
+// and the ORM (LlamaForTokenClassification, one label, sigmoid), all character-level.
+// No LibTorch in this header (src/torch/train*.cpp).
+//
+// Stages (run_stage / run_all; `qstar train STAGE --out DIR`):
+//   sft    generator SFT on synthetic traces (game24_data.hpp) of the training puzzles:
+//          next-token cross-entropy on the step tokens (the prompt is context only).
+//          Writes DIR/generator.
+//   label  samples solutions of training puzzles with DIR/generator and labels every step
+//          Math-Shepherd style (qstar::train::label_steps: K rollouts per step through the
+//          batched Generator interface; soft = fraction reaching 24, hard = any). Writes
+//          DIR/logs/labels.jsonl.
+//   prm    trains DIR/prm on the soft labels: binary cross-entropy of sigmoid(score) at
+//          each step's tag position, initialised from the generator's trunk.
+//   orm    trains DIR/orm on final correctness (the same head, every step's tag position
+//          labelled with the solution's outcome; read at the last step).
+//   star   STaR / expert iteration: beam search with the generator and DIR/prm over
+//          training puzzles, keep the checker-verified trajectories, fine-tune the
+//          generator on them, repeat; greedy dev accuracy before and after each iteration.
+//   all    every stage in order, then the model cards.
+//
+// The text a model is trained on is exactly what the backends read at search time: the
+// generator sees Game24Task::format(problem) followed by each step's text and "\n"
+// (LMGenerator's default prompt_template and step_delimiter), and the PRM / ORM read the
+// same characters with the "\n" after each step as its tag (PrmVerifier's token-class
+// default step_tag "\n", no separator). Every stage writes DIR/logs/<stage>.json.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "qstar/tasks/game24_data.hpp"
+#include "qstar/torch/model_io.hpp"
+#include "qstar/train/labeller.hpp"
+
+namespace qstar::train {
+
+/// One optimisation run: AdamW, linear warmup then cosine decay to min_lr_ratio * lr.
+struct OptimParams {
+  /// Optimiser steps (>= 1).
+  int steps = 100;
+  /// Sequences per step (>= 1).
+  int batch_size = 32;
+  /// Peak learning rate (> 0).
+  double lr = 1e-3;
+  /// Warmup steps (>= 0, < steps).
+  int warmup = 20;
+  /// The learning rate decays to lr * min_lr_ratio (in [0, 1]).
+  double min_lr_ratio = 0.1;
+  /// AdamW decoupled weight decay (>= 0).
+  double weight_decay = 0.01;
+  /// Global gradient-norm clip (> 0).
+  double grad_clip = 1.0;
+
+  /// InvalidArgument naming `what`.field.
+  void validate(std::string_view what) const;
+};
+
+/// Every knob of the pipeline. validate() throws InvalidArgument naming the field.
+struct PipelineParams {
+  /// Where the models and logs go (DIR/generator, DIR/prm, DIR/orm, DIR/logs).
+  std::string out_dir = "models";
+  /// The ToT 24.csv: the test split is read from it to be excluded from all training data.
+  std::string data_csv = "data/game24/24.csv";
+  /// The test ranks whose multisets never appear in training or dev data.
+  std::string test_ranks = "901-1000";
+  /// Seeds everything: the split, traces, initialisation, batches, sampling.
+  std::uint64_t seed = 0;
+  /// LibTorch intra-op threads (>= 1). 1 by default: on the shared 2-core machine the
+  /// models were trained on, 2 threads made each step about 2.5x slower (contention).
+  int threads = 1;
+  /// Held-out dev puzzles (>= 1), drawn from the non-test solvable multisets.
+  std::size_t dev_size = 100;
+  /// The generator's shape (vocab_size is set from the tokenizer).
+  lm::ModelSpec generator{.architecture = "LlamaForCausalLM", .hidden_size = 64,
+                          .intermediate_size = 192, .num_hidden_layers = 3,
+                          .num_attention_heads = 4, .num_key_value_heads = 2};
+  /// The synthetic traces' mix of correct and imperfect solutions.
+  game24::data::TraceParams traces;
+  /// Generator SFT.
+  OptimParams sft{.steps = 450, .batch_size = 16, .lr = 3e-3, .warmup = 25};
+  /// Puzzles (from the training split) whose sampled solutions get labelled (>= 1).
+  int label_puzzles = 100;
+  /// Solutions sampled per labelled puzzle (>= 1).
+  int samples_per_puzzle = 2;
+  /// Rollouts and depth of the Math-Shepherd labeller.
+  LabelParams label{.rollouts = 4, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512};
+  /// Sampling temperature of the generator while sampling and rolling out (> 0).
+  double temperature = 1.0;
+  /// PRM training (initialised from the generator's trunk).
+  OptimParams prm{.steps = 150, .batch_size = 16, .lr = 2e-3, .warmup = 10};
+  /// ORM training (initialised from the generator's trunk).
+  OptimParams orm{.steps = 100, .batch_size = 16, .lr = 2e-3, .warmup = 10};
+  /// STaR iterations (>= 0).
+  int star_iterations = 1;
+  /// Training puzzles searched per STaR iteration (>= 1).
+  int star_puzzles = 100;
+  /// Beam search of STaR: beams N and width M (N a multiple of M).
+  int star_beams = 8, star_width = 4;
+  /// Fine-tuning per STaR iteration.
+  OptimParams star{.steps = 60, .batch_size = 16, .lr = 5e-4, .warmup = 8};
+  /// Draw a progress bar (a TTY) instead of progress lines.
+  bool tty = false;
+  /// The command line that reproduces the run (written to the logs and model cards).
+  std::string command;
+
+  void validate() const;
+};
+
+/// What one optimisation run measured.
+struct TrainReport {
+  std::vector<double> losses;  ///< the training loss of every step
+  double first_loss = 0.0;     ///< mean over the first 10% of steps
+  double last_loss = 0.0;      ///< mean over the last 10% of steps
+  double seconds = 0.0;        ///< wall time
+  std::int64_t tokens = 0;     ///< sequence tokens processed (prompts included)
+};
+
+/// One generator training example: a prompt (Game24Task::format) and the steps after it.
+struct TextExample {
+  std::string prompt;
+  std::vector<std::string> steps;
+};
+
+/// One verifier training example: a prompt, its steps and a target in [0, 1] per step.
+struct ScoredExample {
+  std::string prompt;
+  std::vector<std::string> steps;
+  std::vector<double> targets;  ///< one per step
+};
+
+/// Fine-tunes (or, with init_dir empty, creates from `spec` and `seed`) a causal LM on
+/// `examples` and writes it to out_dir (config.json, model.safetensors, tokenizer.json: the
+/// character tokenizer of lm::game24_chars()). The loss is the next-token cross-entropy on
+/// the steps' characters and their "\n" delimiters. `progress` receives (step, loss).
+TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& spec,
+                            const std::vector<TextExample>& examples, const OptimParams& optim,
+                            std::uint64_t seed, const std::string& out_dir, int threads,
+                            const std::function<void(int, double)>& progress = {});
+
+/// Trains a one-label token-classification model on `examples` (binary cross-entropy of the
+/// sigmoid of the score head at each step's "\n" against the step's target) and writes it
+/// to out_dir. It starts from init_dir: a causal LM (its trunk is kept, the score head is
+/// initialised from `seed`) or a token classifier (fine-tuned as is).
+TrainReport train_verifier(const std::string& init_dir, const std::vector<ScoredExample>& examples,
+                           const OptimParams& optim, std::uint64_t seed,
+                           const std::string& out_dir, int threads,
+                           const std::function<void(int, double)>& progress = {});
+
+/// The mean loss of a causal LM folder on `examples` (the train_generator loss, no update).
+double generator_loss(const std::string& dir, const std::vector<TextExample>& examples);
+
+/// Greedy accuracy of the generator in `dir` on `problems` (one greedy solution each,
+/// checked exactly), in [0, 1].
+double greedy_accuracy(const std::string& dir, std::span<const Problem> problems, int threads);
+
+/// Runs one stage ("sft", "label", "prm", "orm", "star", "cards") or "all". Progress goes
+/// to `log`. InvalidArgument for an unknown stage or bad params; IoError / ParseError for
+/// missing inputs of a stage (e.g. "prm" before "label"), naming the file.
+void run_stage(const std::string& stage, const PipelineParams& params, std::ostream& log);
+
+}  // namespace qstar::train

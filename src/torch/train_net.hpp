@@ -1,0 +1,65 @@
+// Internal, torch-typed: the Llama model as trainable tensors (autograd) for the trainer,
+// with the same math as the inference LlamaModel (llama.hpp): embedding, per layer
+// x += o_proj(attn(RMSNorm(x))) and x += down(silu(gate(h)) * up(h)), final RMSNorm,
+// RMSNorm in float32, RoPE half-split, GQA (query head h reads kv head h / n_rep),
+// softmax in float32 with an additive causal mask. CPU / float32.
+//
+// Shared-prefix forward: every training sequence of the Game of 24 starts with the same
+// ~140-character instruction. hidden(prefix, ids) runs that prefix once (batch 1) and lets
+// all B suffixes attend to its keys and values, so a batch costs P + B*S tokens instead of
+// B*(P+S), with exactly the logits of the full sequences (tests pin this against
+// LlamaModel). Gradients flow into the prefix's computation from every suffix.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "qstar/torch/model_io.hpp"
+
+namespace qstar::train::detail {
+
+class TrainNet {
+ public:
+  /// Trainable copies of `tensors` (expected_tensors(spec) order, float32).
+  static TrainNet from_tensors(const lm::ModelSpec& spec, const std::vector<lm::NamedTensor>& tensors);
+  /// read_model_spec + read_model_tensors of `dir`.
+  static TrainNet load(const std::string& dir);
+
+  const lm::ModelSpec& spec() const { return spec_; }
+  /// Every trainable tensor (requires_grad), in expected_tensors() order.
+  const std::vector<at::Tensor>& parameters() const { return params_; }
+  const std::vector<std::string>& names() const { return names_; }
+
+  /// Final (normed) hidden states [B, S, D] of the sequences prefix + ids[b]: `prefix` is a
+  /// [P] int64 tensor (P may be 0), `ids` [B, S] int64 (right-padded rows are fine: a
+  /// position never sees later ones).
+  at::Tensor hidden(const at::Tensor& prefix, const at::Tensor& ids) const;
+  /// [..., vocab] (lm_head, or the tied embedding). Causal LMs only.
+  at::Tensor lm_logits(const at::Tensor& hidden) const;
+  /// [..., num_labels]. Token classifiers only.
+  at::Tensor score(const at::Tensor& hidden) const;
+
+  /// The current weights, expected_tensors() order.
+  std::vector<lm::NamedTensor> to_named() const;
+  /// write_model_folder(dir, spec, to_named(), tokenizer_json, metadata).
+  void save(const std::string& dir, const std::string& tokenizer_json,
+            const std::map<std::string, std::string>& metadata = {}) const;
+  /// A token classifier with this model's trunk and a fresh score head (init from `seed`).
+  TrainNet as_token_classifier(int num_labels, std::uint64_t seed) const;
+
+ private:
+  const at::Tensor& p(const std::string& name) const;
+  at::Tensor rms(const at::Tensor& x, const at::Tensor& w) const;
+
+  lm::ModelSpec spec_;
+  std::vector<std::string> names_;
+  std::vector<at::Tensor> params_;
+  std::map<std::string, std::size_t> index_;
+  at::Tensor inv_freq_;
+};
+
+}  // namespace qstar::train::detail
