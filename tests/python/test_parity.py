@@ -31,3 +31,41 @@ def test_python_matches_cli(algo):
     for k in ("generated_tokens", "verifier_tokens", "generator_calls", "verifier_calls", "generator_requests",
               "generated_steps", "nodes", "iterations", "generator_batches", "verifier_batches"):
         assert py[k] == cs[k], k
+
+
+class PyConstantGenerator:
+    """The Python twin of qstar.testing.ConstantGenerator."""
+
+    def __init__(self, depth):
+        self.depth = depth
+
+    def expand(self, batch):
+        return [[qstar.Step("abcdefgh"[(r.seed + c) % 8], num_tokens=1, logprob=-1.0,
+                            finish="answer" if r.depth + 1 >= self.depth else "step")
+                 for c in range(r.num_candidates)] for r in batch]
+
+
+class PyConstantVerifier:
+    """The Python twin of qstar.testing.ConstantVerifier."""
+
+    def score(self, batch):
+        return [[(ord(t[0]) % 7) / 7 for t in r.new_steps] for r in batch]
+
+    def score_outcomes(self, batch):
+        return [0.5] * len(batch)
+
+
+@pytest.mark.parametrize("algo", sorted(KNOB))
+def test_python_plugins_match_their_cpp_twins(algo):
+    problems = [qstar.Problem("4 5 6 10", id=str(i)) for i in range(3)]
+    kw = {KNOB[algo]: 16}
+    cpp = qstar.search(problems, algo=algo, generator=qstar.testing.ConstantGenerator(5),
+                       verifier=qstar.testing.ConstantVerifier(), seed=3, **kw)
+    py = qstar.search(problems, algo=algo, generator=PyConstantGenerator(5), verifier=PyConstantVerifier(), seed=3,
+                      **kw)
+    for a, b in zip(cpp, py):
+        da, db = a.to_dict(), b.to_dict()
+        for d in (da, db):
+            for k in ("generator_seconds", "verifier_seconds", "overhead_seconds", "wall_seconds"):
+                d["stats"].pop(k)
+        assert da == db
