@@ -36,7 +36,8 @@ Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling a
   --max-n N --max-tokens T --max-prompt-bytes B --max-inputs K   request limits
   --batch-window-ms W    wait this long for requests to batch together (default 2)
   --max-batch R          requests per batch at most (default 256)
-  --threads T            HTTP handler threads (default 64)
+  --threads T            HTTP handler threads = connections served at once (default 256)
+  --api-key-env VAR      require "Authorization: Bearer $VAR" on every request
 )";
 
 std::string unescape(const std::string& s) {
@@ -80,7 +81,7 @@ double to_double(const std::string& flag, const std::string& v) {
 int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
   static const std::set<std::string> known = {
       "model", "prm", "prm-kind", "step-tag", "host", "port", "name", "device", "dtype", "kv-cache-mb",
-      "max-n", "max-tokens", "max-prompt-bytes", "max-inputs", "batch-window-ms", "max-batch", "threads"};
+      "max-n", "max-tokens", "max-prompt-bytes", "max-inputs", "batch-window-ms", "max-batch", "threads", "api-key-env"};
   std::map<std::string, std::string> kv;
   for (std::size_t i = 1; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -125,6 +126,7 @@ int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
   if (auto v = get("batch-window-ms")) p.batch_window_ms = to_double("batch-window-ms", *v);
   if (auto v = get("max-batch")) p.max_batch_requests = to_int<std::size_t>("max-batch", *v, 1, 1 << 20);
   if (auto v = get("threads")) p.threads = to_int<int>("threads", *v, 1, 4096);
+  if (auto v = get("api-key-env")) p.api_key_env = *v;
   p.validate();
 
   // Block SIGINT/SIGTERM here (the server's threads inherit the mask) and wait for them.

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <ctime>
 #include <deque>
 #include <filesystem>
@@ -150,6 +151,7 @@ void ServeParams::validate() const {
 struct Server::Impl {
   ServeParams params;
   std::string name;
+  std::string api_key;  // never printed
   std::optional<lm::LMGenerator> base;  // loaded once; its weights are shared
   std::optional<lm::PrmVerifier> prm;
   std::string step_tag;
@@ -492,6 +494,8 @@ struct Server::Impl {
     return [this, fn](const httplib::Request& req, httplib::Response& res) {
       int status = 200;
       try {
+        if (!api_key.empty() && req.get_header_value("Authorization") != "Bearer " + api_key)
+          throw HttpError(401, "missing or wrong API key (send Authorization: Bearer <key>)");
         res.set_content(fn(req), "application/json");
       } catch (const HttpError& e) {
         status = e.status;
@@ -512,6 +516,15 @@ struct Server::Impl {
 
   void setup_routes() {
     http.set_payload_max_length(params.max_body_bytes);
+    // Replies are written in pieces (headers, body): without TCP_NODELAY, Nagle's algorithm
+    // and the client's delayed ACK stall each reply by ~40 ms.
+    http.set_tcp_nodelay(true);
+    // cpp-httplib serves a connection per thread, and an idle keep-alive connection holds its
+    // thread until a timeout (whole seconds). Clients pool connections (an HttpGenerator
+    // keeps up to 2 x max_in_flight), so keep-alive starved the pool and stalled requests for
+    // seconds (measured: benchmarks/README.md). One request per connection instead: a
+    // loopback or LAN reconnect costs far less.
+    http.set_keep_alive_max_count(1);
     const int threads = params.threads;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
     http.Post("/v1/completions", wrap([this](const httplib::Request& r) { return completions(r); }));
@@ -565,6 +578,13 @@ std::unique_ptr<Server> Server::start(ServeParams params) {
   s.name = !p.served_model_name.empty() ? p.served_model_name
            : !p.model_dir.empty()       ? basename_of(p.model_dir)
                                         : basename_of(p.prm_path);
+  if (!p.api_key_env.empty()) {
+    const char* key = std::getenv(p.api_key_env.c_str());
+    if (!key || !*key)
+      throw InvalidArgument(fmt::format("ServeParams.api_key_env: the environment variable {} is not set",
+                                        p.api_key_env));
+    s.api_key = key;
+  }
   if (!p.model_dir.empty()) s.base.emplace(lm::LMGenerator::load(p.model_dir, p.lm));
   if (!p.prm_path.empty()) {
     lm::PrmParams pp = p.prm;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -77,7 +78,7 @@ http::ServeParams serve_params() {
   s.lm = gen_params();
   s.prm = prm_params();
   s.port = 0;
-  s.threads = 16;
+  s.threads = 64;
   return s;
 }
 
@@ -89,6 +90,7 @@ http::ClientParams client(const std::vector<std::string>& urls) {
   c.backoff_initial_s = 0.01;
   c.backoff_max_s = 0.05;
   c.api_key_env = "";
+  c.max_in_flight = 8;
   return c;
 }
 
@@ -117,7 +119,7 @@ class ServeProcess {
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     std::vector<std::string> args = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
-                                     "--prm-kind", "token-logit", "--port", "0", "--threads", "16"};
+                                     "--prm-kind", "token-logit", "--port", "0", "--threads", "64"};
     for (auto& e : extra) args.push_back(e);
     pid_ = ::fork();
     REQUIRE(pid_ >= 0);
@@ -515,6 +517,83 @@ TEST_CASE("serve: concurrent searches over two server processes all finish with 
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   MESSAGE(kSearches << " concurrent beam searches x " << probs.size() << " problems over 2 qstar serve processes: "
                     << secs << " s, " << tokens / secs << " generated tokens/s");
+}
+
+TEST_CASE("serve: with an API key, requests without it get 401; the HTTP plug-ins send it") {
+  ::setenv("QSTAR_TEST_SERVE_KEY", "k-123", 1);
+  auto sp = serve_params();
+  sp.api_key_env = "QSTAR_TEST_SERVE_KEY";
+  auto server = http::Server::start(sp);
+  auto r = post(server->port(), "/v1/completions", R"({"prompt": "x", "stop": "\n"})");
+  REQUIRE(r);
+  CHECK(r->status == 401);
+  http::HttpGeneratorParams p;
+  p.client = client({url_of(server->port())});
+  p.client.api_key_env = "QSTAR_TEST_SERVE_KEY";
+  http::HttpGenerator g(p);
+  Prefix f;
+  ExpandRequest q;
+  q.problem = &f.problem;
+  q.prompt = "q";
+  q.prefix = TrajectoryView(f.tree, Tree::root());
+  CHECK(g.expand(std::span<const ExpandRequest>(&q, 1)).at(0).size() == 1);
+  ::unsetenv("QSTAR_TEST_SERVE_KEY");
+  CHECK_THROWS_WITH_AS(http::Server::start(sp), doctest::Contains("ServeParams.api_key_env"), InvalidArgument);
+}
+
+namespace {
+/// Runs the qstar executable through the shell; its output (stdout + stderr) and exit code.
+std::pair<std::string, int> run_cli(const std::string& args) {
+  const std::string cmd = std::string("'") + QSTAR_CLI_EXE + "' " + args + " 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  REQUIRE(f != nullptr);
+  std::string out;
+  char buf[4096];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const int status = ::pclose(f);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+}  // namespace
+
+TEST_CASE("serve: the CLI drives qstar serve through --generator/--verifier http:URL; bad flags exit 2") {
+  auto server = http::Server::start(serve_params());
+  const std::string url = url_of(server->port());
+  {
+    auto [out, code] = run_cli("solve \"4 5 6 10\" --algo beam --n 4 --max-depth 2 --generator http:" + url +
+                               " --verifier http:" + url + " --step-tag ' ки' --json");
+    CHECK(code == 0);
+    CHECK(out.find("\"algo\":\"beam\"") != std::string::npos);
+  }
+  CHECK(server->stats().completions > 0);
+  CHECK(server->stats().scored_inputs > 0);
+  const std::string dead = "http://127.0.0.1:" + std::to_string(::getpid() % 2 ? 9 : 7);  // discard/echo: closed
+  {
+    auto [out, code] = run_cli("solve \"4 5 6 10\" --verifier oracle --http-retries 0 --generator http:" + dead);
+    CHECK(code == 1);
+    CHECK(out.rfind("qstar: error: http:" + dead, 0) == 0);
+  }
+  struct Bad {
+    std::string args, needle;
+  };
+  for (const Bad& b : std::vector<Bad>{
+           {"serve", "give --model DIR and/or --prm PATH"},
+           {"serve --model /nonexistent/qstar-model", "/nonexistent/qstar-model"},
+           {"serve --model x --port 99999", "--port"},
+           {"serve --model x --bogus 1", "unknown flag --bogus"},
+           {"solve \"4 5 6 10\" --verifier oracle --step-tag x", "--step-tag applies only to --verifier http:URL"},
+           {"solve \"4 5 6 10\" --verifier oracle --http-timeout 1", "--http-timeout applies only to http:URL"},
+           {"solve \"4 5 6 10\" --verifier oracle --generator http:", "--generator"},
+           {"solve \"4 5 6 10\" --verifier oracle --generator http:ftp://x", "does not start with http://"},
+           {"solve \"4 5 6 10\" --verifier http:" + url + " --http-api reward", "HttpVerifierParams.api"},
+       }) {
+    CAPTURE(b.args);
+    auto [out, code] = run_cli(b.args);
+    CHECK(code == 2);
+    CHECK(out.rfind("qstar: error: ", 0) == 0);
+    CHECK(out.find(b.needle) != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  }
 }
 
 TEST_CASE("serve: ServeParams validation names the field") {

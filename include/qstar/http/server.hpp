@@ -27,7 +27,8 @@
 //  POST /classify  {input: string | [string]}: the score of the LAST step of each input,
 //       {data: [{index, label, probs: [1 - s, s], num_classes: 2}]}.
 //  GET  /v1/models, GET /health.
-// Errors: 400 (malformed JSON, a bad field: the message names it), 404 (unknown path or no
+// Errors: 400 (malformed JSON, a bad field: the message names it), 401 (missing or wrong
+// API key, when api_key_env is set), 404 (unknown path or no
 // model of that kind loaded), 413 (body over max_body_bytes), 500 (a backend failure):
 // body {"error": {"message", "type", "code"}}.
 //
@@ -78,10 +79,16 @@ struct ServeParams {
   double batch_window_ms = 2.0;
   /// Requests per batch at most (>= 1).
   std::size_t max_batch_requests = 256;
-  /// HTTP handler threads (>= 1): concurrent connections served.
-  int threads = 64;
+  /// HTTP handler threads (>= 1): connections served at once (cpp-httplib gives each open
+  /// connection a thread; each connection serves one request). Keep it above the clients'
+  /// total max_in_flight.
+  int threads = 256;
   /// Distinct sampling settings with their own generator and KV cache (>= 1).
   std::size_t max_sampling_configs = 8;
+  /// When set: the name of an environment variable holding an API key that every request
+  /// (except GET /health) must send as "Authorization: Bearer <key>" (else 401). Read at
+  /// start; the variable must be set and non-empty. Empty: no authentication.
+  std::string api_key_env;
 
   void validate() const;
 };
