@@ -23,6 +23,7 @@ required_conan_version = ">=2.0"
 class QstarConan(ConanFile):
     name = "qstar"
     version = "0.1.0"
+    license = "MIT"
     description = ("Process-supervised search: generators, verifiers and test-time search "
                    "(best-of-N, beam, DVTS, best-first, MCTS) in header-only C++20, with "
                    "optional LibTorch backends")
