@@ -37,6 +37,9 @@
 #endif
 
 namespace qstar::cli {
+#ifdef QSTAR_HAS_TORCH
+int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool tty);  // src/cli/train.cpp
+#endif
 #ifdef QSTAR_HAS_HTTP_SERVER
 int cmd_serve(const std::vector<std::string>& args, std::ostream& out);  // src/cli/serve.cpp
 #endif
@@ -59,17 +62,20 @@ commands:
                     qstar lm tokenize --model DIR --text "..."
                     qstar lm generate --model DIR --prompt "..." [--steps N] [sampling flags]
   serve             serve a model folder over HTTP (OpenAI-compatible subset; qstar serve --help)
+  train STAGE       train the Game of 24 generator, PRM and ORM (qstar train --help; LibTorch)
   version           print the version
   help              print this help
 
 common options (solve and bench):
   --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts   (solve: one; default beam)
   --seed S                random seed (default 0)
-  --generator KIND        programmatic (default) | lm:DIR (a Llama/Qwen2 folder)
+  --generator KIND        programmatic (default) | lm:DIR (a Llama/Qwen2 folder, e.g. the
+                          trained models/generator)
   --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
-  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH | http:URL[,URL...]
+  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH (e.g. models/prm)
+                          | http:URL[,URL...]
   http:URL plug-ins (vLLM, SGLang, qstar serve; docs/serving.md): --generator http:URL[,URL...]
                           --step-tag T --http-api pooling|classify --score-index I --model-name M
                           --http-timeout S --http-retries N --http-in-flight N --api-key-env VAR
@@ -433,35 +439,15 @@ http::ClientParams http_client_params(const Args& a, const std::string& urls, st
 }
 #endif
 
-// The embedded defaults (issue #4): the shipped models in QSTAR_MODELS_DIR (the env var, else
-// the source tree's models/ folder baked in at build time). Builds without LibTorch keep the
-// programmatic generator and the oracle verifier.
-#ifdef QSTAR_HAS_TORCH
-std::string default_model(const char* name) {
-  std::string root;
-  if (const char* e = std::getenv("QSTAR_MODELS_DIR"); e != nullptr && *e != '\0') root = e;
-#ifdef QSTAR_MODELS_DIR
-  if (root.empty()) root = QSTAR_MODELS_DIR;
-#endif
-  if (root.empty()) root = "models";
-  const std::string dir = root + "/" + name;
-  if (!std::ifstream(dir + "/config.json"))
-    throw UsageError(fmt::format("the default {} model is missing ({}/config.json): set QSTAR_MODELS_DIR to the "
-                                 "shipped models/ folder, run scripts/train.sh, or pass --generator programmatic "
-                                 "--verifier oracle",
-                                 name, dir));
-  return dir;
-}
-std::string default_generator() { return "lm:" + default_model("generator"); }
-std::string default_verifier() { return "prm:" + default_model("prm"); }
-#else
+// The defaults when no --generator / --verifier is given. The trained models in models/
+// (issue #4) are not the defaults: they do not solve Game of 24 puzzles yet (see
+// models/README.md); use them with --generator lm:models/generator --verifier prm:models/prm.
 std::string default_generator() { return "programmatic"; }
 std::string default_verifier() { return "oracle"; }
-#endif
 
 Plugins make_plugins(const Args& a) {
   Plugins p;
-  const std::string g = a.get("generator").value_or("programmatic");
+  const std::string g = a.has("generator") ? *a.get("generator") : default_generator();
   for (const char* f : {"temperature", "top-p", "top-k", "delimiter"})
     if (a.has(f) && g.rfind("lm:", 0) != 0 && g.rfind("http:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --generator lm:DIR or http:URL", f));
@@ -471,7 +457,8 @@ Plugins make_plugins(const Args& a) {
   for (const char* f : {"step-tag", "http-api", "score-index"})
     if (a.has(f) && a.get("verifier").value_or("").rfind("http:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --verifier http:URL", f));
-  if (a.has("prm-kind") && a.get("verifier").value_or("oracle").rfind("prm:", 0) != 0)
+  const std::string v = a.has("verifier") ? *a.get("verifier") : default_verifier();
+  if (a.has("prm-kind") && v.rfind("prm:", 0) != 0)
     throw UsageError("--prm-kind applies only to --verifier prm:PATH");
   if (g.rfind("lm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
@@ -515,7 +502,6 @@ Plugins make_plugins(const Args& a) {
   } else {
     throw UsageError(fmt::format("--generator: '{}' is not one of programmatic, lm:DIR, http:URL", g));
   }
-  const std::string v = a.get("verifier").value_or("oracle");
   if (v.rfind("prm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
     lm::PrmParams pp;
@@ -1086,8 +1072,10 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 #endif
 #ifdef QSTAR_HAS_TORCH
     if (cmd == "lm") return cmd_lm(args, out);
+    if (cmd == "train") return cmd_train(args, out, err, g_tty);
 #else
     if (cmd == "lm") throw UsageError("lm: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
+    if (cmd == "train") throw UsageError("train: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
 #endif
     Args a(args, 1, cmd != "bench");
     if (a.has("help")) {

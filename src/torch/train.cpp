@@ -739,7 +739,9 @@ void stage_sft(Ctx& c) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& P = c.P;
   const game24::Game24Task task;
-  Rng rng(derive_seed(P.seed, std::uint64_t{0x5f7}));
+  // A continuation (sft_init) draws other traces than the run it continues.
+  Rng rng(P.sft_init.empty() ? derive_seed(P.seed, std::uint64_t{0x5f7})
+                             : derive_seed(P.seed, std::uint64_t{0x5f7}, std::uint64_t{1}));
   const std::size_t n = static_cast<std::size_t>(P.sft.steps) * static_cast<std::size_t>(P.sft.batch_size);
   std::vector<TextExample> ex;
   ex.reserve(n);
@@ -753,7 +755,7 @@ void stage_sft(Ctx& c) {
   c.log << fmt::format("[train] sft: {} synthetic traces of {} training puzzles\n", n, c.split.train.size());
   lm::ModelSpec spec = P.generator;
   Bar bar(c.log, P.tty, "sft", P.sft.steps);
-  const auto rep = train_generator("", spec, ex, P.sft, P.seed, c.gen_dir, P.threads, std::ref(bar));
+  const auto rep = train_generator(P.sft_init, spec, ex, P.sft, P.seed, c.gen_dir, P.threads, std::ref(bar));
   const auto dev = game24::data::to_problems(c.split.dev, "dev");
   const double acc = greedy_accuracy(c.gen_dir, dev, P.threads);
   c.log << fmt::format("[train] sft: loss {:.4f} -> {:.4f} in {:.0f}s; greedy dev accuracy {:.1f}%\n",
@@ -761,6 +763,7 @@ void stage_sft(Ctx& c) {
   json::Value v = common_json(c, "sft", seconds_since(t0));
   v.set("model", spec_json(lm::read_model_spec(c.gen_dir)));
   v.set("optim", optim_json(P.sft));
+  v.set("init", P.sft_init.empty() ? std::string("random (seeded)") : P.sft_init);
   v.set("train", report_json(rep));
   json::Value tr = json::Value::object();
   tr.set("examples", static_cast<std::int64_t>(n));

@@ -99,7 +99,7 @@ TEST_CASE("cli lm: bad input exits 2 with one line naming the problem") {
       {{"lm", "generate", "--model", dir.str(), "--prompt", "x", "--temperature", "-1"}, "temperature"},
       {{"solve", "4 5 6 10", "--generator", "lm:" + dir.file("missing")}, "missing"},
       {{"solve", "4 5 6 10", "--verifier", "prm:" + dir.str(), "--prm-kind", "nonsense"}, "kind"},
-      {{"solve", "4 5 6 10", "--temperature", "0.5"}, "--temperature applies only"},
+      {{"solve", "4 5 6 10", "--generator", "programmatic", "--temperature", "0.5"}, "--temperature applies only"},
   };
   for (const auto& c : cases) {
     std::string joined;

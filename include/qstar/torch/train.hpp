@@ -80,8 +80,11 @@ struct PipelineParams {
                           .num_attention_heads = 4, .num_key_value_heads = 2};
   /// The synthetic traces' mix of correct and imperfect solutions.
   game24::data::TraceParams traces;
+  /// Continue SFT from this generator folder instead of a fresh seeded initialisation
+  /// (empty: fresh). With another seed the continuation sees new traces.
+  std::string sft_init;
   /// Generator SFT.
-  OptimParams sft{.steps = 450, .batch_size = 16, .lr = 3e-3, .warmup = 25};
+  OptimParams sft{.steps = 1200, .batch_size = 16, .lr = 3e-3, .warmup = 25};
   /// Puzzles (from the training split) whose sampled solutions get labelled (>= 1).
   int label_puzzles = 100;
   /// Solutions sampled per labelled puzzle (>= 1).
