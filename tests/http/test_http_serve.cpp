@@ -573,17 +573,14 @@ TEST_CASE("serve: the CLI drives qstar serve through --generator/--verifier http
     CHECK(code == 1);
     CHECK(out.rfind("qstar: error: http:" + dead, 0) == 0);
   }
+  // Each run loads LibTorch (~1-2 s): a few representative bad inputs only.
   struct Bad {
     std::string args, needle;
   };
   for (const Bad& b : std::vector<Bad>{
            {"serve", "give --model DIR and/or --prm PATH"},
            {"serve --model /nonexistent/qstar-model", "/nonexistent/qstar-model"},
-           {"serve --model x --port 99999", "--port"},
-           {"serve --model x --bogus 1", "unknown flag --bogus"},
            {"solve \"4 5 6 10\" --verifier oracle --step-tag x", "--step-tag applies only to --verifier http:URL"},
-           {"solve \"4 5 6 10\" --verifier oracle --http-timeout 1", "--http-timeout applies only to http:URL"},
-           {"solve \"4 5 6 10\" --verifier oracle --generator http:", "--generator"},
            {"solve \"4 5 6 10\" --verifier oracle --generator http:ftp://x", "does not start with http://"},
            {"solve \"4 5 6 10\" --verifier http:" + url + " --http-api reward", "HttpVerifierParams.api"},
        }) {
