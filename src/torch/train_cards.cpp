@@ -75,13 +75,22 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
       "the {} multisets of ranks {} of `data/game24/24.csv` (the ToT test split; never used, "
       "checked by `check_separation` at every stage and by tests/tasks/test_game24_data.cpp), "
       "minus {} held-out dev puzzles.",
-      sft->get_int("train_puzzles") + sft->get_int("dev_puzzles"),
+      sft->get_int("train_puzzles") + sft->get_int("dev_puzzles") + sft->get_int("excluded_test_multisets"),
       sft->get_int("excluded_test_multisets"), sft->get_string("test_ranks"),
       sft->get_int("dev_puzzles"));
+  // A run whose SFT continued an earlier run's generator (--sft-init): that run's logs are
+  // kept in logs/leg1/ and its command comes first.
+  const auto leg1 = try_read(logs + "/leg1/all.json");
+  const auto leg1_sft = try_read(logs + "/leg1/sft.json");
+  const bool continued = sft->contains("init") && sft->get_string("init") != "random (seeded)";
+  std::string before;
+  if (continued && leg1 && leg1_sft)
+    before = fmt::format("{}\n", leg1->get_string("command"));
   const std::string repro = fmt::format(
-      "## Reproduce\n\n```sh\n{}\n```\n\n(`bash scripts/train.sh` runs the same; seed {}, {} "
-      "CPU threads. Whole pipeline: {}.)\n",
-      cmd, sft->get_int("seed"), sft->get_int("threads"), total);
+      "## Reproduce\n\n```sh\n{}{}\n```\n\n(Seed {}, {} CPU thread(s); from the repository root. "
+      "Whole pipeline: {}{}.)\n",
+      before, cmd, sft->get_int("seed"), sft->get_int("threads"), total,
+      before.empty() ? "" : fmt::format(", plus {} for the first command", minutes(leg1->get_double("seconds"))));
 
   if (std::filesystem::exists(P.out_dir + "/generator")) {
     std::string s = "# qstar Game of 24 generator\n\n";
@@ -90,6 +99,15 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
          "meant to be searched with the PRM (`models/prm`).\n\n";
     s += model_table(sft->at("model")) + "\n";
     s += std::string(kFormat) + "\n\n## Training\n\n" + split + "\n\n";
+    if (continued && leg1_sft) {
+      const auto& t1 = leg1_sft->at("traces");
+      s += fmt::format(
+          "0. **SFT, first run** (`logs/leg1/`): from a seeded random init, {} traces; {}. Loss "
+          "{:.4f} -> {:.4f}, {}; greedy dev accuracy {}. The run below continued its generator.\n",
+          t1.get_int("examples"), optim_line(leg1_sft->at("optim")),
+          leg1_sft->at("train").get_double("first_loss"), leg1_sft->at("train").get_double("last_loss"),
+          minutes(leg1_sft->get_double("seconds")), pct(leg1_sft->get_double("greedy_dev_accuracy")));
+    }
     const auto& tr = sft->at("traces");
     s += fmt::format(
         "1. **SFT**: {} synthetic traces (dead-end rate {}, arithmetic-slip rate {}; kinds: {}); "
@@ -123,8 +141,7 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
       s += fmt::format("| greedy accuracy, ranks 901-1000 (information only, never used for training or selection) | {} |\n",
                        pct(star->get_double("greedy_test_accuracy_info_only")));
     }
-    s += "\nSearch results with the PRM are in the benchmark table (benchmarks/README.md).\n\n";
-    s += "Use: `qstar solve \"4 5 6 10\" --generator lm:models/generator` (the default).\n\n" + repro;
+    s += "\nUse: `qstar solve \"4 5 6 10\" --generator lm:models/generator --verifier prm:models/prm`.\n\n" + repro;
     write(P.out_dir + "/generator/MODEL_CARD.md", s, log);
   }
 
@@ -164,7 +181,7 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
         v.get_int("val_solutions"), pct(v.get_double("step_agreement_with_oracle")), v.get_int("val_steps"),
         pct(v.get_double("outcome_accuracy_last_step")), v.get_double("val_bce_vs_soft_labels"));
     s += fmt::format("Use: `--verifier prm:models/{}`{}.\n\n", is_orm ? "orm" : "prm",
-                     is_orm ? " with `--algo best-of-n --scoring orm`" : " (the default)");
+                     is_orm ? " with `--algo best-of-n --scoring orm`" : "");
     s += repro;
     write(P.out_dir + (is_orm ? "/orm/MODEL_CARD.md" : "/prm/MODEL_CARD.md"), s, log);
   }
