@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Trains the shipped Game of 24 models end to end, from nothing, with qstar's own pipeline:
-# generator SFT -> Math-Shepherd rollout labels -> PRM -> ORM -> STaR -> model cards.
-# Writes models/generator, models/prm, models/orm (with MODEL_CARD.md) and models/logs/.
-# About 20-30 minutes on 2 CPU cores. Usage: scripts/train.sh [qstar train flags, e.g.
-# --out /tmp/models --seed 1]   (see `qstar train --help`; docs/training.md)
+# generator SFT -> Math-Shepherd rollout labels -> PRM -> ORM -> STaR -> model cards,
+# exactly as models/ was made (seed 0, 1 thread): a first run, then a second run whose SFT
+# continues the first run's generator (the first run's logs are kept in models/logs/leg1/).
+# About 35 minutes on the project's shared 2-core CPU. See docs/training.md.
+# Other settings: ./build/qstar train all --out DIR [flags]   (qstar train --help)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
-exec ./build/qstar train all "$@"   # defaults: --out models --seed 0 --threads 1
+./build/qstar train all --sft-steps 1200
+mkdir -p models/logs/leg1
+cp models/logs/*.json models/logs/leg1/
+./build/qstar train all --sft-init models/generator --sft-steps 1000

@@ -196,7 +196,11 @@ TEST_CASE("train: the shipped models load and a PRM-guided beam search with them
   bp.max_depth = 6;
   bp.max_step_tokens = 48;
   const auto rs = beam_search(std::span<const Problem>(problems), task, gen, prm, bp, 0);
-  const auto again = beam_search(std::span<const Problem>(problems), task, gen, prm, bp, 0);
+  // Deterministic for the seed from a fresh load (the same instances would reuse their KV
+  // caches, and the PRM's near-tied scores can then reorder beams by float rounding).
+  auto gen2 = lm::LMGenerator::load(root + "/generator", gp);
+  auto prm2 = lm::PrmVerifier::load(root + "/prm");
+  const auto again = beam_search(std::span<const Problem>(problems), task, gen2, prm2, bp, 0);
   for (std::size_t i = 0; i < rs.size(); ++i) {
     CAPTURE(rs[i].problem.text);
     REQUIRE_FALSE(rs[i].candidates.empty());
