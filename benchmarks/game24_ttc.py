@@ -148,6 +148,18 @@ def spec_for(kind: str, value: str) -> str:
     return prefix + repo_path(value)
 
 
+def model_digest(spec: str) -> str | None:
+    """sha256 of a model folder's model.safetensors (which weights were benchmarked)."""
+    if not spec.startswith(("lm:", "prm:")):
+        return None
+    f = (REPO / spec.split(":", 1)[1]) / "model.safetensors"
+    if not f.is_file():
+        return None
+    import hashlib
+
+    return hashlib.sha256(f.read_bytes()).hexdigest()
+
+
 def machine_info() -> dict:
     info = {"cpus": os.cpu_count()}
     try:
@@ -169,10 +181,12 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
     cmd += flags + args.extra
     path = runs_dir / f"{m.key}_n{n}.json"
     cmd_str = shlex.join(cmd[1:])  # without the binary's path: reusable across build dirs
+    digests = {k: model_digest(v) for k, v in (("generator", gen), ("prm", prm), ("orm", orm)) if v in flags + cmd}
     if path.exists() and not args.force:
         try:
             old = json.loads(path.read_text())
-            if old.get("command") == cmd_str:
+            # reused only when the command and the weights it read are the same
+            if old.get("command") == cmd_str and old.get("model_sha256", digests) == digests:
                 print(f"[ttc] {idx}/{total} {m.key} n={n}: reusing {path}", file=sys.stderr, flush=True)
                 return "done", old["row"]
         except (json.JSONDecodeError, KeyError):
@@ -216,7 +230,7 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
         "elapsed_s": round(dt, 3),  # the whole qstar process: start-up and model loading included
         "qstar_method": r["method"],
     }
-    record = {"command": cmd_str, "row": row, "bench": bench, "loadavg_before": load0,
+    record = {"command": cmd_str, "model_sha256": digests, "row": row, "bench": bench, "loadavg_before": load0,
               "loadavg_after": machine_info().get("loadavg")}
     path.write_text(json.dumps(record, indent=1) + "\n")
     el = time.monotonic() - t_start
@@ -402,8 +416,8 @@ def main(argv: list[str]) -> int:
         die(f"--data: '{args.data}' does not exist")
     gen = spec_for("generator", args.generator)
     needs = set().union(*(m.needs for m in all_methods)) if all_methods else set()
-    prm = spec_for("prm", args.prm) if "prm" in needs else args.prm
-    orm = spec_for("orm", args.orm) if "orm" in needs else args.orm
+    prm = spec_for("prm", args.prm) if "prm" in needs else "not used"
+    orm = spec_for("orm", args.orm) if "orm" in needs else "not used"
 
     out = Path(args.out)
     runs_dir = out / "runs"
@@ -443,6 +457,7 @@ def write_report(args, out: Path, rows, failed, not_run, gen, prm, orm, t_start,
         "generator": rel(gen.split(":", 1)[1]) if ":" in gen else gen,
         "prm": rel(prm.split(":", 1)[1]) if prm.startswith("prm:") else prm,
         "orm": rel(orm.split(":", 1)[1]) if orm.startswith("prm:") else orm,
+        "model_sha256": {k: model_digest(v) for k, v in (("generator", gen), ("prm", prm), ("orm", orm))},
         "seed": args.seed,
         "chunk": args.chunk,
         "threads": args.threads,
