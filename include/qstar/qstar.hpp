@@ -7,6 +7,7 @@
 #include "qstar/core/types.hpp"
 #include "qstar/core/tree.hpp"
 #include "qstar/core/concepts.hpp"
+#include "qstar/core/prompt.hpp"
 #include "qstar/core/any.hpp"
 #include "qstar/core/aggregate.hpp"
 #include "qstar/core/voting.hpp"

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "http/transport.hpp"
+#include "qstar/core/prompt.hpp"
 #include "qstar/error.hpp"
 #include "qstar/http/client.hpp"
 
@@ -15,20 +16,6 @@ namespace qstar::http {
 
 namespace {
 
-std::string apply_template(const std::string& tmpl, std::string_view prompt) {
-  static constexpr std::string_view key = "{prompt}";
-  std::string out;
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t at = tmpl.find(key, pos);
-    if (at == std::string::npos) break;
-    out.append(tmpl, pos, at - pos);
-    out.append(prompt);
-    pos = at + key.size();
-  }
-  out.append(tmpl, pos, std::string::npos);
-  return out;
-}
 
 std::string url_label(const std::vector<std::string>& urls, const char* kind) {
   std::string s = fmt::format("{}:{}", kind, urls.empty() ? "" : urls[0]);
@@ -77,7 +64,7 @@ HttpStats HttpGenerator::stats() const { return impl_->transport->stats(); }
 
 std::string HttpGenerator::prompt_text(const ExpandRequest& r) const {
   const auto& p = impl_->params;
-  std::string s = apply_template(p.prompt_template, r.prompt);
+  std::string s = apply_prompt_template(p.prompt_template, r.prompt);
   for (std::size_t i = 0; i < r.prefix.size(); ++i) {
     s.append(r.prefix.text(i));
     s.append(p.step_delimiter);

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "http/transport.hpp"
+#include "qstar/core/prompt.hpp"
 #include "qstar/error.hpp"
 #include "qstar/http/client.hpp"
 
@@ -13,20 +14,6 @@ namespace qstar::http {
 
 namespace {
 
-std::string apply_template(const std::string& tmpl, std::string_view prompt) {
-  static constexpr std::string_view key = "{prompt}";
-  std::string out;
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t at = tmpl.find(key, pos);
-    if (at == std::string::npos) break;
-    out.append(tmpl, pos, at - pos);
-    out.append(prompt);
-    pos = at + key.size();
-  }
-  out.append(tmpl, pos, std::string::npos);
-  return out;
-}
 
 }  // namespace
 
@@ -68,7 +55,7 @@ HttpStats HttpVerifier::stats() const { return impl_->transport->stats(); }
 
 std::string HttpVerifier::text(std::string_view prompt, const TrajectoryView& t, std::size_t num_steps) const {
   const auto& p = impl_->params;
-  std::string s = apply_template(p.prompt_template, prompt);
+  std::string s = apply_prompt_template(p.prompt_template, prompt);
   for (std::size_t i = 0; i < num_steps && i < t.size(); ++i) {
     if (i > 0) s.append(p.step_separator);
     s.append(t.text(i));

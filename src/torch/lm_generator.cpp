@@ -23,6 +23,7 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/core/rng.hpp"
+#include "qstar/core/prompt.hpp"
 #include "qstar/error.hpp"
 #include "torch/kv_cache.hpp"
 #include "torch/llama.hpp"
@@ -44,21 +45,6 @@ constexpr std::int64_t kMinShared = 16;
 // Prompts whose encodings are remembered (cleared when full).
 constexpr std::size_t kPromptCache = 4096;
 
-std::string apply_template(const std::string& tmpl, std::string_view prompt) {
-  static constexpr std::string_view key = "{prompt}";
-  std::string out;
-  out.reserve(tmpl.size() + prompt.size());
-  std::size_t pos = 0;
-  for (;;) {
-    const std::size_t at = tmpl.find(key, pos);
-    if (at == std::string::npos) break;
-    out.append(tmpl, pos, at - pos);
-    out.append(prompt);
-    pos = at + key.size();
-  }
-  out.append(tmpl, pos, std::string::npos);
-  return out;
-}
 
 std::string basename_of(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
@@ -288,7 +274,7 @@ struct LMGenerator::Impl {
   }
 
   std::vector<std::int32_t> prompt_tokens(std::string_view prompt) const {
-    std::string text = apply_template(params.prompt_template, prompt);
+    std::string text = apply_prompt_template(params.prompt_template, prompt);
     {
       std::lock_guard<std::mutex> lock(prompt_mu);
       if (auto it = prompts.find(text); it != prompts.end()) return it->second;
