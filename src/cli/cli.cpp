@@ -218,19 +218,6 @@ std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
-/// "\\n" -> newline, "\\t" -> tab, "\\\\" -> backslash (for delimiters typed on a command line).
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      const char c = s[++i];
-      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 template <class E, class F>
 E parse_enum(const Args& a, std::string_view flag, E def, F from_string, std::string_view choices) {
@@ -1097,6 +1084,19 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     err << "qstar: internal error: " << e.what() << "\n";
     return 1;
   }
+}
+
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      const char c = s[++i];
+      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 }  // namespace qstar::cli

@@ -15,4 +15,8 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 /// Whether progress bars may redraw (stderr is a terminal). Tests force plain lines.
 void set_progress_tty(bool tty);
 
+/// "\\n" -> newline, "\\t" -> tab, "\\X" -> X (for delimiters and tags typed on a command
+/// line).
+std::string unescape(const std::string& s);
+
 }  // namespace qstar::cli

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/cli.hpp"
 #include "qstar/error.hpp"
 #include "qstar/http/server.hpp"
 
@@ -39,19 +40,6 @@ Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling a
   --threads T            HTTP handler threads = connections served at once (default 256)
   --api-key-env VAR      require "Authorization: Bearer $VAR" on every request
 )";
-
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 1 < s.size()) {
-      const char c = s[++i];
-      out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 template <class I>
 I to_int(const std::string& flag, const std::string& v, I lo, I hi) {
