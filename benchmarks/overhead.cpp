@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <qstar/adapters/constant.hpp>
 #include <qstar/search/search.hpp>
 
 namespace {
@@ -25,41 +26,6 @@ struct ZeroTask {
   std::string canonicalize(std::string_view a) const { return std::string(a); }
 };
 
-// Steps "a".."h" (one token each); the 6th step is final. No allocation beyond the result.
-struct ZeroGenerator {
-  int depth = 6;
-  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> batch) {
-    std::vector<std::vector<Step>> out(batch.size());
-    for (std::size_t r = 0; r < batch.size(); ++r) {
-      const bool final = static_cast<int>(batch[r].prefix.size()) + 1 >= depth;
-      out[r].resize(static_cast<std::size_t>(batch[r].num_candidates));
-      for (int c = 0; c < batch[r].num_candidates; ++c) {
-        Step& s = out[r][static_cast<std::size_t>(c)];
-        s.text.assign(1, static_cast<char>('a' + static_cast<int>((batch[r].seed + static_cast<std::uint64_t>(c)) % 8)));
-        s.num_tokens = 1;
-        s.logprob = -1.0;
-        s.finish = final ? FinishReason::FinalAnswer : FinishReason::StepEnd;
-      }
-    }
-    return out;
-  }
-};
-
-struct ZeroVerifier {
-  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> batch) {
-    std::vector<std::vector<double>> out(batch.size());
-    for (std::size_t r = 0; r < batch.size(); ++r) {
-      const auto& tv = batch[r].trajectory;
-      for (std::size_t i = static_cast<std::size_t>(batch[r].first_new); i < tv.size(); ++i)
-        out[r].push_back(static_cast<double>(static_cast<unsigned char>(tv.text(i)[0]) % 7) / 7.0);
-    }
-    return out;
-  }
-  std::vector<double> score_outcomes(std::span<const OutcomeRequest> batch) {
-    return std::vector<double>(batch.size(), 0.5);
-  }
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,8 +34,8 @@ int main(int argc, char** argv) {
   std::vector<Problem> problems;
   for (int i = 0; i < P; ++i) problems.push_back({std::to_string(i), "p" + std::to_string(i), std::nullopt});
   ZeroTask task;
-  ZeroGenerator gen;
-  ZeroVerifier ver;
+  ConstantGenerator gen{6};  // steps "a".."h", one token each; the 6th step is final
+  ConstantVerifier ver;
 
   BestOfNParams bon;
   bon.n = 64;
