@@ -341,6 +341,16 @@ SearchParams make_params(const std::string& algo, int n, const Args& a) {
 // ---- plug-ins ----------------------------------------------------------------------------
 
 /// The verifier chosen on the command line: a PRM and/or an ORM.
+/// p.validate(), an InvalidArgument reported as a usage error prefixed by `what`.
+template <class P>
+void validate_usage(const P& p, std::string_view what) {
+  try {
+    p.validate();
+  } catch (const InvalidArgument& e) {
+    throw UsageError(fmt::format("{}: {}", what, e.what()));
+  }
+}
+
 struct CliVerifier {
   std::optional<AnyStepVerifier> step;
   std::optional<AnyOutcomeVerifier> outcome;
@@ -355,6 +365,16 @@ struct CliVerifier {
   }
   std::string name() const { return label; }
 };
+
+/// A CliVerifier whose step and outcome scores both come from `v` (a PRM also acts as ORM).
+template <class V>
+CliVerifier step_and_outcome(const V& v, std::string label) {
+  CliVerifier cv;
+  cv.step.emplace(v);
+  cv.outcome.emplace(v);
+  cv.label = std::move(label);
+  return cv;
+}
 
 struct Plugins {
   std::optional<AnyGenerator> gen;
@@ -394,12 +414,18 @@ lm::LMGeneratorParams lm_generator_params(const Args& a) {
   if (auto v = a.get("top-k")) p.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
   if (auto v = a.get("delimiter")) p.step_delimiter = unescape(*v);
   if (auto v = a.get("kv-cache-mb")) p.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
-  try {
-    p.validate();
-  } catch (const InvalidArgument& e) {
-    throw UsageError(fmt::format("generator parameters: {}", e.what()));
-  }
+  validate_usage(p, "generator parameters");
   return p;
+}
+
+/// The PRM settings --verifier prm:PATH and --orm prm:PATH share: --device, --dtype and
+/// --kv-cache-mb (not validated: the caller adds its own and validates).
+lm::PrmParams prm_params(const Args& a) {
+  lm::PrmParams pp;
+  if (auto x = a.get("device")) pp.device = *x;
+  if (auto x = a.get("dtype")) pp.dtype = *x;
+  if (auto x = a.get("kv-cache-mb")) pp.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *x, 0, 1 << 30) << 20;
+  return pp;
 }
 #endif
 
@@ -417,11 +443,7 @@ http::ClientParams http_client_params(const Args& a, const std::string& urls, st
   if (auto v = a.get("http-in-flight")) c.max_in_flight = parse_int<int>("http-in-flight", *v, 1, 4096);
   if (auto v = a.get("api-key-env")) c.api_key_env = *v;
   if (auto v = a.get("model-name")) c.model = *v;
-  try {
-    c.validate();
-  } catch (const InvalidArgument& e) {
-    throw UsageError(fmt::format("--{}: {}", flag, e.what()));
-  }
+  validate_usage(c, fmt::format("--{}", flag));
   return c;
 }
 #endif
@@ -465,11 +487,7 @@ Plugins make_plugins(const Args& a) {
     if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
     if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
     if (auto v = a.get("delimiter")) hp.step_delimiter = unescape(*v);
-    try {
-      hp.validate();
-    } catch (const InvalidArgument& e) {
-      throw UsageError(fmt::format("generator parameters: {}", e.what()));
-    }
+    validate_usage(hp, "generator parameters");
     p.gen.emplace(http::HttpGenerator(hp));
     p.gen_label = g;
 #else
@@ -479,11 +497,7 @@ Plugins make_plugins(const Args& a) {
     game24::GeneratorParams gp;
     gp.error_rate = 0.1;
     if (auto v = a.get("error-rate")) gp.error_rate = parse_double("error-rate", *v);
-    try {
-      gp.validate();
-    } catch (const InvalidArgument& e) {
-      throw UsageError(fmt::format("--error-rate: {}", e.what()));
-    }
+    validate_usage(gp, "--error-rate");
     p.gen.emplace(game24::ProgrammaticGenerator(gp));
     p.gen_label = fmt::format("programmatic(err={})", gp.error_rate);
   } else {
@@ -491,22 +505,10 @@ Plugins make_plugins(const Args& a) {
   }
   if (v.rfind("prm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
-    lm::PrmParams pp;
+    lm::PrmParams pp = prm_params(a);
     if (auto x = a.get("prm-kind")) pp.kind = *x;
-    if (auto x = a.get("device")) pp.device = *x;
-    if (auto x = a.get("dtype")) pp.dtype = *x;
-    if (auto x = a.get("kv-cache-mb")) pp.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *x, 0, 1 << 30) << 20;
-    try {
-      pp.validate();
-    } catch (const InvalidArgument& e) {
-      throw UsageError(fmt::format("verifier parameters: {}", e.what()));
-    }
-    auto prm = lm::PrmVerifier::load(v.substr(4), pp);
-    CliVerifier cv;
-    cv.step.emplace(prm);
-    cv.outcome.emplace(prm);
-    cv.label = v;
-    p.ver = std::move(cv);
+    validate_usage(pp, "verifier parameters");
+    p.ver = step_and_outcome(lm::PrmVerifier::load(v.substr(4), pp), v);
 #else
     throw UsageError("--verifier prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
 #endif
@@ -517,17 +519,8 @@ Plugins make_plugins(const Args& a) {
     if (auto x = a.get("step-tag")) hv.step_tag = unescape(*x);
     if (auto x = a.get("http-api")) hv.api = *x;
     if (auto x = a.get("score-index")) hv.score_index = parse_int<int>("score-index", *x, 0, 1 << 20);
-    try {
-      hv.validate();
-    } catch (const InvalidArgument& e) {
-      throw UsageError(fmt::format("verifier parameters: {}", e.what()));
-    }
-    http::HttpVerifier hver(hv);
-    CliVerifier cv;
-    cv.step.emplace(hver);
-    cv.outcome.emplace(hver);
-    cv.label = v;
-    p.ver = std::move(cv);
+    validate_usage(hv, "verifier parameters");
+    p.ver = step_and_outcome(http::HttpVerifier(hv), v);
 #else
     throw UsageError("--verifier http:URL needs a qstar built with libcurl (QSTAR_WITH_HTTP)");
 #endif
@@ -548,15 +541,8 @@ Plugins make_plugins(const Args& a) {
       p.ver->outcome.emplace(game24::OracleOutcomeVerifier{});
     } else if (o->rfind("prm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
-      lm::PrmParams pp;  // kind inferred from the folder; read at the last step (Aggregation::Last)
-      if (auto x = a.get("device")) pp.device = *x;
-      if (auto x = a.get("dtype")) pp.dtype = *x;
-      if (auto x = a.get("kv-cache-mb")) pp.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *x, 0, 1 << 30) << 20;
-      try {
-        pp.validate();
-      } catch (const InvalidArgument& e) {
-        throw UsageError(fmt::format("--orm parameters: {}", e.what()));
-      }
+      const lm::PrmParams pp = prm_params(a);  // kind inferred from the folder; read at the last step (Aggregation::Last)
+      validate_usage(pp, "--orm parameters");
       p.ver->outcome.emplace(lm::PrmVerifier::load(o->substr(4), pp));
 #else
       throw UsageError("--orm prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
