@@ -12,34 +12,13 @@
 
 #include <qstar/core/json.hpp>
 
+#include "../cli_run.hpp"
 #include "cli/cli.hpp"
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-// These tests exercise the CLI with the programmatic generator and the exact oracle (fast,
-// no models): solve and bench get those explicitly unless a test chooses otherwise (the
-// shipped models are the defaults since issue #4; tests/torch/test_train.cpp covers them).
-Run run(std::vector<std::string> args) {
-  if (!args.empty() && (args[0] == "solve" || args[0] == "bench")) {
-    auto given = [&](const char* flag) {
-      return std::any_of(args.begin(), args.end(),
-                         [&](const std::string& a) { return a == flag || a.rfind(std::string(flag) + "=", 0) == 0; });
-    };
-    std::vector<std::string> extra;
-    if (!given("--generator")) extra.insert(extra.end(), {"--generator", "programmatic"});
-    if (!given("--verifier")) extra.insert(extra.end(), {"--verifier", "oracle"});
-    args.insert(args.begin() + 1, extra.begin(), extra.end());
-  }
-  std::ostringstream out, err;
-  qstar::cli::set_progress_tty(false);
-  const int code = qstar::cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using cli_test::Run;
+using cli_test::run;
 
 std::string tmp(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("qstar_cli_" + name)).string();

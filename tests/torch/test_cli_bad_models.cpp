@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "tiny_model.hpp"
 
@@ -20,17 +21,8 @@
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run run(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  qstar::cli::set_progress_tty(false);
-  const int code = qstar::cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using cli_test::Run;
+using cli_test::run;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

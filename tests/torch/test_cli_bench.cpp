@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "qstar/core/json.hpp"
 #include "tiny_model.hpp"
@@ -13,17 +14,8 @@
 
 namespace {
 
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-Run run(std::vector<std::string> args) {
-  std::ostringstream out, err;
-  qstar::cli::set_progress_tty(false);
-  const int code = qstar::cli::run(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using cli_test::Run;
+using cli_test::run;
 
 }  // namespace
 
