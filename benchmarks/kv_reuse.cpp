@@ -143,7 +143,6 @@ std::vector<std::string> vocab() {
   return v;
 }
 
-using tiny::json_escape;
 
 // Random Llama weights; "\n" gets a logit bias of about `nl_bias` nats through a shared
 // embedding component on hidden dim 0 that lm_head's dim-0 column reads.
@@ -156,34 +155,7 @@ void write_model(const std::string& dir, int hidden, int layers, float nl_bias) 
   l.heads = 4;
   l.kv = 2;
   l.vocab = static_cast<int>(voc.size());
-  const auto D = static_cast<std::size_t>(hidden);
-  tiny::write_weights(
-      dir + "/model.safetensors", tiny::tensor_layout(l), 7,
-      [D](const tiny::TensorSpec& t, std::size_t i, float z, float fan_in) {
-        switch (t.kind) {
-          case 'e': return i % D == 0 ? 3.0f : z;
-          case 'w': return z / std::sqrt(fan_in);
-          case 'o': return 0.5f * z / std::sqrt(fan_in);
-          case 'n': return 1.0f + 0.1f * z;
-          case 'h': return i % D == 0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
-          default: return z;
-        }
-      },
-      [&](const tiny::TensorSpec& t, std::vector<float>& v) {
-        if (t.kind == 'h') v[2 * D] = nl_bias;  // "\n" is id 2
-      });
-  std::ofstream(dir + "/config.json") << "{" << tiny::config_fields("LlamaForCausalLM", "llama", l, 10000.0, 4096) << "}";
-  std::ostringstream t;
-  t << "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 1, \"content\": \"</s>\", "
-       "\"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, "
-       "\"special\": true}], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Split\", "
-       "\"pattern\": {\"Regex\": \"[\\\\s\\\\S]\"}, \"behavior\": \"Isolated\", \"invert\": "
-       "false}, \"post_processor\": null, \"decoder\": {\"type\": \"Fuse\"}, \"model\": "
-       "{\"type\": \"WordLevel\", \"unk_token\": \"<unk>\", \"vocab\": {";
-  for (std::size_t i = 0; i < voc.size(); ++i)
-    t << (i ? ", " : "") << "\"" << json_escape(voc[i]) << "\": " << i;
-  t << "}}}";
-  std::ofstream(dir + "/tokenizer.json") << t.str();
+  tiny::write_biased_model(dir, l, 7, {{2, nl_bias}}, voc, 4096);  // "\n" is id 2
 }
 
 struct BenchTask {

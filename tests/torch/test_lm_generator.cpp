@@ -45,7 +45,6 @@ static_assert(Generator<LMGenerator>);
 
 using GenDir = tiny::TempDir;
 
-using tiny::json_escape;
 
 // The character vocabulary: <unk>, </s> (EOS), every character below, and one
 // two-character token ".\n" (never produced by encode, but the model can sample it).
@@ -79,37 +78,9 @@ void write_gen_model(const std::string& dir, const ModelSpec& s) {
   l.heads = s.heads;
   l.kv = s.kv;
   l.vocab = static_cast<int>(voc.size());
-  const auto D = static_cast<std::size_t>(s.hidden);
-  tiny::write_weights(
-      dir + "/model.safetensors", tiny::tensor_layout(l), s.seed,
-      [D](const tiny::TensorSpec& t, std::size_t i, float z, float fan_in) {
-        switch (t.kind) {
-          case 'e': return i % D == 0 ? 3.0f : z;
-          case 'w': return z / std::sqrt(fan_in);
-          case 'o': return 0.5f * z / std::sqrt(fan_in);  // keep the dim-0 signal
-          case 'n': return 1.0f + 0.1f * z;
-          case 'h': return i % D == 0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
-          default: return z;
-        }
-      },
-      [&](const tiny::TensorSpec& t, std::vector<float>& v) {
-        if (t.kind == 'h')
-          for (const auto& [tok, b] : s.bias) v[static_cast<std::size_t>(id_of(tok)) * D] = b;
-      });
-  std::ofstream(dir + "/config.json") << "{" << tiny::config_fields("LlamaForCausalLM", "llama", l, 10000.0, 1024) << "}";
-
-  std::ostringstream t;
-  t << "{\"version\": \"1.0\", \"truncation\": null, \"padding\": null, \"added_tokens\": ["
-       "{\"id\": 1, \"content\": \"</s>\", \"single_word\": false, \"lstrip\": false, "
-       "\"rstrip\": false, \"normalized\": false, \"special\": true}], "
-       "\"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": "
-       "{\"Regex\": \"[\\\\s\\\\S]\"}, \"behavior\": \"Isolated\", \"invert\": false}, "
-       "\"post_processor\": null, \"decoder\": {\"type\": \"Fuse\"}, \"model\": {\"type\": "
-       "\"WordLevel\", \"unk_token\": \"<unk>\", \"vocab\": {";
-  for (std::size_t i = 0; i < voc.size(); ++i)
-    t << (i ? ", " : "") << "\"" << json_escape(voc[i]) << "\": " << i;
-  t << "}}}";
-  std::ofstream(dir + "/tokenizer.json") << t.str();
+  std::vector<std::pair<std::size_t, float>> biases;
+  for (const auto& [tok, b] : s.bias) biases.emplace_back(static_cast<std::size_t>(id_of(tok)), b);
+  tiny::write_biased_model(dir, l, s.seed, biases, voc, 1024);
 }
 
 // A default model: "\n" fairly likely (steps of a few tokens), EOS sometimes.

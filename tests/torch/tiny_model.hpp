@@ -13,6 +13,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "qstar/torch/safetensors.hpp"
@@ -197,6 +198,44 @@ inline std::string config_fields(const std::string& arch, const std::string& mod
     c << "}";
   }
   return c.str();
+}
+
+/// A Llama causal LM folder for sampling tests: random weights (seeded) in which token id
+/// gets a logit bias of about `biases[id]` nats (every embedding carries 3.0 on hidden dim
+/// 0 and lm_head's dim-0 column, zero elsewhere, reads it), and a WordLevel tokenizer over
+/// `vocab` (one token per entry, in order; "<unk>" must be id 0; "</s>" id 1 is a special
+/// added token, the EOS).
+inline void write_biased_model(const std::string& dir, const Layout& l, unsigned seed,
+                               const std::vector<std::pair<std::size_t, float>>& biases,
+                               const std::vector<std::string>& vocab, int max_positions) {
+  const auto D = static_cast<std::size_t>(l.hidden);
+  write_weights(
+      dir + "/model.safetensors", tensor_layout(l), seed,
+      [D](const TensorSpec& t, std::size_t i, float z, float fan_in) {
+        switch (t.kind) {
+          case 'e': return i % D == 0 ? 3.0f : z;
+          case 'w': return z / std::sqrt(fan_in);
+          case 'o': return 0.5f * z / std::sqrt(fan_in);  // keep the dim-0 signal
+          case 'n': return 1.0f + 0.1f * z;
+          case 'h': return i % D == 0 ? 0.0f : 1.5f * z / std::sqrt(fan_in);
+          default: return z;
+        }
+      },
+      [&](const TensorSpec& t, std::vector<float>& v) {
+        if (t.kind == 'h')
+          for (const auto& [id, b] : biases) v[id * D] = b;
+      });
+  std::ofstream(dir + "/config.json") << "{" << config_fields("LlamaForCausalLM", "llama", l, 10000.0, max_positions) << "}";
+  std::ostringstream t;
+  t << "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 1, \"content\": \"</s>\", "
+       "\"single_word\": false, \"lstrip\": false, \"rstrip\": false, \"normalized\": false, "
+       "\"special\": true}], \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Split\", "
+       "\"pattern\": {\"Regex\": \"[\\\\s\\\\S]\"}, \"behavior\": \"Isolated\", \"invert\": "
+       "false}, \"post_processor\": null, \"decoder\": {\"type\": \"Fuse\"}, \"model\": "
+       "{\"type\": \"WordLevel\", \"unk_token\": \"<unk>\", \"vocab\": {";
+  for (std::size_t i = 0; i < vocab.size(); ++i) t << (i ? ", " : "") << "\"" << json_escape(vocab[i]) << "\": " << i;
+  t << "}}}";
+  std::ofstream(dir + "/tokenizer.json") << t.str();
 }
 
 struct Spec {
