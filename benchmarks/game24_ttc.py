@@ -198,7 +198,8 @@ def run_one(args, m: Method, n: int, gen: str, prm: str, orm: str, runs_dir: Pat
     tmp = runs_dir / f".{m.key}_n{n}.bench.json"
     t0 = time.monotonic()
     load0 = machine_info().get("loadavg")
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd + ["--json", str(tmp)], stdout=subprocess.PIPE, stderr=None if args.verbose else
                           subprocess.PIPE, text=True, env=env, cwd=REPO)
     dt = time.monotonic() - t0
@@ -300,8 +301,9 @@ def markdown(rows: list[dict], config: dict, include_tot: bool) -> str:
     lines += [
         "",
         "N is the budget knob: samples (best-of-N), beams (beam), completions (DVTS), node expansions "
-        "(best-first), simulations (MCTS). Tokens are the models' tokens (characters); wall time is "
-        "the search's own time per puzzle (model loading excluded).",
+        "(best-first), simulations (MCTS). Tokens are the generator's tokens (word-level for the "
+        "shipped models: a number, a word or a symbol is one token); wall time is the search's own "
+        "time per puzzle (model loading excluded).",
     ]
     g = goals(rows)
     if g:

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -69,13 +71,16 @@ commands:
 common options (solve and bench):
   --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts   (solve: one; default beam)
   --seed S                random seed (default 0)
-  --generator KIND        programmatic (default) | lm:DIR (a Llama/Qwen2 folder, e.g. the
-                          trained models/generator)
+  --generator KIND        lm:DIR (a Llama/Qwen2 folder) | programmatic | http:URL[,URL...]
+                          default: lm:models/generator, the trained model (found through
+                          QSTAR_MODELS_DIR, the install or the checkout), when qstar has
+                          LibTorch; otherwise programmatic
   --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
-  --verifier KIND         oracle (default) | none (best-of-n only) | prm:PATH (e.g. models/prm)
-                          | http:URL[,URL...]
+  --verifier KIND         prm:PATH | oracle (exact) | none (best-of-n only) | http:URL[,URL...]
+                          default: prm:models/prm, the trained PRM, found like the generator;
+                          otherwise oracle
   http:URL plug-ins (vLLM, SGLang, qstar serve; docs/serving.md): --generator http:URL[,URL...]
                           --step-tag T --http-api pooling|classify --score-index I --model-name M
                           --http-timeout S --http-retries N --http-in-flight N --api-key-env VAR
@@ -448,15 +453,62 @@ http::ClientParams http_client_params(const Args& a, const std::string& urls, st
 }
 #endif
 
-// The defaults when no --generator / --verifier is given. The trained models in models/
-// (issue #4) are not the defaults: they do not solve Game of 24 puzzles yet (see
-// models/README.md); use them with --generator lm:models/generator --verifier prm:models/prm.
-std::string default_generator() { return "programmatic"; }
-std::string default_verifier() { return "oracle"; }
+// The defaults when no --generator / --verifier is given: the trained Game of 24 models
+// (issue #4, models/generator and models/prm) in a LibTorch-enabled qstar that finds them,
+// else the programmatic generator and the exact oracle. Where the models are looked for, in
+// order: $QSTAR_MODELS_DIR (an error if it lacks them), <dir of the qstar executable>/../
+// share/qstar/models (an installed qstar), <dir of the executable>/../models (a build
+// folder inside the checkout), and the checkout qstar was built from.
+#ifdef QSTAR_HAS_TORCH
+bool has_models(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(dir / "generator" / "config.json", ec) &&
+         std::filesystem::is_regular_file(dir / "prm" / "config.json", ec);
+}
 
-Plugins make_plugins(const Args& a) {
+std::optional<std::string> find_models_dir() {
+  if (const char* env = std::getenv("QSTAR_MODELS_DIR"); env && *env) {
+    if (!has_models(env))
+      throw UsageError(fmt::format("QSTAR_MODELS_DIR={}: no generator/config.json and prm/config.json there", env));
+    return std::string(env);
+  }
+  std::vector<std::filesystem::path> candidates;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(exe.parent_path().parent_path() / "share" / "qstar" / "models");
+    candidates.push_back(exe.parent_path().parent_path() / "models");
+  }
+#ifdef QSTAR_SOURCE_MODELS
+  candidates.emplace_back(QSTAR_SOURCE_MODELS);
+#endif
+  for (const auto& c : candidates)
+    if (has_models(c)) return c.lexically_normal().string();
+  return std::nullopt;
+}
+#endif
+
+struct Defaults {
+  std::string generator, verifier;
+};
+
+/// The default plug-ins; `note` gets one line when a LibTorch-enabled qstar falls back.
+Defaults default_plugins(std::ostream* note) {
+#ifdef QSTAR_HAS_TORCH
+  if (auto dir = find_models_dir()) return {"lm:" + *dir + "/generator", "prm:" + *dir + "/prm"};
+  if (note)
+    *note << "qstar: note: the trained models were not found (set QSTAR_MODELS_DIR); using "
+             "--generator programmatic --verifier oracle\n";
+#else
+  (void)note;
+#endif
+  return {"programmatic", "oracle"};
+}
+
+Plugins make_plugins(const Args& a, std::ostream* note) {
   Plugins p;
-  const std::string g = a.has("generator") ? *a.get("generator") : default_generator();
+  const Defaults d = a.has("generator") && a.has("verifier") ? Defaults{} : default_plugins(note);
+  const std::string g = a.has("generator") ? *a.get("generator") : d.generator;
   for (const char* f : {"temperature", "top-p", "top-k", "delimiter"})
     if (a.has(f) && g.rfind("lm:", 0) != 0 && g.rfind("http:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --generator lm:DIR or http:URL", f));
@@ -466,7 +518,7 @@ Plugins make_plugins(const Args& a) {
   for (const char* f : {"step-tag", "http-api", "score-index"})
     if (a.has(f) && a.get("verifier").value_or("").rfind("http:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --verifier http:URL", f));
-  const std::string v = a.has("verifier") ? *a.get("verifier") : default_verifier();
+  const std::string v = a.has("verifier") ? *a.get("verifier") : d.verifier;
   if (a.has("prm-kind") && v.rfind("prm:", 0) != 0)
     throw UsageError("--prm-kind applies only to --verifier prm:PATH");
   if (g.rfind("lm:", 0) == 0) {
@@ -635,7 +687,7 @@ void write_file(const std::string& path, const std::string& text, std::string_vi
 
 // ---- solve -----------------------------------------------------------------------------
 
-int cmd_solve(const Args& a, std::ostream& out) {
+int cmd_solve(const Args& a, std::ostream& out, std::ostream& err) {
   const std::string algo = canonical_algo(a.get("algo").value_or("beam"));
   a.check_known(with_plugin_flags({"algo", "seed", "n", "tree", "json"}), {algo});
   if (a.positional().size() != 1)
@@ -648,7 +700,7 @@ int cmd_solve(const Args& a, std::ostream& out) {
   const SearchParams sp0 = make_params(algo, n, a);
   SearchParams sp = sp0;
   common(sp).keep_tree = a.has("tree");
-  Plugins pl = make_plugins(a);
+  Plugins pl = make_plugins(a, &err);
   const std::uint64_t seed = get_seed(a);
   std::vector<Problem> problems{{"cli", puzzle, std::nullopt}};
   auto results = run_search(problems, pl, sp, seed);
@@ -772,7 +824,7 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
   std::vector<std::pair<std::string, SearchParams>> configs;
   for (const auto& algo : algos)
     for (int n : ns) configs.emplace_back(algo, make_params(algo, n, a));
-  Plugins pl = make_plugins(a);
+  Plugins pl = make_plugins(a, &err);
   for (const auto& [algo, sp] : configs)
     if (!(pl.ver && pl.ver->step) && !std::holds_alternative<BestOfNParams>(sp))
       throw UsageError(
@@ -1055,7 +1107,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << kUsage;
       return 0;
     }
-    if (cmd == "solve") return cmd_solve(a, out);
+    if (cmd == "solve") return cmd_solve(a, out, err);
     if (cmd == "bench") return cmd_bench(a, out, err);
     throw UsageError(fmt::format("unknown command '{}' (try 'qstar help')", cmd));
   } catch (const PluginError& e) {

@@ -27,19 +27,24 @@ options (defaults are the shipped models' settings):
   --seed S               seed of everything (default 0)
   --data FILE            the ToT 24.csv whose test ranks are excluded (default: the repo copy)
   --test-ranks A-B       excluded ranks (default 901-1000)
-  --threads N            LibTorch threads (default 1)
+  --threads N            LibTorch threads (default 1; also export OPENBLAS_NUM_THREADS=1, as
+                         scripts/train.sh does: OpenBLAS keeps its own threads otherwise)
   --dev-size N           held-out dev puzzles (default 100)
   --hidden N --intermediate N --layers N --heads N --kv-heads N   generator shape
   --sft-steps N --prm-steps N --orm-steps N --star-steps N  optimiser steps per stage
   --sft-init DIR         continue generator SFT from this folder (default: a fresh init)
-  --batch N              sequences per step, every stage (default 16)
+  --tokenizer word|char  a new generator's tokenizer (default word: numbers and words are
+                         tokens; char: one token per character)
+  --batch N              sequences per step, every stage (default 32)
   --sft-lr X --prm-lr X --orm-lr X --star-lr X
-  --label-puzzles N      training puzzles whose sampled solutions get labelled (default 100)
-  --samples N            solutions sampled per labelled puzzle (default 2)
-  --rollouts K           Math-Shepherd rollouts per step (default 4)
+  --label-puzzles N      training puzzles whose sampled solutions get labelled (default 1000)
+  --samples N            solutions sampled per labelled puzzle (default 4)
+  --rollouts K           Math-Shepherd rollouts per step (default 8)
   --temperature T        sampling temperature for labels and STaR (default 1)
-  --star-iterations N    (default 1)   --star-puzzles N (default 100)
-  --star-beams N --star-width M      STaR beam search (default 8, 4)
+  --star-iterations N    (default 2)   --star-puzzles N (default 600)
+  --star-beams N --star-width M      STaR beam search (default 16, 4)
+  --star-replay X        fresh synthetic SFT traces mixed into each STaR fine-tune, per kept
+                         trajectory (default 1; 0: the kept trajectories alone)
   --dead-end-rate X --slip-rate X    imperfect-trace mix of the SFT data (0.15, 0.10)
 )";
 
@@ -109,6 +114,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     else if (k == "kv-heads") p.generator.num_key_value_heads = parse_num<int>(k, v, 1, 1024);
     else if (k == "sft-steps") p.sft.steps = parse_num<int>(k, v, 1, kBig);
     else if (k == "sft-init") p.sft_init = v;
+    else if (k == "tokenizer") p.tokenizer = v;
     else if (k == "prm-steps") p.prm.steps = parse_num<int>(k, v, 1, kBig);
     else if (k == "orm-steps") p.orm.steps = parse_num<int>(k, v, 1, kBig);
     else if (k == "star-steps") p.star.steps = parse_num<int>(k, v, 1, kBig);
@@ -123,6 +129,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     else if (k == "temperature") p.temperature = parse_real(k, v);
     else if (k == "star-iterations") p.star_iterations = parse_num<int>(k, v, 0, 1000);
     else if (k == "star-puzzles") p.star_puzzles = parse_num<int>(k, v, 1, kBig);
+    else if (k == "star-replay") p.star_replay = parse_real(k, v);
     else if (k == "star-beams") p.star_beams = parse_num<int>(k, v, 1, kBig);
     else if (k == "star-width") p.star_width = parse_num<int>(k, v, 1, kBig);
     else if (k == "dead-end-rate") p.traces.dead_end_rate = parse_real(k, v);

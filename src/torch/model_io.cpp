@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -157,18 +158,10 @@ std::vector<NamedTensor> init_weights(const ModelSpec& spec, std::uint64_t seed)
   return tensors;
 }
 
-std::string char_tokenizer_json(std::string_view chars) {
-  if (chars.empty()) throw InvalidArgument("char_tokenizer_json: chars: empty");
-  std::set<char> seen;
-  json::Value vocab = json::Value::object();
-  vocab.set("<unk>", 0);
-  int id = 1;
-  for (char c : chars) {
-    if (static_cast<unsigned char>(c) >= 0x80)
-      throw InvalidArgument("char_tokenizer_json: chars: only ASCII characters are supported");
-    if (!seen.insert(c).second) continue;
-    vocab.set(std::string(1, c), id++);
-  }
+namespace {
+
+/// The tokenizer.json around a WordLevel vocabulary and a Split pre-tokenizer.
+std::string wordlevel_json(json::Value vocab, std::string_view split_regex) {
   json::Value special = json::Value::object();
   special.set("id", 0);
   special.set("content", "<unk>");
@@ -180,7 +173,7 @@ std::string char_tokenizer_json(std::string_view chars) {
   json::Value added = json::Value::array();
   added.push_back(std::move(special));
   json::Value pattern = json::Value::object();
-  pattern.set("Regex", "[\\s\\S]");
+  pattern.set("Regex", std::string(split_regex));
   json::Value pre = json::Value::object();
   pre.set("type", "Split");
   pre.set("pattern", std::move(pattern));
@@ -203,6 +196,73 @@ std::string char_tokenizer_json(std::string_view chars) {
   root.set("decoder", std::move(decoder));
   root.set("model", std::move(model));
   return json::dump(root) + "\n";
+}
+
+}  // namespace
+
+std::string char_tokenizer_json(std::string_view chars) {
+  if (chars.empty()) throw InvalidArgument("char_tokenizer_json: chars: empty");
+  std::set<char> seen;
+  json::Value vocab = json::Value::object();
+  vocab.set("<unk>", 0);
+  int id = 1;
+  for (char c : chars) {
+    if (static_cast<unsigned char>(c) >= 0x80)
+      throw InvalidArgument("char_tokenizer_json: chars: only ASCII characters are supported");
+    if (!seen.insert(c).second) continue;
+    vocab.set(std::string(1, c), id++);
+  }
+  return wordlevel_json(std::move(vocab), "[\\s\\S]");
+}
+
+std::string_view game24_word_pattern() {
+  return " ?[0-9]{1,3}| ?[A-Za-z]+| ?[^\\s0-9A-Za-z]|[\\s\\S]";
+}
+
+std::string word_tokenizer_json(std::string_view chars, std::span<const std::string> words,
+                                int max_number) {
+  if (chars.empty()) throw InvalidArgument("word_tokenizer_json: chars: empty");
+  if (max_number < 0 || max_number > 999)
+    throw InvalidArgument(
+        fmt::format("word_tokenizer_json: max_number: must be in 0..999, got {}", max_number));
+  std::set<std::string> seen;
+  json::Value vocab = json::Value::object();
+  vocab.set("<unk>", 0);
+  seen.insert("<unk>");
+  int id = 1;
+  auto add = [&](std::string t) {
+    if (seen.insert(t).second) vocab.set(t, id++);
+  };
+  for (char c : chars)
+    if (static_cast<unsigned char>(c) >= 0x80)
+      throw InvalidArgument("word_tokenizer_json: chars: only ASCII characters are supported");
+  for (char c : chars) add(std::string(1, c));
+  for (char c : chars) {
+    const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (!alnum && c != ' ' && c != '\n' && c != '\t' && c != '\r') add(std::string(" ") + c);
+  }
+  for (int n = 0; n <= max_number; ++n) {
+    add(std::to_string(n));
+    add(" " + std::to_string(n));
+  }
+  for (const auto& w : words) {
+    if (w.empty() || !std::all_of(w.begin(), w.end(), [](char c) {
+          return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        }))
+      throw InvalidArgument(fmt::format("word_tokenizer_json: words: '{}' is not letters", w));
+    add(w);
+    add(" " + w);
+  }
+  return wordlevel_json(std::move(vocab), game24_word_pattern());
+}
+
+std::string game24_word_tokenizer_json() {
+  // The words of Game24Task::format's instruction and of the step texts.
+  const std::vector<std::string> words{
+      "Use", "numbers", "and", "basic", "arithmetic", "operations", "to", "obtain", "Each",
+      "step", "choose", "two", "of", "the", "remaining", "a", "new", "number", "Input",
+      "Steps", "left", "Answer"};
+  return word_tokenizer_json(game24_chars(), words, 999);
 }
 
 std::string game24_chars() {

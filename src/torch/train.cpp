@@ -250,6 +250,8 @@ void PipelineParams::validate() const {
     bad("generator", e.what());
   }
   if (generator.architecture != "LlamaForCausalLM") bad("generator", "must be LlamaForCausalLM");
+  if (tokenizer != "word" && tokenizer != "char")
+    bad("tokenizer", fmt::format("must be word or char, got '{}'", tokenizer));
   traces.validate();
   sft.validate("PipelineParams.sft");
   prm.validate("PipelineParams.prm");
@@ -263,6 +265,8 @@ void PipelineParams::validate() const {
     bad("temperature", fmt::format("must be finite and > 0, got {}", temperature));
   if (star_iterations < 0) bad("star_iterations", fmt::format("must be >= 0, got {}", star_iterations));
   if (star_puzzles < 1) bad("star_puzzles", fmt::format("must be >= 1, got {}", star_puzzles));
+  if (!(star_replay >= 0.0 && star_replay <= 100.0))
+    bad("star_replay", fmt::format("must be in [0, 100], got {}", star_replay));
   if (star_width < 1 || star_beams < star_width || star_beams % star_width != 0)
     bad("star_beams", fmt::format("must be a multiple of star_width ({}), got {}", star_width, star_beams));
 }
@@ -281,15 +285,18 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 /// prompt starts with (computed once per batch).
 class Encoder {
  public:
+  // The shared prefix is cut at a token boundary: the longest run of leading token ids that
+  // two prompts with different numbers share. Cutting the text instead ("...Input: ") would
+  // tokenize differently from the whole prompt with a word tokenizer (" " + "1" in training
+  // against " 1" at search time), and the model would learn a prompt it never sees.
   explicit Encoder(const std::string& tokenizer_json)
       : tok_(lm::Tokenizer::from_json(tokenizer_json)) {
     const game24::Game24Task task;
-    const std::string a = task.format({"", "1 1 1 1", std::nullopt});
-    const std::string b = task.format({"", "2 2 2 2", std::nullopt});
+    const auto a = tok_.encode(task.format({"", "1 1 1 1", std::nullopt}));
+    const auto b = tok_.encode(task.format({"", "2 2 2 2", std::nullopt}));
     std::size_t n = 0;
     while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-    prefix_text_ = a.substr(0, n);
-    for (auto id : tok_.encode(prefix_text_)) prefix_.push_back(id);
+    prefix_.assign(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n));
   }
   const std::vector<std::int64_t>& prefix() const { return prefix_; }
 
@@ -298,14 +305,16 @@ class Encoder {
     std::vector<std::uint8_t> train;     // ids[t] is a step token (trained)
     std::vector<std::int64_t> step_end;  // positions (in ids) of each step's delimiter
   };
-  /// The exact characters LMGenerator / PrmVerifier see, minus the shared prefix.
+  /// The exact tokens LMGenerator / PrmVerifier see (the prompt tokenized whole, then each
+  /// step and its delimiter), minus the shared prefix.
   Encoded encode(const std::string& prompt, const std::vector<std::string>& steps) const {
     Encoded e;
-    std::string_view rest = prompt;
-    const bool shared = rest.substr(0, prefix_text_.size()) == prefix_text_;
-    if (!shared) throw Error("trainer: a prompt does not start with the Game of 24 instruction");
-    rest.remove_prefix(prefix_text_.size());
-    for (auto id : tok_.encode(rest)) e.ids.push_back(id);
+    const auto ids = tok_.encode(prompt);
+    const bool shared = ids.size() >= prefix_.size() &&
+                        std::equal(prefix_.begin(), prefix_.end(), ids.begin(),
+                                   [](std::int64_t x, auto y) { return x == static_cast<std::int64_t>(y); });
+    if (!shared) throw Error("trainer: a prompt does not start with the Game of 24 instruction's tokens");
+    for (std::size_t i = prefix_.size(); i < ids.size(); ++i) e.ids.push_back(ids[i]);
     e.train.assign(e.ids.size(), 0);
     for (const auto& s : steps) {
       for (auto id : tok_.encode(s + kDelimiter)) {
@@ -319,7 +328,6 @@ class Encoder {
 
  private:
   lm::Tokenizer tok_;
-  std::string prefix_text_;
   std::vector<std::int64_t> prefix_;
 };
 
@@ -494,11 +502,16 @@ struct ThreadScope {
 TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& spec,
                             const std::vector<TextExample>& examples, const OptimParams& optim,
                             std::uint64_t seed, const std::string& out_dir, int threads,
-                            const std::function<void(int, double)>& progress) {
+                            const std::function<void(int, double)>& progress,
+                            std::string_view tokenizer_kind) {
   optim.validate("train_generator");
+  if (tokenizer_kind != "word" && tokenizer_kind != "char")
+    throw InvalidArgument(fmt::format("train_generator: tokenizer: must be word or char, got '{}'",
+                                      tokenizer_kind));
   ThreadScope ts(threads);
-  const std::string tokenizer = init_dir.empty() ? lm::char_tokenizer_json(lm::game24_chars())
-                                                 : read_text(init_dir + "/tokenizer.json");
+  const std::string tokenizer = !init_dir.empty()          ? read_text(init_dir + "/tokenizer.json")
+                                : tokenizer_kind == "word" ? lm::game24_word_tokenizer_json()
+                                                           : lm::char_tokenizer_json(lm::game24_chars());
   const Encoder enc(tokenizer);
   TrainNet net = [&] {
     if (!init_dir.empty()) return TrainNet::load(init_dir);
@@ -755,7 +768,8 @@ void stage_sft(Ctx& c) {
   c.log << fmt::format("[train] sft: {} synthetic traces of {} training puzzles\n", n, c.split.train.size());
   lm::ModelSpec spec = P.generator;
   Bar bar(c.log, P.tty, "sft", P.sft.steps);
-  const auto rep = train_generator(P.sft_init, spec, ex, P.sft, P.seed, c.gen_dir, P.threads, std::ref(bar));
+  const auto rep = train_generator(P.sft_init, spec, ex, P.sft, P.seed, c.gen_dir, P.threads, std::ref(bar),
+                                   P.tokenizer);
   const auto dev = game24::data::to_problems(c.split.dev, "dev");
   const double acc = greedy_accuracy(c.gen_dir, dev, P.threads);
   c.log << fmt::format("[train] sft: loss {:.4f} -> {:.4f} in {:.0f}s; greedy dev accuracy {:.1f}%\n",
@@ -1075,6 +1089,18 @@ void stage_star(Ctx& c) {
       iters.push_back(std::move(iv));
       continue;
     }
+    // Replay: fresh synthetic traces of random training puzzles, star_replay per kept one.
+    const std::size_t n_kept = kept.size();
+    const auto n_replay = static_cast<std::size_t>(std::llround(P.star_replay * static_cast<double>(n_kept)));
+    {
+      Rng rr(derive_seed(P.seed, std::uint64_t{0x5e91a}, static_cast<std::uint64_t>(it)));
+      for (std::size_t i = 0; i < n_replay; ++i) {
+        const auto& m = c.split.train[rr.below(c.split.train.size())];
+        auto t = game24::data::sample_trace(m, rr, P.traces);
+        kept.push_back({task.format({"", game24::data::puzzle_text(m), std::nullopt}), std::move(t.steps)});
+      }
+    }
+    iv.set("replay_traces", static_cast<std::int64_t>(n_replay));
     const std::string cand_dir = P.out_dir + "/.star_candidate";
     Bar bar(c.log, P.tty, fmt::format("star {}", it + 1), P.star.steps);
     const auto rep = train_generator(c.gen_dir, P.generator, kept, P.star,
@@ -1101,6 +1127,7 @@ void stage_star(Ctx& c) {
   json::Value v = common_json(c, "star", seconds_since(t0));
   v.set("optim", optim_json(P.star));
   v.set("beams", P.star_beams);
+  v.set("replay", P.star_replay);
   v.set("width", P.star_width);
   v.set("iterations", std::move(iters));
   v.set("greedy_dev_accuracy_start", acc0);

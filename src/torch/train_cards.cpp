@@ -2,11 +2,13 @@
 // that every number in a card is one the pipeline measured.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "qstar/core/json.hpp"
+#include "qstar/torch/model_io.hpp"
 #include "qstar/torch/train.hpp"
 
 namespace qstar::train {
@@ -25,14 +27,26 @@ std::string pct(double x) { return fmt::format("{:.1f}%", 100.0 * x); }
 
 std::string minutes(double s) { return fmt::format("{:.1f} min ({:.0f} s)", s / 60.0, s); }
 
-std::string model_table(const json::Value& m) {
+// What the vocabulary is, read from the generator's tokenizer.json (the PRM and ORM share
+// it): the word-level tokenizer of lm::game24_word_tokenizer_json, or one token per character.
+std::string vocabulary_kind(const std::string& out_dir) {
+  const auto tj = try_read(out_dir + "/generator/tokenizer.json");
+  if (tj && tj->contains("pre_tokenizer") && tj->at("pre_tokenizer").contains("pattern") &&
+      tj->at("pre_tokenizer").at("pattern").contains("Regex") &&
+      tj->at("pre_tokenizer").at("pattern").get_string("Regex") == lm::game24_word_pattern())
+    return "word-level: `<unk>`, printable ASCII characters, the numbers 0-999 and the prompt's "
+           "words, each alone and after a space";
+  return "characters: `<unk>`, `\\n`, printable ASCII";
+}
+
+std::string model_table(const json::Value& m, const std::string& vocab) {
   return fmt::format(
       "| field | value |\n| --- | --- |\n| architecture | {} |\n| parameters | {} |\n"
       "| hidden / intermediate | {} / {} |\n| layers | {} |\n| heads / kv heads | {} / {} |\n"
-      "| vocabulary | {} (characters: `<unk>`, `\\n`, printable ASCII) |\n",
+      "| vocabulary | {} ({}) |\n",
       m.get_string("architecture"), m.get_int("parameters"), m.get_int("hidden_size"),
       m.get_int("intermediate_size"), m.get_int("num_hidden_layers"),
-      m.get_int("num_attention_heads"), m.get_int("num_key_value_heads"), m.get_int("vocab_size"));
+      m.get_int("num_attention_heads"), m.get_int("num_key_value_heads"), m.get_int("vocab_size"), vocab);
 }
 
 std::string optim_line(const json::Value& o) {
@@ -68,8 +82,25 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
   const auto star = try_read(logs + "/star.json");
   const auto all = try_read(logs + "/all.json");
   if (!sft) throw IoError(fmt::format("{}/sft.json: missing (run `qstar train sft` first)", logs));
-  const std::string cmd = all ? all->get_string("command") : sft->get_string("command");
-  const std::string total = all ? minutes(all->get_double("seconds")) : "(stages run separately)";
+  const std::string vocab = vocabulary_kind(P.out_dir);
+  const bool words = vocab.starts_with("word");
+  // The command of every stage that made these models, in pipeline order, once each: one
+  // line for `qstar train all`, one per stage for stages run on their own.
+  std::string cmd;
+  {
+    std::vector<std::string> cmds;
+    if (all) cmds.push_back(all->get_string("command"));
+    for (const auto* j : {&sft, &label, &prm, &orm, &star})
+      if (*j && (*j)->contains("command") &&
+          std::find(cmds.begin(), cmds.end(), (*j)->get_string("command")) == cmds.end())
+        cmds.push_back((*j)->get_string("command"));
+    for (const auto& c : cmds) cmd += (cmd.empty() ? "" : "\n") + c;
+  }
+  double stage_seconds = 0;
+  for (const auto* j : {&sft, &label, &prm, &orm, &star})
+    if (*j && (*j)->contains("seconds")) stage_seconds += (*j)->get_double("seconds");
+  const std::string total = all ? minutes(all->get_double("seconds"))
+                                : minutes(stage_seconds) + " (the stages' times added up)";
   const std::string split = fmt::format(
       "Data: synthetic Game of 24 puzzles, the {} solvable multisets of four numbers 1-13 minus "
       "the {} multisets of ranks {} of `data/game24/24.csv` (the ToT test split; never used, "
@@ -88,16 +119,22 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
     before = fmt::format("{}\n", leg1->get_string("command"));
   const std::string repro = fmt::format(
       "## Reproduce\n\n```sh\n{}{}\n```\n\n(Seed {}, {} CPU thread(s); from the repository root. "
-      "Whole pipeline: {}{}.)\n",
+      "Whole pipeline: {}{}.{})\n",
       before, cmd, sft->get_int("seed"), sft->get_int("threads"), total,
-      before.empty() ? "" : fmt::format(", plus {} for the first command", minutes(leg1->get_double("seconds"))));
+      before.empty() ? "" : fmt::format(", plus {} for the first command", minutes(leg1->get_double("seconds"))),
+      cmd.find('\n') == std::string::npos
+          ? ""
+          : " The stages ran one at a time, each command reading the previous stages' outputs "
+            "from its --out folder; docs/training.md says how the folders were combined.");
 
   if (std::filesystem::exists(P.out_dir + "/generator")) {
     std::string s = "# qstar Game of 24 generator\n\n";
-    s += "A tiny character-level Llama (LlamaForCausalLM) that proposes Game of 24 steps. It is "
-         "deliberately fallible: it was trained on a mix of correct and imperfect traces, and is "
-         "meant to be searched with the PRM (`models/prm`).\n\n";
-    s += model_table(sft->at("model")) + "\n";
+    s += fmt::format(
+        "A tiny {} Llama (LlamaForCausalLM) that proposes Game of 24 steps. It is deliberately "
+        "fallible: it was trained on a mix of correct and imperfect traces, and is meant to be "
+        "searched with the PRM (`models/prm`).\n\n",
+        words ? "word-level" : "character-level");
+    s += model_table(sft->at("model"), vocab) + "\n";
     s += std::string(kFormat) + "\n\n## Training\n\n" + split + "\n\n";
     if (continued && leg1_sft) {
       const auto& t1 = leg1_sft->at("traces");
@@ -111,17 +148,23 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
     const auto& tr = sft->at("traces");
     s += fmt::format(
         "1. **SFT**: {} synthetic traces (dead-end rate {}, arithmetic-slip rate {}; kinds: {}); "
-        "loss = next-token cross-entropy on the step characters. {}. Loss {:.4f} -> {:.4f}, "
+        "loss = next-token cross-entropy on the step {}. {}. Loss {:.4f} -> {:.4f}, "
         "{}.\n",
         tr.get_int("examples"), tr.get_double("dead_end_rate"), tr.get_double("arithmetic_error_rate"),
-        json::dump(tr.at("kinds")), optim_line(sft->at("optim")), sft->at("train").get_double("first_loss"),
-        sft->at("train").get_double("last_loss"), minutes(sft->get_double("seconds")));
+        json::dump(tr.at("kinds")), words ? "tokens" : "characters", optim_line(sft->at("optim")),
+        sft->at("train").get_double("first_loss"), sft->at("train").get_double("last_loss"),
+        minutes(sft->get_double("seconds")));
     if (star) {
-      s += fmt::format("2. **STaR** (expert iteration): {}. Fine-tuning: {}.\n",
+      const std::string replay =
+          star->contains("replay") && star->get_double("replay") > 0
+              ? fmt::format(", mixed with {} fresh synthetic SFT traces per kept trajectory (replay)",
+                            star->get_double("replay"))
+              : std::string();
+      s += fmt::format("2. **STaR** (expert iteration): {}{}. Fine-tuning: {}.\n",
                        fmt::format("beam search N={}, M={} with the PRM over training puzzles, "
                                    "keeping the trajectories the exact checker accepts",
                                    star->get_int("beams"), star->get_int("width")),
-                       optim_line(star->at("optim")));
+                       replay, optim_line(star->at("optim")));
     }
     s += "\n## Measured\n\n| metric | value |\n| --- | --- |\n";
     s += fmt::format("| greedy accuracy, dev ({} puzzles), after SFT | {} |\n", sft->get_int("dev_puzzles"),
@@ -156,7 +199,7 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
                 : "A LlamaForTokenClassification head (1 label, sigmoid) read at the `\\n` after "
                   "each step: the probability that the solution can still reach 24 from there "
                   "(trained on Math-Shepherd rollout labels).\n\n";
-    s += model_table(j->at("model")) + "\n" + std::string(kFormat) + "\n\n## Training\n\n" + split + "\n\n";
+    s += model_table(j->at("model"), vocab) + "\n" + std::string(kFormat) + "\n\n## Training\n\n" + split + "\n\n";
     s += fmt::format(
         "Labelled data (stage `label`): the SFT generator sampled {} solutions (temperature {}) of "
         "{} training puzzles ({} correct); every step got K = {} rollouts from its prefix (max "

@@ -1,4 +1,6 @@
-// The qstar CLI, driven in-process (and once as a real process for the exit status).
+// The qstar CLI, driven in-process (and once as a real process for the exit status). The
+// tests of the search mechanics name --generator programmatic --verifier oracle: in a
+// LibTorch build the defaults are the trained models (tests/torch/test_cli_lm.cpp).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -29,12 +31,12 @@ int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), 
 }  // namespace
 
 TEST_CASE("solve prints the steps, answer and stats, and --json one object") {
-  auto r = run({"solve", "4 5 6 10", "--algo", "best-first", "--expand-k", "40"});
+  auto r = run({"solve", "4 5 6 10", "--algo", "best-first", "--expand-k", "40", "--generator", "programmatic", "--verifier", "oracle"});
   REQUIRE(r.code == 0);
   CHECK(r.out.find("correct:  yes") != std::string::npos);
   CHECK(r.out.find("Answer:") != std::string::npos);
 
-  r = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3"});
+  r = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3", "--generator", "programmatic", "--verifier", "oracle"});
   REQUIRE(r.code == 0);
   const auto v = qstar::json::parse(r.out);
   CHECK(v.get_string("problem") == "4 5 6 10");
@@ -44,7 +46,7 @@ TEST_CASE("solve prints the steps, answer and stats, and --json one object") {
   CHECK(v.at("stats").get_int("generated_tokens") > 0);
   if (v.at("correct").is_bool() && v.get_bool("correct")) CHECK(v.at("answer").is_string());
   // Deterministic: the same command gives the same object but for timings.
-  auto r2 = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3"});
+  auto r2 = run({"solve", "4 5 6 10", "--algo", "mcts", "--json", "--seed", "3", "--generator", "programmatic", "--verifier", "oracle"});
   const auto v2 = qstar::json::parse(r2.out);
   CHECK(v2.at("steps") == v.at("steps"));
   CHECK(v2.at("answer") == v.at("answer"));
@@ -52,7 +54,7 @@ TEST_CASE("solve prints the steps, answer and stats, and --json one object") {
 
 TEST_CASE("solve --tree writes a trace that reads back") {
   const auto path = tmp("tree.jsonl");
-  auto r = run({"solve", "1 2 4 7", "--algo", "beam", "--tree", path});
+  auto r = run({"solve", "1 2 4 7", "--algo", "beam", "--tree", path, "--generator", "programmatic", "--verifier", "oracle"});
   REQUIRE(r.code == 0);
   std::ifstream f(path);
   std::string line;
@@ -65,7 +67,7 @@ TEST_CASE("solve --tree writes a trace that reads back") {
 TEST_CASE("bench prints a table, writes the stable JSON schema and plain progress lines") {
   const auto path = tmp("bench.json");
   auto r = run({"bench", "--data", QSTAR_TEST_DATA, "--ranks", "901-910", "--algo", "best-of-n,beam", "--n", "1,4",
-                "--json", path});
+                "--json", path, "--generator", "programmatic", "--verifier", "oracle"});
   REQUIRE(r.code == 0);
   CHECK(r.out.find("| method") != std::string::npos);
   CHECK(lines(r.out) == 1 + 2 + 4);
@@ -116,7 +118,7 @@ TEST_CASE("bad input prints one line naming the problem and exits 2") {
       {{"solve", "4 5 6 10", "--algo", "bogo"}, "--algo: 'bogo'"},
       {{"solve", "4 5 6 10", "--algo", "beam", "--n", "16", "--width", "3"}, "num_beams must be a multiple of width"},
       {{"solve", "4 5 6 10", "--algo", "best-first", "--width", "4"}, "--width does not apply"},
-      {{"solve", "4 5 6 10", "--error-rate", "1.5"}, "error_rate"},
+      {{"solve", "4 5 6 10", "--generator", "programmatic", "--error-rate", "1.5"}, "error_rate"},
       {{"solve", "4 5 6 10", "--aggregation", "median"}, "--aggregation: 'median'"},
       {{"solve", "4 5 6 10", "--max-tokens", "-5"}, "--max-tokens"},
       {{"solve", "4 5 6 10", "--algo", "mcts", "--dirichlet-eps", "3"}, "dirichlet_epsilon"},

@@ -6,6 +6,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -18,10 +19,12 @@
 #include "qstar/torch/prm.hpp"
 #include "qstar/torch/tokenizer.hpp"
 #include "qstar/torch/train.hpp"
+#include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "tiny_model.hpp"
 #include "torch/train_net.hpp"
 
+#include <cstdlib>
 #include <sstream>
 
 namespace {
@@ -116,6 +119,48 @@ TEST_CASE("train: the training forward equals the inference LlamaModel") {
           1e-5 * std::max(1.0, std::abs(static_cast<double>(ref[prefix.size() + t][0]))));
 }
 
+// The trainer must see exactly the tokens the backends see at search time: the prompt
+// tokenized whole (LMGenerator), then each step and its "\n". With the word tokenizer a
+// text-level cut of the shared instruction ("...Input: " + "1 4 8 8") tokenizes the first
+// number as " " + "1" where search sees " 1"; the shipped word-level generator of an
+// earlier run was trained on that mismatch and misread its puzzles. The oracle here is the
+// inference model's own loss on the inference tokenization.
+TEST_CASE("train: the training loss is the inference model's loss on the search-time tokens") {
+  for (const std::string kind : {"word", "char"}) {
+    CAPTURE(kind);
+    tiny::TempDir dir;
+    const std::string tj = kind == "word" ? lm::game24_word_tokenizer_json()
+                                                      : lm::char_tokenizer_json(lm::game24_chars());
+    const auto tok = lm::Tokenizer::from_json(tj);
+    lm::ModelSpec spec = tiny_spec(0.5);
+    spec.vocab_size = static_cast<int>(tok.vocab_size());
+    lm::write_model_folder(dir.str(), spec, lm::init_weights(spec, 21), tj);
+    const game24::Game24Task task;
+    const std::string prompt = task.format({"", "1 4 8 8", std::nullopt});
+    const std::vector<std::string> steps{"8 / 4 = 2 (left: 1 2 8)", "8 * 2 = 16 (left: 1 16)",
+                                         "Answer: 8 * (8 / 4) = 24"};
+    const double trained = train::generator_loss(dir.str(), {{prompt, steps}});
+    // The same loss from the inference LlamaModel on the search-time token sequence.
+    const auto model = lm::LanguageModel::load(dir.str());
+    std::vector<std::int32_t> ids;
+    for (auto id : tok.encode(prompt)) ids.push_back(static_cast<std::int32_t>(id));
+    const std::size_t first = ids.size();
+    for (const auto& st : steps)
+      for (auto id : tok.encode(st + "\n")) ids.push_back(static_cast<std::int32_t>(id));
+    const auto logits = model.logits(ids);
+    double nll = 0;
+    for (std::size_t t = first; t < ids.size(); ++t) {
+      const auto& row = logits[t - 1];
+      const double mx = *std::max_element(row.begin(), row.end());
+      double z = 0;
+      for (float v : row) z += std::exp(static_cast<double>(v) - mx);
+      nll += mx + std::log(z) - row[static_cast<std::size_t>(ids[t])];
+    }
+    nll /= static_cast<double>(ids.size() - first);
+    CHECK(std::abs(trained - nll) <= 1e-4 * std::max(1.0, nll));
+  }
+}
+
 TEST_CASE("train: a few training steps lower the loss (generator and verifier)") {
   tiny::TempDir gen, ver;
   const game24::Game24Task task;
@@ -143,7 +188,7 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
     lm::write_model_folder(init.str(), spec, lm::init_weights(spec, 9), lm::char_tokenizer_json(lm::game24_chars()));
     return train::generator_loss(init.str(), ex);
   }();
-  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2);
+  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "char");
   REQUIRE(rep.losses.size() == 15);
   CHECK(rep.first_loss > 2.5);  // log(96) = 4.56 untrained
   CHECK(rep.last_loss < 0.75 * rep.first_loss);
@@ -165,13 +210,49 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
   o.steps = 0;
   CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2),
                        doctest::Contains("steps"), InvalidArgument);
+  o.steps = 5;
+  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "bpe"),
+                       doctest::Contains("tokenizer"), InvalidArgument);
 }
 
-// The shipped models do NOT solve Game of 24 puzzles yet (models/README.md): on this
-// machine the pipeline could only afford a few minutes of training. This test pins what they
-// do: they load through every backend, a PRM-guided beam search with them runs, and it is
-// deterministic and ends in well-formed "Answer:" steps.
-TEST_CASE("train: the shipped models load and a PRM-guided beam search with them runs") {
+TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
+  const auto tok = lm::Tokenizer::from_json(lm::game24_word_tokenizer_json());
+  const std::string step = "4 + 6 = 10 (left: 5 10 10)\n";
+  const auto ids = tok.encode(step);
+  CHECK(ids.size() == 13);  // 4, " +", " 6", " =", " 10", " (", "left", ":", " 5", " 10", " 10", ")", "\n"
+  CHECK(tok.decode(ids) == step);
+  CHECK(tok.encode(" 10").size() == 1);
+  CHECK(tok.encode("Answer: (13 - 1) * 2 = 24\n").size() == 12);
+  // Every text the models see round-trips without <unk>: prompts and synthetic traces
+  // (fractions and negative numbers included).
+  const game24::Game24Task task;
+  Rng rng(3);
+  const auto puzzles = game24::data::solvable_multisets();
+  game24::data::TraceParams tp;
+  tp.dead_end_rate = 0.5;
+  tp.arithmetic_error_rate = 0.3;
+  for (std::size_t i = 0; i < puzzles.size(); i += 7) {
+    const auto prompt = task.format({"", game24::data::puzzle_text(puzzles[i]), std::nullopt});
+    std::string text = prompt;
+    for (const auto& s : game24::data::sample_trace(puzzles[i], rng, tp).steps) text += s + "\n";
+    const auto t = tok.encode(text);
+    CAPTURE(text);
+    CHECK(tok.decode(t) == text);
+    CHECK(std::find(t.begin(), t.end(), 0) == t.end());
+  }
+  CHECK(tok.decode(tok.encode("7/3 - -5 = 1234")) == "7/3 - -5 = 1234");  // 1234 -> "123" "4"
+  const auto unk = tok.encode("hello 4");
+  CHECK(unk.size() == 2);
+  CHECK(unk[0] == 0);
+  CHECK_THROWS_AS(lm::word_tokenizer_json(lm::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
+                  InvalidArgument);
+  CHECK_THROWS_AS(lm::word_tokenizer_json(lm::game24_chars(), {}, 1000), InvalidArgument);
+}
+
+// The shipped models (models/, `bash scripts/train.sh`) load through every backend, and a
+// PRM-guided beam search with them solves a fixed set of easy puzzles, deterministically,
+// with every answer confirmed by the exact checker.
+TEST_CASE("train: the shipped models load and PRM-guided beam search with them solves easy puzzles") {
   const std::string root = QSTAR_MODELS_DIR;
   if (!std::filesystem::exists(root + "/generator/model.safetensors")) {
     MESSAGE("no shipped models in " << root << "; skipped");
@@ -188,10 +269,12 @@ TEST_CASE("train: the shipped models load and a PRM-guided beam search with them
   auto orm = lm::PrmVerifier::load(root + "/orm");
   CHECK(prm.kind() == "token-class");
   CHECK(orm.kind() == "token-class");
-  const std::vector<Problem> problems{{"a", "1 2 3 4", std::nullopt}, {"b", "2 3 4 6", std::nullopt}};
+  std::vector<Problem> problems;
+  for (const char* p : {"1 2 3 4", "2 3 4 6", "4 4 6 8", "1 1 4 6", "2 2 2 3", "4 5 6 10", "1 1 3 8", "6 6 6 6"})
+    problems.push_back({p, p, std::nullopt});
   const game24::Game24Task task;
   BeamParams bp;
-  bp.num_beams = 8;
+  bp.num_beams = 16;
   bp.width = 4;
   bp.max_depth = 6;
   bp.max_step_tokens = 48;
@@ -206,11 +289,9 @@ TEST_CASE("train: the shipped models load and a PRM-guided beam search with them
     REQUIRE_FALSE(rs[i].candidates.empty());
     CHECK(rs[i].steps() == again[i].steps());
     CHECK(rs[i].answer == again[i].answer);
-    const auto& steps = rs[i].steps();
-    REQUIRE(steps.size() >= 2);
-    CHECK(game24::is_answer_step(steps.back()));
-    // The moves have the task's format, right or wrong.
-    for (std::size_t k = 0; k + 1 < steps.size(); ++k) CHECK(game24::parse_step(steps[k]).has_value());
+    REQUIRE(rs[i].answer.has_value());
+    CHECK(task.check(rs[i].problem, *rs[i].answer));
+    CHECK(rs[i].steps().size() == 4);  // three moves and the answer
   }
 }
 
@@ -224,6 +305,29 @@ TEST_CASE("cli: solve with the shipped models through --generator lm: / --verifi
   INFO(err.str());
   CHECK(code == 0);
   CHECK(out.str().find("answer:") != std::string::npos);
+}
+
+TEST_CASE("cli: solve with no model flags uses the shipped models, found through QSTAR_MODELS_DIR") {
+  const std::string root = QSTAR_MODELS_DIR;
+  if (!std::filesystem::exists(root + "/prm/model.safetensors")) return;
+  ::setenv("QSTAR_MODELS_DIR", root.c_str(), 1);
+  const auto r = cli_test::run({"solve", "4 5 6 10"});
+  INFO(r.out << r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("generator lm:" + root + "/generator") != std::string::npos);
+  CHECK(r.out.find("verifier prm:" + root + "/prm") != std::string::npos);
+  CHECK(r.out.find("correct:  yes") != std::string::npos);
+  ::setenv("QSTAR_MODELS_DIR", "/nonexistent/models", 1);
+  const auto bad = cli_test::run({"solve", "4 5 6 10"});
+  CHECK(bad.code == 2);
+  CHECK(bad.out.empty());
+  CHECK(bad.err.find("QSTAR_MODELS_DIR=/nonexistent/models") != std::string::npos);
+  CHECK(std::count(bad.err.begin(), bad.err.end(), '\n') == 1);
+  // Flags still win over the defaults, and then no models are needed.
+  const auto flags = cli_test::run({"solve", "4 5 6 10", "--generator", "programmatic", "--verifier", "oracle"});
+  CHECK(flags.code == 0);
+  CHECK(flags.out.find("generator programmatic") != std::string::npos);
+  ::unsetenv("QSTAR_MODELS_DIR");
 }
 
 }  // namespace

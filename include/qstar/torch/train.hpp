@@ -1,5 +1,6 @@
 // Training the Game of 24 models with LibTorch: the generator (LlamaForCausalLM), the PRM
-// and the ORM (LlamaForTokenClassification, one label, sigmoid), all character-level.
+// and the ORM (LlamaForTokenClassification, one label, sigmoid), all sharing one word-level
+// tokenizer (lm::game24_word_tokenizer_json; "char" is the character-level alternative).
 // No LibTorch in this header (src/torch/train*.cpp).
 //
 // Stages (run_stage / run_all; `qstar train STAGE --out DIR`):
@@ -71,40 +72,51 @@ struct PipelineParams {
   std::uint64_t seed = 0;
   /// LibTorch intra-op threads (>= 1). 1 by default: on the shared 2-core machine the
   /// models were trained on, 2 threads made each step about 2.5x slower (contention).
+  /// OpenBLAS (Debian's libopenblas0-pthread) runs its own thread pool that this does not
+  /// limit: export OPENBLAS_NUM_THREADS=1 as well (a step took 0.41 s with it, 0.51 s
+  /// without, generator SFT at the default shape beside a busy second core).
   int threads = 1;
   /// Held-out dev puzzles (>= 1), drawn from the non-test solvable multisets.
   std::size_t dev_size = 100;
   /// The generator's shape (vocab_size is set from the tokenizer).
-  lm::ModelSpec generator{.architecture = "LlamaForCausalLM", .hidden_size = 64,
-                          .intermediate_size = 192, .num_hidden_layers = 3,
+  lm::ModelSpec generator{.architecture = "LlamaForCausalLM", .hidden_size = 128,
+                          .intermediate_size = 384, .num_hidden_layers = 4,
                           .num_attention_heads = 4, .num_key_value_heads = 2};
   /// The synthetic traces' mix of correct and imperfect solutions.
   game24::data::TraceParams traces;
+  /// The tokenizer of a new generator: "word" (numbers, words and symbols are tokens:
+  /// lm::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
+  /// inherit it from the generator.
+  std::string tokenizer = "word";
   /// Continue SFT from this generator folder instead of a fresh seeded initialisation
   /// (empty: fresh). With another seed the continuation sees new traces.
   std::string sft_init;
   /// Generator SFT.
-  OptimParams sft{.steps = 1200, .batch_size = 16, .lr = 3e-3, .warmup = 25};
+  OptimParams sft{.steps = 4000, .batch_size = 32, .lr = 3e-3, .warmup = 25};
   /// Puzzles (from the training split) whose sampled solutions get labelled (>= 1).
-  int label_puzzles = 100;
+  int label_puzzles = 1000;
   /// Solutions sampled per labelled puzzle (>= 1).
-  int samples_per_puzzle = 2;
+  int samples_per_puzzle = 4;
   /// Rollouts and depth of the Math-Shepherd labeller.
-  LabelParams label{.rollouts = 4, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512};
+  LabelParams label{.rollouts = 8, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512};
   /// Sampling temperature of the generator while sampling and rolling out (> 0).
   double temperature = 1.0;
   /// PRM training (initialised from the generator's trunk).
-  OptimParams prm{.steps = 150, .batch_size = 16, .lr = 2e-3, .warmup = 10};
+  OptimParams prm{.steps = 1600, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// ORM training (initialised from the generator's trunk).
-  OptimParams orm{.steps = 100, .batch_size = 16, .lr = 2e-3, .warmup = 10};
+  OptimParams orm{.steps = 800, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// STaR iterations (>= 0).
-  int star_iterations = 1;
+  int star_iterations = 2;
   /// Training puzzles searched per STaR iteration (>= 1).
-  int star_puzzles = 100;
+  int star_puzzles = 600;
   /// Beam search of STaR: beams N and width M (N a multiple of M).
-  int star_beams = 8, star_width = 4;
+  int star_beams = 16, star_width = 4;
+  /// Replay in each STaR fine-tune: fresh synthetic SFT traces (the `traces` mix) added per
+  /// kept trajectory (>= 0; 0 fine-tunes on the kept trajectories alone). Without replay a
+  /// few hundred trajectories overfit: greedy dev accuracy fell from 39% to 26% and 34%.
+  double star_replay = 1.0;
   /// Fine-tuning per STaR iteration.
-  OptimParams star{.steps = 60, .batch_size = 16, .lr = 5e-4, .warmup = 8};
+  OptimParams star{.steps = 100, .batch_size = 32, .lr = 5e-4, .warmup = 8};
   /// Draw a progress bar (a TTY) instead of progress lines.
   bool tty = false;
   /// The command line that reproduces the run (written to the logs and model cards).
@@ -136,13 +148,16 @@ struct ScoredExample {
 };
 
 /// Fine-tunes (or, with init_dir empty, creates from `spec` and `seed`) a causal LM on
-/// `examples` and writes it to out_dir (config.json, model.safetensors, tokenizer.json: the
-/// character tokenizer of lm::game24_chars()). The loss is the next-token cross-entropy on
-/// the steps' characters and their "\n" delimiters. `progress` receives (step, loss).
+/// `examples` and writes it to out_dir (config.json, model.safetensors, tokenizer.json: a
+/// fine-tuned model keeps init_dir's; a new one gets lm::game24_word_tokenizer_json() for
+/// `tokenizer` "word" or the character tokenizer of lm::game24_chars() for "char"). The
+/// loss is the next-token cross-entropy on the steps' tokens and their "\n" delimiters.
+/// `progress` receives (step, loss).
 TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& spec,
                             const std::vector<TextExample>& examples, const OptimParams& optim,
                             std::uint64_t seed, const std::string& out_dir, int threads,
-                            const std::function<void(int, double)>& progress = {});
+                            const std::function<void(int, double)>& progress = {},
+                            std::string_view tokenizer = "word");
 
 /// Trains a one-label token-classification model on `examples` (binary cross-entropy of the
 /// sigmoid of the score head at each step's "\n" against the step's target) and writes it
