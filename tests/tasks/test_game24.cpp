@@ -690,6 +690,42 @@ TEST_CASE("ProgrammaticGenerator: continues from the believed state and answers"
   CHECK(gen.propose(request_for(problem, done, 3, 3)).empty());
 }
 
+TEST_CASE("ProgrammaticGenerator: a state larger than the puzzle gets no proposal") {
+  // Regression (fuzz_game24): a last step with hundreds of numbers in its left list made
+  // propose() enumerate O(n^2) moves of n numbers each, deduplicated by a linear scan:
+  // seconds for 126 numbers, hours and gigabytes for 300.
+  const Problem problem{"1", "4 4 6 8", std::nullopt};
+  const ProgrammaticGenerator gen;
+  Tree tree;
+  std::string left;
+  for (int v = 1; v <= 300; ++v) left += (v > 1 ? " " : "") + std::to_string(v);
+  const auto big = chain(tree, {"1 + 1 = 2 (left: " + left + ")"});
+  CHECK(gen.propose(request_for(problem, big, 4, 3)).empty());
+  const auto five = chain(tree, {"1 + 1 = 2 (left: 2 4 4 6 8)"});
+  CHECK(gen.propose(request_for(problem, five, 4, 3)).empty());
+  // Four numbers (as many as the puzzle) are still a state it works from.
+  const auto four = chain(tree, {"1 + 1 = 2 (left: 2 4 6 8)"});
+  const auto props = gen.propose(request_for(problem, four, 4, 3));
+  CHECK(props.size() == 4);
+  for (const auto& s : props) CHECK(legality({2, 4, 6, 8}, s.text) == "");
+}
+
+TEST_CASE("legal_moves: six distinct moves per pair of distinct positive integers") {
+  // a + b, a * b, b - a, a - b, b / a and a / b differ in text for a < b, so 40 numbers give
+  // 6 * C(40, 2) moves, each leaving 39 numbers (quadratic in the pairs, not quartic).
+  std::vector<Rational> state;
+  for (int v = 40; v >= 1; --v) state.push_back(v);
+  const auto moves = legal_moves(state);
+  CHECK(moves.size() == 6 * 40 * 39 / 2);
+  std::set<std::string> texts;
+  for (const auto& m : moves) {
+    CHECK(m.left.size() == 39);
+    texts.insert(m.to_string());
+  }
+  CHECK(texts.size() == moves.size());
+  CHECK(moves.front().to_string().rfind("1 + 2 = 3 (left: 3 3 4 5 ", 0) == 0);
+}
+
 TEST_CASE("ProgrammaticGenerator: error_rate corrupts steps") {
   const Problem problem{"1", "4 5 6 10", std::nullopt};
   const std::vector<Rational> start{4, 5, 6, 10};

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -414,11 +415,13 @@ inline std::string check_step(const std::vector<Rational>& state, const ParsedSt
 /// Every legal move from `state`, in a fixed canonical order: the state sorted ascending,
 /// unordered pairs (i < j, so a <= b), then a + b, a * b, b - a, a - b, b / a, a / b
 /// (divisions by zero skipped). Moves with identical text (from repeated numbers) appear
-/// once. Each move's left list is sorted ascending.
+/// once. Each move's left list is sorted ascending. Cost: 3n(n-1) moves of n - 1 numbers
+/// each, so O(n^3) time and memory for n numbers (a Game of 24 state has at most 4; callers
+/// that take a state from untrusted text bound n first, as ProgrammaticGenerator does).
 inline std::vector<ParsedStep> legal_moves(std::vector<Rational> state) {
   std::sort(state.begin(), state.end());
   std::vector<ParsedStep> moves;
-  std::vector<std::string> texts;
+  std::unordered_set<std::string> texts;  // for deduplication (a linear scan was O(n^4))
   std::vector<Rational> rest;
   for (std::size_t i = 0; i < state.size(); ++i) {
     for (std::size_t j = i + 1; j < state.size(); ++j) {
@@ -435,9 +438,7 @@ inline std::vector<ParsedStep> legal_moves(std::vector<Rational> state) {
         if (!c) continue;
         ParsedStep m{*operands.first, *operands.second, *c, op, rest};
         m.left.insert(std::upper_bound(m.left.begin(), m.left.end(), *c), *c);
-        std::string text = m.to_string();
-        if (std::find(texts.begin(), texts.end(), text) != texts.end()) continue;
-        texts.push_back(std::move(text));
+        if (!texts.insert(m.to_string()).second) continue;
         moves.push_back(std::move(m));
       }
     }
@@ -989,7 +990,10 @@ struct GeneratorParams {
 /// numbers it samples legal moves uniformly (Rng seeded from the request's seed, or the first
 /// moves in canonical order when greedy); from one number it writes "Answer: <expr> = 24"
 /// with <expr> substituted back from the prefix's steps. A prefix ending in an answer gets no
-/// proposal. Steps are ASCII and a token is a character: num_tokens == text.size().
+/// proposal, and neither does one whose last step leaves more numbers than the puzzle has (each
+/// of this generator's steps, right or wrong, leaves one number fewer; without this rule
+/// a crafted step with hundreds of numbers made propose() take seconds and gigabytes, found
+/// by fuzz_game24). Steps are ASCII and a token is a character: num_tokens == text.size().
 class ProgrammaticGenerator {
  public:
   explicit ProgrammaticGenerator(GeneratorParams params = {}) : params_(params) {
@@ -1025,6 +1029,7 @@ class ProgrammaticGenerator {
       if (auto last = parse_step(texts.back())) state = std::move(last->left);
     }
     if (state.empty()) state = to_rationals(puzzle);
+    if (state.size() > puzzle.size()) return {};  // unreachable (see the class comment)
 
     Rng rng(request.seed);
     const double e = params_.error_rate;
