@@ -325,6 +325,13 @@ TEST_CASE("http generator: one of several URLs down; every request still succeed
   CHECK(calls == 12);
 }
 
+TEST_CASE("fake server: its listen backlog holds a burst of 64 connects before anything accepts") {
+  // The client tests open up to max_in_flight connections at once; with cpp-httplib's
+  // backlog of 5, a loaded machine dropped SYNs and a live URL timed out (seen in CI).
+  fake::Server s;  // bound and listening, not accepting yet
+  CHECK(fake::connect_burst(s.port(), 64, std::chrono::milliseconds(500)) == 64);
+}
+
 TEST_CASE("http generator: every URL down is a PluginError naming them, quickly") {
   const std::string a = "http://127.0.0.1:" + std::to_string(fake::dead_port());
   Fixture f;

@@ -32,6 +32,8 @@
 // After Eigen (via the search headers): <resolv.h>, which httplib pulls in, defines `_res`.
 #include <httplib.h>
 
+#include "http/fake_server.hpp"
+
 using namespace qstar;
 using Clock = std::chrono::steady_clock;
 
@@ -393,6 +395,13 @@ TEST_CASE("serve: concurrent requests are batched into few expand calls") {
   CHECK(st.expand_calls < 16);
   CHECK(st.max_batch_seen >= 2);
   MESSAGE("16 concurrent requests -> " << st.expand_calls << " expand calls, largest batch " << st.max_batch_seen);
+}
+
+TEST_CASE("serve: a burst of 64 simultaneous connects all complete at once (listen backlog)") {
+  // cpp-httplib's own backlog is 5: the kernel drops the SYNs of a burst beyond it and the
+  // clients resend them after 1 s. qstar serve widens the backlog (src/http/server.cpp).
+  auto server = http::Server::start(serve_params());
+  CHECK(fake::connect_burst(server->port(), 64, std::chrono::milliseconds(500)) == 64);
 }
 
 TEST_CASE("serve: bad requests get 4xx with a JSON error body naming the field") {
