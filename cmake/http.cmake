@@ -34,6 +34,7 @@ if(CURL_FOUND)
     add_library(qstar_http_server STATIC ${CMAKE_CURRENT_SOURCE_DIR}/src/http/server.cpp)
     target_link_libraries(qstar_http_server PUBLIC qstar::qstar qstar::torch
                           PRIVATE PkgConfig::QSTAR_HTTPLIB Threads::Threads)
+    target_include_directories(qstar_http_server PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
     target_compile_options(qstar_http_server PRIVATE ${QSTAR_WARNINGS})
     message(STATUS "qstar: building qstar serve with cpp-httplib ${QSTAR_HTTPLIB_VERSION}")
   else()

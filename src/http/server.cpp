@@ -5,7 +5,6 @@
 
 #include <httplib.h>
 #include <fmt/format.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,6 +25,7 @@
 #include "qstar/core/json.hpp"
 #include "qstar/core/tree.hpp"
 #include "qstar/error.hpp"
+#include "http/httplib_listen.hpp"
 
 namespace qstar::http {
 
@@ -162,14 +162,12 @@ struct Server::Impl {
   httplib::Server http;
   std::thread listener, worker;
   int bound_port = 0;
-  int listen_fd = -1;  // the listening socket, recorded by the socket-options hook
 
   std::mutex mu;
   std::condition_variable cv_work, cv_done;
   std::deque<std::shared_ptr<Job>> queue;
   bool stopping = false;
   std::atomic<bool> stopped{false};
-  std::atomic<bool> listener_done{false};  // listen_after_bind() returned
   ServeStats st;
   std::atomic<std::int64_t> ids{0};
 
@@ -522,16 +520,6 @@ struct Server::Impl {
     // Replies are written in pieces (headers, body): without TCP_NODELAY, Nagle's algorithm
     // and the client's delayed ACK stall each reply by ~40 ms.
     http.set_tcp_nodelay(true);
-    // cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled into
-    // Debian's libcpp-httplib, so a -D cannot change it). A burst of more simultaneous
-    // connects than that (an HttpGenerator opens up to max_in_flight, default 32) overflows
-    // the accept queue; Linux then drops the extra SYNs and the clients resend them only
-    // after 1 s, or hit their connect timeout. So the socket is recorded here, before bind,
-    // and listened on again with the system's maximum once bound (bind() below).
-    http.set_socket_options([this](socket_t sock) {
-      httplib::default_socket_options(sock);
-      listen_fd = static_cast<int>(sock);
-    });
     // cpp-httplib serves a connection per thread, and an idle keep-alive connection holds its
     // thread until a timeout (whole seconds). Clients pool connections (an HttpGenerator
     // keeps up to 2 x max_in_flight), so keep-alive starved the pool and stalled requests for
@@ -607,28 +595,17 @@ std::unique_ptr<Server> Server::start(ServeParams params) {
     s.step_tag = s.prm->params().step_tag;
   }
   s.setup_routes();
-  if (p.port == 0) {
-    s.bound_port = s.http.bind_to_any_port(p.host);
-    if (s.bound_port <= 0) throw Error(fmt::format("qstar serve: cannot bind {}:(any port)", p.host));
-  } else {
-    if (!s.http.bind_to_port(p.host, p.port))
-      throw Error(fmt::format("qstar serve: cannot bind {}:{} (in use, or not a local address?)", p.host, p.port));
-    s.bound_port = p.port;
+  // A wide listen backlog, and a listener that stop() can stop: src/http/httplib_listen.hpp.
+  const detail::Bound b = detail::bind(s.http, p.host, p.port);
+  if (b.port <= 0) {
+    if (p.port == 0) throw Error(fmt::format("qstar serve: cannot bind {}:(any port)", p.host));
+    throw Error(fmt::format("qstar serve: cannot bind {}:{} (in use, or not a local address?)", p.host, p.port));
   }
-  // Linux takes a second listen() on a listening socket as a new backlog (capped by
-  // net.core.somaxconn). See setup_routes().
-  if (s.listen_fd < 0 || ::listen(s.listen_fd, SOMAXCONN) != 0)
+  s.bound_port = b.port;
+  if (!b.wide_backlog)
     throw Error(fmt::format("qstar serve: cannot widen the listen backlog on {}:{}", p.host, s.bound_port));
   s.worker = std::thread([&s] { s.work(); });
-  s.listener = std::thread([&s] {
-    s.http.listen_after_bind();
-    s.listener_done = true;
-  });
-  // cpp-httplib's stop() does nothing until the listener thread has entered its accept loop
-  // (is_running()); a stop() before that left the thread blocked in accept() and ~Server
-  // joining it forever (a server stopped right after start, found by a test). So start()
-  // returns only once the loop runs.
-  while (!s.http.is_running() && !s.listener_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  s.listener = detail::listen_in_background(s.http);
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
 

@@ -20,20 +20,17 @@
 #include <thread>
 #include <vector>
 
+#include "http/httplib_listen.hpp"
+
 namespace fake {
 
 class Server {
  public:
   Server() {
-    // As `qstar serve` does (src/http/server.cpp): cpp-httplib's backlog of 5 drops the SYNs
-    // of a burst of connects, which then wait 1 s for a resend (a connect timeout in a test).
-    int fd = -1;
-    http_.set_socket_options([&fd](socket_t sock) {
-      httplib::default_socket_options(sock);
-      fd = sock;
-    });
-    port_ = http_.bind_to_any_port("127.0.0.1");
-    if (port_ <= 0 || ::listen(fd, SOMAXCONN) != 0) throw std::runtime_error("fake::Server: cannot listen");
+    // As `qstar serve` does: a wide listen backlog (src/http/httplib_listen.hpp).
+    const auto b = qstar::http::detail::bind(http_, "127.0.0.1", 0);
+    if (b.port <= 0 || !b.wide_backlog) throw std::runtime_error("fake::Server: cannot listen");
+    port_ = b.port;
     http_.new_task_queue = [] { return new httplib::ThreadPool(16); };
   }
   ~Server() { stop(); }
@@ -42,13 +39,7 @@ class Server {
 
   void post(const std::string& path, httplib::Server::Handler h) { http_.Post(path, std::move(h)); }
   /// Returns once the accept loop runs: cpp-httplib's stop() is a no-op before that.
-  void start() {
-    thread_ = std::thread([this] {
-      http_.listen_after_bind();
-      done_ = true;
-    });
-    while (!http_.is_running() && !done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  void start() { thread_ = qstar::http::detail::listen_in_background(http_); }
   void stop() {
     release();
     if (thread_.joinable()) {
@@ -74,7 +65,6 @@ class Server {
   httplib::Server http_;
   int port_ = 0;
   std::thread thread_;
-  std::atomic<bool> done_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;
@@ -98,7 +88,8 @@ inline int dead_port() {
 /// to back) and returns how many completed within `wait`. A listen backlog smaller than `n`
 /// makes the kernel drop the extra SYNs, and those connects do not complete for ~1 s.
 inline int connect_burst(int port, int n, std::chrono::milliseconds wait) {
-  std::vector<pollfd> fds;
+  std::vector<int> socks;
+  std::vector<pollfd> pending;  // fd -1 once finished (poll skips it)
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -107,28 +98,26 @@ inline int connect_burst(int port, int n, std::chrono::milliseconds wait) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     if (fd < 0) break;
     ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS
-    fds.push_back(pollfd{fd, POLLOUT, 0});
+    socks.push_back(fd);
+    pending.push_back(pollfd{fd, POLLOUT, 0});
   }
   int done = 0, finished = 0;
   const auto deadline = std::chrono::steady_clock::now() + wait;
-  std::vector<bool> counted(fds.size(), false);
-  while (finished < static_cast<int>(fds.size())) {
+  while (finished < static_cast<int>(socks.size())) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
-    if (::poll(fds.data(), fds.size(), static_cast<int>(left.count())) <= 0) break;
-    for (std::size_t i = 0; i < fds.size(); ++i) {
-      if (counted[i] || !(fds[i].revents & (POLLOUT | POLLERR | POLLHUP))) continue;
+    if (::poll(pending.data(), pending.size(), static_cast<int>(left.count())) <= 0) break;
+    for (auto& p : pending) {
+      if (p.fd < 0 || !(p.revents & (POLLOUT | POLLERR | POLLHUP))) continue;
       int err = 0;
       socklen_t len = sizeof err;
-      ::getsockopt(fds[i].fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      ::getsockopt(p.fd, SOL_SOCKET, SO_ERROR, &err, &len);
       if (err == 0) ++done;
       ++finished;
-      counted[i] = true;
-      fds[i].events = 0;  // stop polling it
-      fds[i].fd = -fds[i].fd - 1;
+      p.fd = -1;
     }
   }
-  for (auto& p : fds) ::close(p.fd < 0 ? -p.fd - 1 : p.fd);
+  for (const int fd : socks) ::close(fd);
   return done;
 }
 
