@@ -53,9 +53,8 @@ class QstarConan(ConanFile):
         cmake_layout(self, src_folder=".")
 
     def requirements(self):
-        # qstar's public headers include fmt and Eigen.
+        # qstar's public headers include fmt.
         self.requires("fmt/[>=9 <12]", transitive_headers=True)
-        self.requires("eigen/[>=3.3 <4]", transitive_headers=True)
         if self.options.with_torch:
             self.requires("libtorch/[>=1.13 <3]")
             self.requires("pcre2/[>=10.40 <11]")
@@ -109,7 +108,7 @@ class QstarConan(ConanFile):
 
         core = self.cpp_info.components["qstar"]
         core.set_property("cmake_target_name", "qstar::qstar")
-        core.requires = ["fmt::fmt", "eigen::eigen"]
+        core.requires = ["fmt::fmt"]
         core.bindirs = []
         core.libdirs = []
 

@@ -37,7 +37,7 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
-#include "tiny_model.hpp"
+#include "support/tiny_model.hpp"
 
 using namespace qstar;
 using Clock = std::chrono::steady_clock;

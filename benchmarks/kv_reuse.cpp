@@ -52,8 +52,8 @@
 
 #include "qstar/search/beam.hpp"
 #include "qstar/torch/lm_generator.hpp"
-#include "qstar/torch/safetensors.hpp"
-#include "tiny_model.hpp"  // tests/torch: the random-weight model writer the tests use
+#include "qstar/hf/safetensors.hpp"
+#include "support/tiny_model.hpp"  // tests/support: the random-weight model writer the tests use
 #include "torch/llama.hpp"
 
 namespace fs = std::filesystem;

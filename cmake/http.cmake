@@ -1,4 +1,4 @@
-# qstar::http: the HTTP plug-ins (HttpGenerator, HttpVerifier; libcurl) and, with LibTorch
+# qstar::http: the HTTP plug-ins (HttpGenerator, HttpVerifier; libcurl, qstar::hf) and, with LibTorch
 # and cpp-httplib, the `qstar serve` server (qstar_http_server). QSTAR_WITH_HTTP: ON (fail
 # when libcurl is missing), OFF, AUTO (build what the found libraries allow).
 find_package(CURL QUIET)
@@ -8,7 +8,7 @@ if(PkgConfig_FOUND)
   pkg_check_modules(QSTAR_HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
 endif()
 
-if(CURL_FOUND)
+if(CURL_FOUND AND QSTAR_HAS_HF)
   set(QSTAR_HAS_HTTP ON)
   add_library(qstar_http STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/src/http/transport.cpp
@@ -16,7 +16,7 @@ if(CURL_FOUND)
     ${CMAKE_CURRENT_SOURCE_DIR}/src/http/verifier.cpp)
   add_library(qstar::http ALIAS qstar_http)
   set_target_properties(qstar_http PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME http)
-  target_link_libraries(qstar_http PUBLIC qstar::qstar PRIVATE CURL::libcurl Threads::Threads)
+  target_link_libraries(qstar_http PUBLIC qstar::qstar qstar::hf PRIVATE CURL::libcurl Threads::Threads)
   target_include_directories(qstar_http PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_http PRIVATE ${QSTAR_WARNINGS})
   # An old-ABI LibTorch (pip wheels before 2.7, see cmake/torch.cmake and docs/libtorch-2x.md)
@@ -41,7 +41,7 @@ if(CURL_FOUND)
     message(STATUS "qstar: qstar serve needs LibTorch and cpp-httplib (libcpp-httplib-dev); not built")
   endif()
 elseif(QSTAR_WITH_HTTP STREQUAL "ON")
-  message(FATAL_ERROR "qstar: QSTAR_WITH_HTTP=ON but libcurl (libcurl4-openssl-dev) is missing")
+  message(FATAL_ERROR "qstar: QSTAR_WITH_HTTP=ON but libcurl (libcurl4-openssl-dev) or qstar::hf (PCRE2, utf8proc) is missing")
 else()
-  message(STATUS "qstar: libcurl not found; qstar::http is not built")
+  message(STATUS "qstar: libcurl or qstar::hf not found; qstar::http is not built")
 endif()

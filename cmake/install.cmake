@@ -1,6 +1,7 @@
 # Install rules and the exported CMake package: qstarConfig.cmake, qstarConfigVersion.cmake
 # (SameMajorVersion) and one export file per component:
 #   qstarTargets.cmake       qstar::qstar  header-only core (always)
+#   qstarHfTargets.cmake     qstar::hf     HF model folders and tokenizers, no LibTorch (when built)
 #   qstarTorchTargets.cmake  qstar::torch  LibTorch backends, a static library (when built)
 #   qstarHttpTargets.cmake   qstar::http   HTTP generator/verifier, a static library (when built)
 #   qstarCliTargets.cmake    qstar::cli    the `qstar` executable (when built)
@@ -16,10 +17,19 @@ set(_qstar_components qstar)
 
 # ---- qstar::qstar ------------------------------------------------------------------------
 install(DIRECTORY include/qstar DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE)
+        PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE)
 install(TARGETS qstar EXPORT qstarTargets)
 install(EXPORT qstarTargets NAMESPACE qstar:: FILE qstarTargets.cmake
         DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+
+# ---- qstar::hf ---------------------------------------------------------------------------
+if(QSTAR_HAS_HF)
+  list(APPEND _qstar_components hf)
+  install(DIRECTORY include/qstar/hf DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar)
+  install(TARGETS qstar_hf EXPORT qstarHfTargets ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+  install(EXPORT qstarHfTargets NAMESPACE qstar:: FILE qstarHfTargets.cmake
+          DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
+endif()
 
 # ---- qstar::torch ------------------------------------------------------------------------
 if(QSTAR_HAS_TORCH)

@@ -1,5 +1,5 @@
 # Finds LibTorch (Debian's libtorch-dev, or a pip wheel's CMake prefix) and builds
-# qstar::torch from src/torch. Public headers (include/qstar/torch) never include torch.
+# qstar::torch from src/torch (on qstar::hf, cmake/hf.cmake). Public headers (include/qstar/torch) never include torch.
 if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
   find_package(Python3 COMPONENTS Interpreter QUIET)
   if(Python3_EXECUTABLE)
@@ -38,32 +38,35 @@ if(QSTAR_WITH_TORCH STREQUAL "ON")
 else()
   find_package(Torch QUIET)
 endif()
-find_package(PkgConfig QUIET)
-if(PkgConfig_FOUND)
-  pkg_check_modules(QSTAR_PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
-  pkg_check_modules(QSTAR_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
-endif()
-
-file(GLOB _qstar_torch_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/torch/*.cpp)
-if(Torch_FOUND AND QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND AND _qstar_torch_sources)
+set(_qstar_torch_sources
+  src/torch/kv_cache.cpp
+  src/torch/llama.cpp
+  src/torch/lm_generator.cpp
+  src/torch/model.cpp
+  src/torch/prm.cpp
+  src/torch/train.cpp
+  src/torch/train_cards.cpp)
+list(TRANSFORM _qstar_torch_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
+if(Torch_FOUND AND QSTAR_HAS_HF)
   set(QSTAR_HAS_TORCH ON)
   add_library(qstar_torch STATIC ${_qstar_torch_sources})
   add_library(qstar::torch ALIAS qstar_torch)
   set_target_properties(qstar_torch PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME torch)
   # Installed, a static qstar_torch exports LibTorch as its imported targets (re-created by
   # find_dependency(Torch) in qstarConfig.cmake) rather than TORCH_LIBRARIES' absolute paths.
-  target_link_libraries(qstar_torch PUBLIC qstar::qstar
+  target_link_libraries(qstar_torch PUBLIC qstar::qstar qstar::hf
                         PRIVATE "$<BUILD_INTERFACE:${TORCH_LIBRARIES}>"
-                                PkgConfig::QSTAR_PCRE2 PkgConfig::QSTAR_UTF8PROC
                         INTERFACE "$<INSTALL_INTERFACE:torch;torch_library;c10>")
   # A LibTorch built with the pre-C++11 libstdc++ ABI (older pip wheels) needs every user of
   # qstar_torch's std::string API on that ABI too.
   if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
     target_compile_definitions(qstar_torch PUBLIC _GLIBCXX_USE_CXX11_ABI=0)
+    target_compile_definitions(qstar_hf PUBLIC _GLIBCXX_USE_CXX11_ABI=0)
     # A shared libfmt (Debian's, Conan's) exports fmt::vformat only with the C++11-ABI
     # std::string: old-ABI code must use fmt header-only, or fmt::format fails to link.
     if(TARGET fmt::fmt-header-only)
       target_link_libraries(qstar_torch PUBLIC fmt::fmt-header-only)
+      target_link_libraries(qstar_hf PUBLIC fmt::fmt-header-only)
     endif()
   endif()
   target_include_directories(qstar_torch PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
@@ -74,5 +77,5 @@ if(Torch_FOUND AND QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND AND _qstar_torch_s
 elseif(QSTAR_WITH_TORCH STREQUAL "ON")
   message(FATAL_ERROR "qstar: QSTAR_WITH_TORCH=ON but LibTorch, PCRE2 or utf8proc is missing")
 else()
-  message(STATUS "qstar: LibTorch, PCRE2 or utf8proc not found; qstar::torch is not built")
+  message(STATUS "qstar: LibTorch (or qstar::hf) not found; qstar::torch is not built")
 endif()

@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev python3-torch libopenblas0-pthread
-  libeigen3-dev libfmt-dev doctest-dev pybind11-dev nlohmann-json3-dev libpcre2-dev libutf8proc-dev
+  libfmt-dev doctest-dev pybind11-dev libpcre2-dev libutf8proc-dev
   libcurl4-openssl-dev libcpp-httplib-dev
   python3-pytest python3-numpy python3-matplotlib
   python3-nbclient python3-nbformat python3-ipykernel

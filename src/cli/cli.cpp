@@ -35,7 +35,7 @@
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/torch/prm.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 #endif
 
 namespace qstar::cli {
@@ -953,7 +953,7 @@ std::vector<std::int32_t> lm_input(const Args& a, const std::string& model) {
     for (const auto& s : split_list(*a.get("tokens"))) ids.push_back(parse_int<std::int32_t>("tokens", s, 0, INT32_MAX));
     return ids;
   }
-  const auto tok = lm::Tokenizer::from_file(model + "/tokenizer.json");
+  const auto tok = hf::Tokenizer::from_file(model + "/tokenizer.json");
   return tok.encode(*a.get("text"));
 }
 
@@ -999,7 +999,7 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
     if (!model) throw UsageError("lm tokenize: --model DIR is required");
     auto text = a.get("text");
     if (!text) throw UsageError("lm tokenize: --text \"...\" is required");
-    const auto tok = lm::Tokenizer::from_file(*model + "/tokenizer.json");
+    const auto tok = hf::Tokenizer::from_file(*model + "/tokenizer.json");
     const auto ids = tok.encode(*text);
     if (a.has("json")) {
       json::Value o = json::Value::object();

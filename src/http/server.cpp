@@ -391,7 +391,7 @@ struct Server::Impl {
 
     json::Value choices = json::Value::array();
     std::int64_t completion_tokens = 0, prompt_tokens = 0;
-    const lm::Tokenizer& tok = base->tokenizer();
+    const hf::Tokenizer& tok = base->tokenizer();
     for (std::size_t i = 0; i < job->steps.size(); ++i) {
       prompt_tokens += job->prompt_tokens[i];
       for (std::size_t j = 0; j < job->steps[i].size(); ++j) {

@@ -31,13 +31,13 @@ std::string shape_str(at::IntArrayRef s) {
 
 std::string shape_str(const std::vector<std::int64_t>& s) { return shape_str(at::IntArrayRef(s)); }
 
-at::ScalarType to_scalar_type(DType d) {
+at::ScalarType to_scalar_type(hf::DType d) {
   switch (d) {
-    case DType::F32:
+    case hf::DType::F32:
       return at::kFloat;
-    case DType::F16:
+    case hf::DType::F16:
       return at::kHalf;
-    case DType::BF16:
+    case hf::DType::BF16:
       return at::kBFloat16;
   }
   return at::kFloat;
@@ -46,14 +46,14 @@ at::ScalarType to_scalar_type(DType d) {
 // Reads weights out of a WeightStore into device tensors, checking shapes.
 class Loader {
  public:
-  Loader(const WeightStore& ws, std::string dir, at::TensorOptions target)
+  Loader(const hf::WeightStore& ws, std::string dir, at::TensorOptions target)
       : ws_(ws), dir_(std::move(dir)), target_(target) {}
 
   // The tensor `name` with exactly `shape`; ParseError naming the file and tensor when it
   // is missing (and `required`) or mis-shaped. Undefined when absent and not required.
   at::Tensor get(const std::string& name, const std::vector<std::int64_t>& shape,
                  bool required = true, std::string_view hint = {}) const {
-    const TensorView* t = ws_.find(name);
+    const hf::TensorView* t = ws_.find(name);
     if (t == nullptr) {
       if (!required) return {};
       throw ParseError(fmt::format("{}: tensor '{}' is missing (expected shape {}){}", where(),
@@ -82,7 +82,7 @@ class Loader {
   std::string where() const { return ws_.source().empty() ? dir_ : dir_ + "/" + ws_.source(); }
 
  private:
-  const WeightStore& ws_;
+  const hf::WeightStore& ws_;
   std::string dir_;
   at::TensorOptions target_;
 };
@@ -105,13 +105,13 @@ bool ieq(std::string_view a, std::string_view b) {
 
 }  // namespace
 
-DType parse_dtype(std::string_view name, std::string_view field) {
+hf::DType parse_dtype(std::string_view name, std::string_view field) {
   for (auto n : {"float32", "fp32", "f32", "float"})
-    if (ieq(name, n)) return DType::F32;
+    if (ieq(name, n)) return hf::DType::F32;
   for (auto n : {"bfloat16", "bf16"})
-    if (ieq(name, n)) return DType::BF16;
+    if (ieq(name, n)) return hf::DType::BF16;
   for (auto n : {"float16", "fp16", "f16", "half"})
-    if (ieq(name, n)) return DType::F16;
+    if (ieq(name, n)) return hf::DType::F16;
   throw InvalidArgument(
       fmt::format("{}: unknown dtype '{}' (expected float32, bfloat16 or float16)", field, name));
 }
@@ -172,7 +172,7 @@ KVSegment KVSegment::concat(std::span<const KVSegment* const> parts) {
 std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadOptions& options) {
   c10::InferenceMode guard;
   const std::string config_path = dir + "/config.json";
-  ModelConfig cfg = ModelConfig::from_file(config_path);
+  hf::ModelConfig cfg = hf::ModelConfig::from_file(config_path);
   cfg.validate();
 
   const std::string& arch = cfg.architecture;
@@ -220,7 +220,7 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
   }
   const at::ScalarType dtype = device.is_cpu() ? at::kFloat : to_scalar_type(options.dtype);
 
-  WeightStore ws = WeightStore::open_dir(dir);
+  hf::WeightStore ws = hf::WeightStore::open_dir(dir);
 
   std::shared_ptr<LlamaModel> m(new LlamaModel());
   m->config_ = cfg;

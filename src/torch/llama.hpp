@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "qstar/torch/config.hpp"
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/config.hpp"
+#include "qstar/hf/safetensors.hpp"
 
 namespace qstar::lm {
 
@@ -37,12 +37,12 @@ struct LoadOptions {
   std::string device = "cpu";
   /// Compute dtype on CUDA. On CPU the model always computes in float32 (LibTorch 1.13
   /// lacks fp16 CPU kernels and its bf16 CPU matmul is ~25x slower).
-  DType dtype = DType::F32;
+  hf::DType dtype = hf::DType::F32;
 };
 
 /// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half" (case
 /// insensitive) → DType. InvalidArgument naming `field` otherwise.
-DType parse_dtype(std::string_view name, std::string_view field = "dtype");
+hf::DType parse_dtype(std::string_view name, std::string_view field = "dtype");
 
 /// The KV of a run of consecutive tokens of one sequence, for every layer: k[l] and v[l]
 /// are [n_kv_heads, length, head_dim] tensors in the model's compute dtype on its device
@@ -126,7 +126,7 @@ class LlamaModel {
   /// is requested but not available.
   static std::shared_ptr<LlamaModel> load(const std::string& dir, const LoadOptions& options = {});
 
-  const ModelConfig& config() const { return config_; }
+  const hf::ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
   /// The device holding the weights (with its index: "cuda" loads as cuda:<current>).
   at::Device device() const { return device_; }
@@ -173,7 +173,7 @@ class LlamaModel {
   LlamaModel() = default;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
 
-  ModelConfig config_;
+  hf::ModelConfig config_;
   std::string dir_;
   at::Device device_{at::kCPU};
   at::ScalarType dtype_ = at::kFloat;

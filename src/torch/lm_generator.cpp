@@ -232,7 +232,7 @@ void LMGeneratorParams::validate() const {
 struct LMGenerator::Impl {
   LanguageModel lm;
   std::shared_ptr<LlamaModel> model;
-  Tokenizer tok;
+  hf::Tokenizer tok;
   LMGeneratorParams params;
   std::string name;
   std::unique_ptr<PrefixCache> cache;
@@ -247,7 +247,7 @@ struct LMGenerator::Impl {
   mutable std::mutex prompt_mu;
   mutable std::unordered_map<std::string, std::vector<std::int32_t>> prompts;
 
-  Impl(LanguageModel m, Tokenizer t, LMGeneratorParams p,
+  Impl(LanguageModel m, hf::Tokenizer t, LMGeneratorParams p,
        const std::vector<std::int64_t>& extra_eos)
       : lm(std::move(m)), model(lm.impl()), tok(std::move(t)), params(std::move(p)) {
     params.validate();
@@ -781,7 +781,7 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
 LMGenerator LMGenerator::load(const std::string& model_dir, LMGeneratorParams params) {
   params.validate();
   LanguageModel lm = LanguageModel::load(model_dir, params.device, params.dtype);
-  Tokenizer tok = Tokenizer::from_file(model_dir + "/tokenizer.json");
+  hf::Tokenizer tok = hf::Tokenizer::from_file(model_dir + "/tokenizer.json");
   const auto extra = generation_config_eos(model_dir);
   LMGenerator g(std::move(lm), std::move(tok), std::move(params));
   if (!extra.empty()) {
@@ -797,7 +797,7 @@ LMGenerator LMGenerator::load(const std::string& model_dir, LMGeneratorParams pa
   return g;
 }
 
-LMGenerator::LMGenerator(LanguageModel model, Tokenizer tokenizer, LMGeneratorParams params)
+LMGenerator::LMGenerator(LanguageModel model, hf::Tokenizer tokenizer, LMGeneratorParams params)
     : impl_(std::make_shared<Impl>(std::move(model), std::move(tokenizer), std::move(params),
                                    std::vector<std::int64_t>{})) {}
 
@@ -847,7 +847,7 @@ std::vector<ForwardRecord> LMGenerator::forward_log() const {
   return impl_->log;
 }
 
-const Tokenizer& LMGenerator::tokenizer() const { return impl_->tok; }
+const hf::Tokenizer& LMGenerator::tokenizer() const { return impl_->tok; }
 const LanguageModel& LMGenerator::model() const { return impl_->lm; }
 std::vector<std::int32_t> LMGenerator::eos_ids() const { return impl_->eos; }
 

@@ -40,7 +40,7 @@ LanguageModel::LanguageModel(std::shared_ptr<LlamaModel> impl) : impl_(std::move
   if (!impl_) throw InvalidArgument("LanguageModel: null model");
 }
 
-const ModelConfig& LanguageModel::config() const { return impl_->config(); }
+const hf::ModelConfig& LanguageModel::config() const { return impl_->config(); }
 
 std::vector<std::vector<float>> LanguageModel::logits(std::span<const std::int32_t> tokens) const {
   c10::InferenceMode guard;

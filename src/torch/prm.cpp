@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "qstar/error.hpp"
-#include "qstar/torch/config.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/config.hpp"
+#include "qstar/hf/tokenizer.hpp"
 #include "torch/kv_cache.hpp"
 #include "torch/llama.hpp"
 
@@ -141,7 +141,7 @@ struct PrmVerifier::Impl {
   std::string path;         // the model directory or TorchScript file
   std::string script_file;  // torchscript: the module file
   std::string name;
-  std::optional<Tokenizer> tok;
+  std::optional<hf::Tokenizer> tok;
   std::int32_t tag_id = -1, good_id = -1, bad_id = -1;
   std::vector<std::int32_t> sep_tokens;
   std::shared_ptr<LlamaModel> model;
@@ -514,7 +514,7 @@ std::string base_name(const std::string& path) {
 }
 
 // The single token `text` encodes to; InvalidArgument naming `field` otherwise.
-std::int32_t single_token(const Tokenizer& tok, const std::string& text, const char* field,
+std::int32_t single_token(const hf::Tokenizer& tok, const std::string& text, const char* field,
                           int vocab_limit) {
   const auto ids = tok.encode(text);
   if (ids.size() != 1) {
@@ -548,7 +548,7 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
   if (path.empty() || !fs::exists(path, ec))
     throw IoError(fmt::format("prm: model path '{}' does not exist", path));
   const bool is_dir = fs::is_directory(path, ec);
-  std::optional<ModelConfig> cfg;
+  std::optional<hf::ModelConfig> cfg;
   std::string model_dir;  // where tokenizer.json is looked for by default
   if (!is_dir) {
     if (params.kind == "token-logit" || params.kind == "token-class")
@@ -574,7 +574,7 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
       im->kind = Kind::TorchScript;
       im->script_file = pt_path;
     } else if (has_config) {
-      cfg = ModelConfig::from_file(config_path);
+      cfg = hf::ModelConfig::from_file(config_path);
       const bool tc = cfg->is_token_classification();
       if (params.kind == "auto") {
         im->kind = tc ? Kind::TokenClass : Kind::TokenLogit;
@@ -609,7 +609,7 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
   if (!fs::exists(tok_path, ec))
     throw IoError(fmt::format("{}: tokenizer file '{}' does not exist{}", im->name, tok_path,
                               params.tokenizer.empty() ? " (set PrmParams.tokenizer)" : ""));
-  im->tok.emplace(Tokenizer::from_file(tok_path));
+  im->tok.emplace(hf::Tokenizer::from_file(tok_path));
 
   if (params.step_tag.empty()) params.step_tag = im->kind == Kind::TokenLogit ? " ки" : "\n";
   const int vocab = cfg ? cfg->vocab_size : 0;

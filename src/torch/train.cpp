@@ -24,7 +24,7 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 #include "torch/train_net.hpp"
 
 namespace qstar::train {
@@ -37,9 +37,9 @@ using game24::data::Multiset;
 
 namespace detail {
 
-TrainNet TrainNet::from_tensors(const lm::ModelSpec& spec,
-                                const std::vector<lm::NamedTensor>& tensors) {
-  const auto want = lm::expected_tensors(spec);
+TrainNet TrainNet::from_tensors(const hf::ModelSpec& spec,
+                                const std::vector<hf::NamedTensor>& tensors) {
+  const auto want = hf::expected_tensors(spec);
   if (tensors.size() != want.size())
     throw InvalidArgument(fmt::format("TrainNet: {} tensors given, the spec needs {}",
                                       tensors.size(), want.size()));
@@ -67,7 +67,7 @@ TrainNet TrainNet::from_tensors(const lm::ModelSpec& spec,
 }
 
 TrainNet TrainNet::load(const std::string& dir) {
-  return from_tensors(lm::read_model_spec(dir), lm::read_model_tensors(dir));
+  return from_tensors(hf::read_model_spec(dir), hf::read_model_tensors(dir));
 }
 
 const at::Tensor& TrainNet::p(const std::string& name) const {
@@ -183,8 +183,8 @@ at::Tensor TrainNet::score(const at::Tensor& h) const {
   return at::linear(h, p("score.weight"));
 }
 
-std::vector<lm::NamedTensor> TrainNet::to_named() const {
-  auto out = lm::expected_tensors(spec_);
+std::vector<hf::NamedTensor> TrainNet::to_named() const {
+  auto out = hf::expected_tensors(spec_);
   for (std::size_t i = 0; i < out.size(); ++i) {
     const at::Tensor t = params_[i].detach().contiguous();
     out[i].data.assign(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
@@ -195,16 +195,16 @@ std::vector<lm::NamedTensor> TrainNet::to_named() const {
 void TrainNet::save(const std::string& dir, const std::string& tokenizer_json,
                     const std::map<std::string, std::string>& metadata) const {
   const auto named = to_named();
-  lm::write_model_folder(dir, spec_, named, tokenizer_json, metadata);
+  hf::write_model_folder(dir, spec_, named, tokenizer_json, metadata);
 }
 
 TrainNet TrainNet::as_token_classifier(int num_labels, std::uint64_t seed) const {
-  lm::ModelSpec s = spec_;
+  hf::ModelSpec s = spec_;
   s.architecture = "LlamaForTokenClassification";
   s.num_labels = num_labels;
   s.tie_word_embeddings = false;
   s.eos_token_id.reset();
-  auto fresh = lm::init_weights(s, seed);
+  auto fresh = hf::init_weights(s, seed);
   const auto mine = to_named();
   for (auto& t : fresh)
     for (const auto& m : mine)
@@ -243,7 +243,7 @@ void PipelineParams::validate() const {
   if (threads < 1) bad("threads", fmt::format("must be >= 1, got {}", threads));
   if (dev_size < 1) bad("dev_size", "must be >= 1");
   try {
-    lm::ModelSpec g = generator;
+    hf::ModelSpec g = generator;
     g.vocab_size = std::max(g.vocab_size, 1);
     g.validate();
   } catch (const InvalidArgument& e) {
@@ -290,7 +290,7 @@ class Encoder {
   // tokenize differently from the whole prompt with a word tokenizer (" " + "1" in training
   // against " 1" at search time), and the model would learn a prompt it never sees.
   explicit Encoder(const std::string& tokenizer_json)
-      : tok_(lm::Tokenizer::from_json(tokenizer_json)) {
+      : tok_(hf::Tokenizer::from_json(tokenizer_json)) {
     const game24::Game24Task task;
     const auto a = tok_.encode(task.format({"", "1 1 1 1", std::nullopt}));
     const auto b = tok_.encode(task.format({"", "2 2 2 2", std::nullopt}));
@@ -327,7 +327,7 @@ class Encoder {
   }
 
  private:
-  lm::Tokenizer tok_;
+  hf::Tokenizer tok_;
   std::vector<std::int64_t> prefix_;
 };
 
@@ -499,7 +499,7 @@ struct ThreadScope {
 
 // ---- training entry points ------------------------------------------------------------------
 
-TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& spec,
+TrainReport train_generator(const std::string& init_dir, const hf::ModelSpec& spec,
                             const std::vector<TextExample>& examples, const OptimParams& optim,
                             std::uint64_t seed, const std::string& out_dir, int threads,
                             const std::function<void(int, double)>& progress,
@@ -510,14 +510,14 @@ TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& sp
                                       tokenizer_kind));
   ThreadScope ts(threads);
   const std::string tokenizer = !init_dir.empty()          ? read_text(init_dir + "/tokenizer.json")
-                                : tokenizer_kind == "word" ? lm::game24_word_tokenizer_json()
-                                                           : lm::char_tokenizer_json(lm::game24_chars());
+                                : tokenizer_kind == "word" ? hf::game24_word_tokenizer_json()
+                                                           : hf::char_tokenizer_json(hf::game24_chars());
   const Encoder enc(tokenizer);
   TrainNet net = [&] {
     if (!init_dir.empty()) return TrainNet::load(init_dir);
-    lm::ModelSpec s = spec;
-    s.vocab_size = static_cast<int>(lm::Tokenizer::from_json(tokenizer).vocab_size());
-    return TrainNet::from_tensors(s, lm::init_weights(s, seed));
+    hf::ModelSpec s = spec;
+    s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(tokenizer).vocab_size());
+    return TrainNet::from_tensors(s, hf::init_weights(s, seed));
   }();
   std::vector<Encoder::Encoded> data;
   data.reserve(examples.size());
@@ -704,7 +704,7 @@ json::Value report_json(const TrainReport& r) {
   return v;
 }
 
-json::Value spec_json(const lm::ModelSpec& s) {
+json::Value spec_json(const hf::ModelSpec& s) {
   json::Value v = json::Value::object();
   v.set("architecture", s.architecture);
   v.set("vocab_size", s.vocab_size);
@@ -766,7 +766,7 @@ void stage_sft(Ctx& c) {
     ex.push_back({task.format({"", game24::data::puzzle_text(m), std::nullopt}), std::move(t.steps)});
   }
   c.log << fmt::format("[train] sft: {} synthetic traces of {} training puzzles\n", n, c.split.train.size());
-  lm::ModelSpec spec = P.generator;
+  hf::ModelSpec spec = P.generator;
   Bar bar(c.log, P.tty, "sft", P.sft.steps);
   const auto rep = train_generator(P.sft_init, spec, ex, P.sft, P.seed, c.gen_dir, P.threads, std::ref(bar),
                                    P.tokenizer);
@@ -775,7 +775,7 @@ void stage_sft(Ctx& c) {
   c.log << fmt::format("[train] sft: loss {:.4f} -> {:.4f} in {:.0f}s; greedy dev accuracy {:.1f}%\n",
                        rep.first_loss, rep.last_loss, rep.seconds, 100 * acc);
   json::Value v = common_json(c, "sft", seconds_since(t0));
-  v.set("model", spec_json(lm::read_model_spec(c.gen_dir)));
+  v.set("model", spec_json(hf::read_model_spec(c.gen_dir)));
   v.set("optim", optim_json(P.sft));
   v.set("init", P.sft_init.empty() ? std::string("random (seeded)") : P.sft_init);
   v.set("train", report_json(rep));
@@ -1009,7 +1009,7 @@ void stage_verifier(Ctx& c, bool orm) {
   const auto rep = train_verifier(c.gen_dir, train, o, derive_seed(P.seed, std::uint64_t{orm ? 4u : 3u}),
                                   out, P.threads, std::ref(bar));
   json::Value v = common_json(c, name, seconds_since(t0));
-  v.set("model", spec_json(lm::read_model_spec(out)));
+  v.set("model", spec_json(hf::read_model_spec(out)));
   v.set("init", "the generator's trunk (model.*), a new score head");
   v.set("targets", orm ? "final correctness of the sampled solution, at every step's tag"
                        : "Math-Shepherd soft labels (fraction of rollouts reaching 24), at every step's tag");

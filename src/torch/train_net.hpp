@@ -18,18 +18,18 @@
 #include <string>
 #include <vector>
 
-#include "qstar/torch/model_io.hpp"
+#include "qstar/hf/model_io.hpp"
 
 namespace qstar::train::detail {
 
 class TrainNet {
  public:
   /// Trainable copies of `tensors` (expected_tensors(spec) order, float32).
-  static TrainNet from_tensors(const lm::ModelSpec& spec, const std::vector<lm::NamedTensor>& tensors);
+  static TrainNet from_tensors(const hf::ModelSpec& spec, const std::vector<hf::NamedTensor>& tensors);
   /// read_model_spec + read_model_tensors of `dir`.
   static TrainNet load(const std::string& dir);
 
-  const lm::ModelSpec& spec() const { return spec_; }
+  const hf::ModelSpec& spec() const { return spec_; }
   /// Every trainable tensor (requires_grad), in expected_tensors() order.
   const std::vector<at::Tensor>& parameters() const { return params_; }
   const std::vector<std::string>& names() const { return names_; }
@@ -44,7 +44,7 @@ class TrainNet {
   at::Tensor score(const at::Tensor& hidden) const;
 
   /// The current weights, expected_tensors() order.
-  std::vector<lm::NamedTensor> to_named() const;
+  std::vector<hf::NamedTensor> to_named() const;
   /// write_model_folder(dir, spec, to_named(), tokenizer_json, metadata).
   void save(const std::string& dir, const std::string& tokenizer_json,
             const std::map<std::string, std::string>& metadata = {}) const;
@@ -55,7 +55,7 @@ class TrainNet {
   const at::Tensor& p(const std::string& name) const;
   at::Tensor rms(const at::Tensor& x, const at::Tensor& w) const;
 
-  lm::ModelSpec spec_;
+  hf::ModelSpec spec_;
   std::vector<std::string> names_;
   std::vector<at::Tensor> params_;
   std::map<std::string, std::size_t> index_;

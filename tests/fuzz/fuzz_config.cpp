@@ -1,5 +1,5 @@
-// libFuzzer target: the config.json reader (include/qstar/torch/config.hpp,
-// src/torch/config.cpp). No LibTorch.
+// libFuzzer target: the config.json reader (include/qstar/hf/config.hpp,
+// src/hf/config.cpp). No LibTorch.
 //
 // Input: the text of a config.json.
 // Oracles (beyond "no crash, no sanitizer report, only qstar::ParseError escapes"): a config
@@ -12,13 +12,13 @@
 
 #include "fuzz_common.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/config.hpp"
+#include "qstar/hf/config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size > 65536) return -1;
-  qstar::lm::ModelConfig c;
+  qstar::hf::ModelConfig c;
   try {
-    c = qstar::lm::ModelConfig::from_json(qstar_fuzz::as_view(data, size), "fuzz.json");
+    c = qstar::hf::ModelConfig::from_json(qstar_fuzz::as_view(data, size), "fuzz.json");
   } catch (const qstar::ParseError&) {
     return 0;  // every other exception escapes and is reported
   }

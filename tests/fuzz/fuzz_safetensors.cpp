@@ -1,5 +1,5 @@
 // libFuzzer target: the safetensors reader and the model-folder index parser
-// (include/qstar/torch/safetensors.hpp, src/torch/safetensors.cpp). No LibTorch.
+// (include/qstar/hf/safetensors.hpp, src/hf/safetensors.cpp). No LibTorch.
 //
 // SafetensorsFile::open and WeightStore::open_dir take paths (the reader memory-maps the
 // file), so the input is written to a private temporary folder (under /dev/shm when there
@@ -32,7 +32,7 @@
 
 #include "fuzz_common.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/safetensors.hpp"
 
 namespace fs = std::filesystem;
 namespace lm = qstar::lm;
@@ -69,12 +69,12 @@ struct Folders {
     fs::create_directories(model + "/sub");
     fs::create_directories(model + "/dir.safetensors");
     const auto a = floats({1, 2, 3, 4}), b = floats({5}), c = floats({6, 7}), d = floats({8});
-    const std::vector<lm::TensorToWrite> s1 = {{"a", lm::DType::F32, {2, 2}, a}, {"b", lm::DType::F32, {}, b}};
-    const std::vector<lm::TensorToWrite> s2 = {{"c", lm::DType::F32, {2}, c}};
-    const std::vector<lm::TensorToWrite> s3 = {{"d", lm::DType::F32, {1}, d}};
-    lm::write_safetensors(model + "/model-00001-of-00002.safetensors", s1);
-    lm::write_safetensors(model + "/model-00002-of-00002.safetensors", s2);
-    lm::write_safetensors(model + "/sub/extra.safetensors", s3);
+    const std::vector<hf::TensorToWrite> s1 = {{"a", hf::DType::F32, {2, 2}, a}, {"b", hf::DType::F32, {}, b}};
+    const std::vector<hf::TensorToWrite> s2 = {{"c", hf::DType::F32, {2}, c}};
+    const std::vector<hf::TensorToWrite> s3 = {{"d", hf::DType::F32, {1}, d}};
+    hf::write_safetensors(model + "/model-00001-of-00002.safetensors", s1);
+    hf::write_safetensors(model + "/model-00002-of-00002.safetensors", s2);
+    hf::write_safetensors(model + "/sub/extra.safetensors", s3);
   }
   ~Folders() {
     std::error_code ec;
@@ -87,37 +87,37 @@ Folders& folders() {
   return f;
 }
 
-void check_file(const lm::SafetensorsFile& f) {
+void check_file(const hf::SafetensorsFile& f) {
   const auto& ts = f.tensors();
   std::size_t at = 0;
   for (const auto& t : ts) {
     FUZZ_CHECK(t.offset == at, "tensor %s at %zu, expected %zu", shown(t.name).c_str(), t.offset, at);
     const std::int64_t numel = t.numel();
     FUZZ_CHECK(numel >= 0, "negative numel");
-    FUZZ_CHECK(t.nbytes == static_cast<std::size_t>(numel) * lm::dtype_size(t.dtype), "nbytes");
+    FUZZ_CHECK(t.nbytes == static_cast<std::size_t>(numel) * hf::dtype_size(t.dtype), "nbytes");
     FUZZ_CHECK(t.nbytes <= f.file_size() - f.data_start() - t.offset, "tensor past the end of the file");
     FUZZ_CHECK(f.find(t.name) == &t, "find(%s)", shown(t.name).c_str());
-    const auto values = lm::tensor_to_float(t);
+    const auto values = hf::tensor_to_float(t);
     FUZZ_CHECK(values.size() == static_cast<std::size_t>(numel), "tensor_to_float size");
     at += t.nbytes;
   }
   FUZZ_CHECK(f.data_start() + at == f.file_size(), "tensors do not cover the data section");
 }
 
-void check_rewrite(const lm::SafetensorsFile& f) {
-  std::vector<lm::TensorToWrite> out;
+void check_rewrite(const hf::SafetensorsFile& f) {
+  std::vector<hf::TensorToWrite> out;
   for (const auto& t : f.tensors()) out.push_back({t.name, t.dtype, t.shape, t.bytes()});
   try {
-    lm::write_safetensors(folders().rewritten, out, f.metadata());
+    hf::write_safetensors(folders().rewritten, out, f.metadata());
   } catch (const qstar::InvalidArgument& e) {
     // Names the writer refuses but the reader accepts: only "" (the reader allows it).
     FUZZ_CHECK(std::string(e.what()).find("empty tensor name") != std::string::npos, "rewrite refused: %s",
                e.what());
     return;
   }
-  lm::SafetensorsFile g;
+  hf::SafetensorsFile g;
   try {
-    g = lm::SafetensorsFile::open(folders().rewritten);
+    g = hf::SafetensorsFile::open(folders().rewritten);
   } catch (const qstar::Error& e) {
     FUZZ_CHECK(false, "the rewritten file does not open: %s", e.what());
   }
@@ -133,7 +133,7 @@ void check_rewrite(const lm::SafetensorsFile& f) {
   }
 }
 
-void check_store(const lm::WeightStore& ws) {
+void check_store(const hf::WeightStore& ws) {
   const fs::path model = fs::canonical(folders().model);
   for (const auto& f : ws.files()) {
     FUZZ_CHECK(f.path().find('\0') == std::string::npos, "opened a shard whose name has a NUL byte: %s",
@@ -144,7 +144,7 @@ void check_store(const lm::WeightStore& ws) {
     check_file(f);
   }
   for (const auto& name : ws.names()) {
-    const lm::TensorView& t = ws.at(name);
+    const hf::TensorView& t = ws.at(name);
     FUZZ_CHECK(t.name == name, "store: %s resolves to %s", shown(name).c_str(), shown(t.name).c_str());
   }
 }
@@ -159,10 +159,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     if (in[0] == 'I') {
       write_bytes(dirs.model + "/model.safetensors.index.json", in.substr(1));
-      check_store(lm::WeightStore::open_dir(dirs.model));
+      check_store(hf::WeightStore::open_dir(dirs.model));
     } else {
       write_bytes(dirs.file, in.substr(1));
-      const auto f = lm::SafetensorsFile::open(dirs.file);
+      const auto f = hf::SafetensorsFile::open(dirs.file);
       check_file(f);
       check_rewrite(f);
     }

@@ -1,5 +1,5 @@
 // libFuzzer target: the tokenizer.json loader and the encoder/decoder
-// (include/qstar/torch/tokenizer.hpp, src/torch/tokenizer.cpp). No LibTorch.
+// (include/qstar/hf/tokenizer.hpp, src/hf/tokenizer.cpp). No LibTorch.
 //
 // Input, two shapes:
 //  * starts with '{' or JSON whitespace: "<tokenizer.json>" or "<tokenizer.json>\0<text>".
@@ -31,11 +31,11 @@
 #include "fuzz_common.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 
 namespace json = qstar::json;
 using json::Value;
-using qstar::lm::Tokenizer;
+using qstar::hf::Tokenizer;
 using qstar_fuzz::shown;
 using Ids = std::vector<std::int32_t>;
 

@@ -27,9 +27,9 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
-#include "torch/tiny_model.hpp"
+#include "support/tiny_model.hpp"
 
-// After Eigen (via the search headers): <resolv.h>, which httplib pulls in, defines `_res`.
+// Last: <resolv.h>, which httplib pulls in, defines `_res` as a macro.
 #include <httplib.h>
 
 #include "http/fake_server.hpp"

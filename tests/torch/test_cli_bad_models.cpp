@@ -13,7 +13,7 @@
 
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
-#include "tiny_model.hpp"
+#include "support/tiny_model.hpp"
 
 #include <doctest/doctest.h>
 #undef CHECK

@@ -8,7 +8,7 @@
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "qstar/core/json.hpp"
-#include "tiny_model.hpp"
+#include "support/tiny_model.hpp"
 
 #include <doctest/doctest.h>
 

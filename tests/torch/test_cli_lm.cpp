@@ -10,8 +10,8 @@
 #include "cli/cli.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/torch/model.hpp"
-#include "qstar/torch/tokenizer.hpp"
-#include "tiny_model.hpp"
+#include "qstar/hf/tokenizer.hpp"
+#include "support/tiny_model.hpp"
 
 #include <doctest/doctest.h>
 #undef CHECK
@@ -32,7 +32,7 @@ TEST_CASE("cli lm: logits --json equals LanguageModel::logits; tokenize; generat
   const auto v = qstar::json::parse(r.out);
   const auto& rows = v.get_array("logits");
   REQUIRE(rows.size() == 5);
-  const auto tok = qstar::lm::Tokenizer::from_file(dir.file("tokenizer.json"));
+  const auto tok = qstar::hf::Tokenizer::from_file(dir.file("tokenizer.json"));
   const auto ids = tok.encode("3+4=7");
   const auto ref = qstar::lm::LanguageModel::load(dir.str()).logits(ids);
   REQUIRE(rows[0].size() == ref[0].size());

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "qstar/torch/model.hpp"
-#include "tiny_model.hpp"
+#include "support/tiny_model.hpp"
 
 // doctest after the torch headers (glog redefines CHECK; see test_model.cpp).
 #include <doctest/doctest.h>
@@ -18,6 +18,7 @@
 #define CHECK(...) DOCTEST_CHECK(__VA_ARGS__)
 
 using namespace qstar::lm;
+using namespace qstar::hf;
 
 TEST_CASE("lm: logits are bit-identical across ATen thread counts on the CPU") {
   // Big enough that ATen's parallel paths engage: activations of 128 x 512 floats exceed

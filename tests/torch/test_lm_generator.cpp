@@ -27,8 +27,8 @@
 #include "qstar/search/beam.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
-#include "qstar/torch/safetensors.hpp"
-#include "tiny_model.hpp"
+#include "qstar/hf/safetensors.hpp"
+#include "support/tiny_model.hpp"
 
 // doctest goes AFTER the torch headers (glog's CHECK; see test_model.cpp).
 #include <doctest/doctest.h>
@@ -38,6 +38,7 @@
 namespace fs = std::filesystem;
 using namespace qstar;
 using namespace qstar::lm;
+using namespace qstar::hf;
 
 namespace {
 

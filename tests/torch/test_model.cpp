@@ -21,8 +21,8 @@
 
 #include "qstar/error.hpp"
 #include "qstar/torch/model.hpp"
-#include "qstar/torch/safetensors.hpp"
-#include "tiny_model.hpp"
+#include "qstar/hf/safetensors.hpp"
+#include "support/tiny_model.hpp"
 #include "torch/llama.hpp"
 
 // doctest goes AFTER the torch headers: Debian's LibTorch is built with glog, whose
@@ -41,6 +41,7 @@
 
 namespace fs = std::filesystem;
 using namespace qstar::lm;
+using namespace qstar::hf;
 
 namespace {
 

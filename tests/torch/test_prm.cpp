@@ -26,9 +26,9 @@
 #include "qstar/error.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/torch/prm.hpp"
-#include "qstar/torch/safetensors.hpp"
-#include "qstar/torch/tokenizer.hpp"
-#include "tiny_model.hpp"
+#include "qstar/hf/safetensors.hpp"
+#include "qstar/hf/tokenizer.hpp"
+#include "support/tiny_model.hpp"
 
 // doctest AFTER the torch headers (Debian's glog redefines CHECK); re-assert it anyway.
 #include <doctest/doctest.h>
@@ -44,6 +44,7 @@
 
 namespace fs = std::filesystem;
 using namespace qstar::lm;
+using namespace qstar::hf;
 using qstar::Aggregation;
 using qstar::NodeId;
 using qstar::OutcomeRequest;

@@ -15,13 +15,13 @@
 #include "qstar/tasks/game24_data.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
-#include "qstar/torch/model_io.hpp"
+#include "qstar/hf/model_io.hpp"
 #include "qstar/torch/prm.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 #include "qstar/torch/train.hpp"
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
-#include "tiny_model.hpp"
+#include "support/tiny_model.hpp"
 #include "torch/train_net.hpp"
 
 #include <cstdlib>
@@ -30,9 +30,9 @@
 namespace {
 using namespace qstar;
 
-lm::ModelSpec tiny_spec(double init = 0.02) {
-  lm::ModelSpec s;
-  s.vocab_size = static_cast<int>(lm::Tokenizer::from_json(lm::char_tokenizer_json(lm::game24_chars())).vocab_size());
+hf::ModelSpec tiny_spec(double init = 0.02) {
+  hf::ModelSpec s;
+  s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(hf::char_tokenizer_json(hf::game24_chars())).vocab_size());
   s.hidden_size = 32;
   s.intermediate_size = 64;
   s.num_hidden_layers = 2;
@@ -49,35 +49,35 @@ double max_rel(const at::Tensor& a, const at::Tensor& b) {
 TEST_CASE("model_io: written folders load in the backend; bad specs are named") {
   tiny::TempDir dir;
   const auto spec = tiny_spec(0.5);
-  const auto w = lm::init_weights(spec, 3);
-  lm::write_model_folder(dir.str(), spec, w, lm::char_tokenizer_json(lm::game24_chars()));
+  const auto w = hf::init_weights(spec, 3);
+  hf::write_model_folder(dir.str(), spec, w, hf::char_tokenizer_json(hf::game24_chars()));
   const auto model = lm::LanguageModel::load(dir.str());
   CHECK(model.config().architecture == "LlamaForCausalLM");
   CHECK(model.config().num_key_value_heads == 2);
-  CHECK(lm::read_model_spec(dir.str()).num_parameters() == spec.num_parameters());
-  const auto back = lm::read_model_tensors(dir.str());
+  CHECK(hf::read_model_spec(dir.str()).num_parameters() == spec.num_parameters());
+  const auto back = hf::read_model_tensors(dir.str());
   REQUIRE(back.size() == w.size());
   for (std::size_t i = 0; i < w.size(); ++i) CHECK(back[i].data == w[i].data);
   // Same seed, same weights; another seed, others.
-  CHECK(lm::init_weights(spec, 3)[2].data == w[2].data);  // [1] is an RMSNorm weight: ones
-  CHECK(lm::init_weights(spec, 4)[2].data != w[2].data);
+  CHECK(hf::init_weights(spec, 3)[2].data == w[2].data);  // [1] is an RMSNorm weight: ones
+  CHECK(hf::init_weights(spec, 4)[2].data != w[2].data);
   // The tokenizer: one id per character, <unk> for the rest.
-  const auto tok = lm::Tokenizer::from_file(dir.file("tokenizer.json"));
+  const auto tok = hf::Tokenizer::from_file(dir.file("tokenizer.json"));
   CHECK(tok.encode("4 + 5 = 9\n").size() == 10);
   CHECK(tok.decode(tok.encode("Answer: (4 + 5) = 24\n")) == "Answer: (4 + 5) = 24\n");
-  lm::ModelSpec bad = spec;
+  hf::ModelSpec bad = spec;
   bad.num_key_value_heads = 3;
   CHECK_THROWS_WITH_AS(bad.validate(), doctest::Contains("ModelSpec.num_key_value_heads"), InvalidArgument);
   auto wrong = w;
   wrong.pop_back();
-  CHECK_THROWS_AS(lm::write_model_folder(dir.str(), spec, wrong, ""), InvalidArgument);
+  CHECK_THROWS_AS(hf::write_model_folder(dir.str(), spec, wrong, ""), InvalidArgument);
 }
 
 TEST_CASE("train: the training forward equals the inference LlamaModel") {
   tiny::TempDir dir, cls;
   const auto spec = tiny_spec(0.5);  // large weights: a meaningful comparison
-  lm::write_model_folder(dir.str(), spec, lm::init_weights(spec, 11),
-                         lm::char_tokenizer_json(lm::game24_chars()));
+  hf::write_model_folder(dir.str(), spec, hf::init_weights(spec, 11),
+                         hf::char_tokenizer_json(hf::game24_chars()));
   const auto net = train::detail::TrainNet::load(dir.str());
   const auto model = lm::LanguageModel::load(dir.str());
   const std::vector<std::int64_t> prefix{5, 9, 14, 3, 22, 7, 40};
@@ -106,7 +106,7 @@ TEST_CASE("train: the training forward equals the inference LlamaModel") {
         1e-5 * std::max(1.0, std::abs(static_cast<double>(ref0[2][5]))));
   // The token-classification head against LanguageModel::token_scores.
   const auto c = net.as_token_classifier(1, 5);
-  c.save(cls.str(), lm::char_tokenizer_json(lm::game24_chars()));
+  c.save(cls.str(), hf::char_tokenizer_json(hf::game24_chars()));
   const auto cm = lm::LanguageModel::load(cls.str());
   CHECK(cm.config().architecture == "LlamaForTokenClassification");
   CHECK(cm.config().num_labels == 1);
@@ -129,12 +129,12 @@ TEST_CASE("train: the training loss is the inference model's loss on the search-
   for (const std::string kind : {"word", "char"}) {
     CAPTURE(kind);
     tiny::TempDir dir;
-    const std::string tj = kind == "word" ? lm::game24_word_tokenizer_json()
-                                                      : lm::char_tokenizer_json(lm::game24_chars());
-    const auto tok = lm::Tokenizer::from_json(tj);
-    lm::ModelSpec spec = tiny_spec(0.5);
+    const std::string tj = kind == "word" ? hf::game24_word_tokenizer_json()
+                                                      : hf::char_tokenizer_json(hf::game24_chars());
+    const auto tok = hf::Tokenizer::from_json(tj);
+    hf::ModelSpec spec = tiny_spec(0.5);
     spec.vocab_size = static_cast<int>(tok.vocab_size());
-    lm::write_model_folder(dir.str(), spec, lm::init_weights(spec, 21), tj);
+    hf::write_model_folder(dir.str(), spec, hf::init_weights(spec, 21), tj);
     const game24::Game24Task task;
     const std::string prompt = task.format({"", "1 4 8 8", std::nullopt});
     const std::vector<std::string> steps{"8 / 4 = 2 (left: 1 2 8)", "8 * 2 = 16 (left: 1 16)",
@@ -185,7 +185,7 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
     const auto s = tiny_spec();
     // The loss of the untrained model (the same init train_generator uses for seed 9).
     auto spec = s;
-    lm::write_model_folder(init.str(), spec, lm::init_weights(spec, 9), lm::char_tokenizer_json(lm::game24_chars()));
+    hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(hf::game24_chars()));
     return train::generator_loss(init.str(), ex);
   }();
   const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "char");
@@ -216,7 +216,7 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
-  const auto tok = lm::Tokenizer::from_json(lm::game24_word_tokenizer_json());
+  const auto tok = hf::Tokenizer::from_json(hf::game24_word_tokenizer_json());
   const std::string step = "4 + 6 = 10 (left: 5 10 10)\n";
   const auto ids = tok.encode(step);
   CHECK(ids.size() == 13);  // 4, " +", " 6", " =", " 10", " (", "left", ":", " 5", " 10", " 10", ")", "\n"
@@ -244,9 +244,9 @@ TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and
   const auto unk = tok.encode("hello 4");
   CHECK(unk.size() == 2);
   CHECK(unk[0] == 0);
-  CHECK_THROWS_AS(lm::word_tokenizer_json(lm::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
+  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
                   InvalidArgument);
-  CHECK_THROWS_AS(lm::word_tokenizer_json(lm::game24_chars(), {}, 1000), InvalidArgument);
+  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), {}, 1000), InvalidArgument);
 }
 
 // The shipped models (models/, `bash scripts/train.sh`) load through every backend, and a
@@ -260,7 +260,7 @@ TEST_CASE("train: the shipped models load and PRM-guided beam search with them s
   }
   for (const char* m : {"generator", "prm", "orm"}) {
     CHECK(std::filesystem::exists(root + "/" + m + "/MODEL_CARD.md"));
-    CHECK(lm::read_model_spec(root + "/" + m).num_parameters() < 10'000'000);
+    CHECK(hf::read_model_spec(root + "/" + m).num_parameters() < 10'000'000);
   }
   lm::LMGeneratorParams gp;
   gp.max_step_tokens = 48;

@@ -126,7 +126,7 @@ class Tree {
     n.num_tokens = step.num_tokens;
     n.logprob = step.logprob;
     n.finish = step.finish;
-    n.terminal = ends_solution(step.finish);
+    n.terminal = generator_stopped(step.finish);  // otherwise the Task decides (the engine asks it)
     n.detached = detached;
     nodes_.push_back(n);
     if (!detached) {

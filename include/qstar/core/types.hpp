@@ -45,9 +45,17 @@ inline std::optional<FinishReason> finish_reason_from_string(std::string_view s)
   return std::nullopt;
 }
 
-/// True when a step with this finish reason ends the solution.
+/// True when the generator cannot continue after a step with this finish reason (it emitted
+/// end-of-sequence, or a token limit cut the step): the trajectory ends whatever the Task says.
+inline constexpr bool generator_stopped(FinishReason r) noexcept {
+  return r == FinishReason::Eos || r == FinishReason::Length;
+}
+
+/// True when the generator reports that a step with this finish reason ends the solution: it
+/// stopped, or it saw an answer marker (FinalAnswer). A hint for Task::is_terminal, which
+/// decides; tasks that trust the generator's marker use it as their rule.
 inline constexpr bool ends_solution(FinishReason r) noexcept {
-  return r == FinishReason::FinalAnswer || r == FinishReason::Eos || r == FinishReason::Length;
+  return r == FinishReason::FinalAnswer || generator_stopped(r);
 }
 
 /// One reasoning step proposed by a Generator.

@@ -17,10 +17,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <span>
 #include <vector>
 
-#include <Eigen/Core>
 
 #include "qstar/search/detail/engine.hpp"
 
@@ -118,54 +118,55 @@ inline NodeId select_child(const Tree& t, NodeId parent, const MctsParams& p,
   const Node& s = t[parent];
   const int k = s.num_children;
   if (k == 0) return kNoNode;
-  // Per-child columns in one buffer (stack for up to 64 children, no allocation), viewed as
-  // Eigen arrays: q, prior, n, usable, score.
+  // One pass gathers each child's Q (and the range for normalisation), a second scores
+  // them: PUCT q + c(N) * prior * sqrt(N) / (1 + n), or UCT q + c * sqrt(ln N / n) with
+  // unvisited children first. Up to 64 children live on the stack (no allocation).
   constexpr int kStack = 64;
-  double stack_buf[5 * kStack];
-  NodeId stack_ids[kStack];
-  std::vector<double> heap_buf;
-  std::vector<NodeId> heap_ids;
-  double* buf = stack_buf;
-  NodeId* ids = stack_ids;
+  double stack_q[kStack];
+  std::vector<double> heap_q;
+  double* q = stack_q;
   if (k > kStack) {
-    heap_buf.resize(static_cast<std::size_t>(5 * k));
-    heap_ids.resize(static_cast<std::size_t>(k));
-    buf = heap_buf.data();
-    ids = heap_ids.data();
+    heap_q.resize(static_cast<std::size_t>(k));
+    q = heap_q.data();
   }
-  Eigen::Map<Eigen::ArrayXd> q(buf, k), prior(buf + k, k), n(buf + 2 * k, k), ok(buf + 3 * k, k),
-      score(buf + 4 * k, k);
   int j = 0;
   double qmin = node_q(s, p.backup), qmax = qmin;
   for (NodeId c : t.children(parent)) {
     const Node& cn = t[c];
-    ids[j] = c;
-    ok(j) = (!cn.pruned && cn.scored()) ? 1.0 : 0.0;
-    q(j) = node_q(cn, p.backup);
-    prior(j) = cn.prior;
-    if (!noise.empty() && static_cast<std::size_t>(j) < noise.size())
-      prior(j) = (1.0 - p.dirichlet_epsilon) * cn.prior + p.dirichlet_epsilon * noise[static_cast<std::size_t>(j)];
-    n(j) = cn.visits;
+    q[j] = node_q(cn, p.backup);
     if (cn.visits > 0) {
-      qmin = std::min(qmin, q(j));
-      qmax = std::max(qmax, q(j));
+      qmin = std::min(qmin, q[j]);
+      qmax = std::max(qmax, q[j]);
     }
     ++j;
   }
-  if (p.normalize_q) q = (q - qmin) / std::max(qmax - qmin, 1e-12);
+  const double range = std::max(qmax - qmin, 1e-12);
   const double N = std::max<double>(s.visits, 0.0);
-  if (p.selection == SelectionRule::Puct) {
-    score = q + puct_c(N, p) * prior * std::sqrt(N) / (1.0 + n);
-  } else {
-    const double lnN = std::log(std::max(N, 1.0));
-    score = q + p.c_uct * (lnN / n.max(1e-12)).sqrt();
-    for (int a = 0; a < k; ++a)
-      if (n(a) == 0) score(a) = std::numeric_limits<double>::infinity();
+  const double c = puct_c(N, p), sqrtN = std::sqrt(N), lnN = std::log(std::max(N, 1.0));
+  NodeId best = kNoNode;
+  double best_score = 0.0;
+  j = 0;
+  for (NodeId id : t.children(parent)) {
+    const Node& cn = t[id];
+    const int a = j++;
+    if (cn.pruned || !cn.scored()) continue;
+    const double qa = p.normalize_q ? (q[a] - qmin) / range : q[a];
+    const double n = cn.visits;
+    double score;
+    if (p.selection == SelectionRule::Puct) {
+      double prior = cn.prior;
+      if (!noise.empty() && static_cast<std::size_t>(a) < noise.size())
+        prior = (1.0 - p.dirichlet_epsilon) * cn.prior + p.dirichlet_epsilon * noise[static_cast<std::size_t>(a)];
+      score = qa + c * prior * sqrtN / (1.0 + n);
+    } else {
+      score = n == 0 ? std::numeric_limits<double>::infinity() : qa + p.c_uct * std::sqrt(lnN / std::max(n, 1e-12));
+    }
+    if (best == kNoNode || score > best_score) {
+      best = id;
+      best_score = score;
+    }
   }
-  int best = -1;
-  for (int a = 0; a < k; ++a)
-    if (ok(a) != 0.0 && (best < 0 || score(a) > score(best))) best = a;
-  return best < 0 ? kNoNode : ids[best];
+  return best;
 }
 
 /// Sets the priors of parent's children to exp(logprob / num_tokens), normalised over the

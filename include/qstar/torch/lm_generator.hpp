@@ -62,7 +62,7 @@
 #include "qstar/core/concepts.hpp"
 #include "qstar/core/types.hpp"
 #include "qstar/torch/model.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 
 namespace qstar::lm {
 
@@ -155,7 +155,7 @@ class LMGenerator {
   static LMGenerator load(const std::string& model_dir, LMGeneratorParams params = {});
   /// Wraps an already loaded causal LM and its tokenizer (e.g. to share the weights).
   /// InvalidArgument when the model has no language-model head.
-  LMGenerator(LanguageModel model, Tokenizer tokenizer, LMGeneratorParams params = {});
+  LMGenerator(LanguageModel model, hf::Tokenizer tokenizer, LMGeneratorParams params = {});
 
   LMGenerator(const LMGenerator&) = default;
   LMGenerator(LMGenerator&&) noexcept = default;
@@ -182,7 +182,7 @@ class LMGenerator {
   /// The forwards recorded since the last reset_stats() (record_forwards only).
   std::vector<ForwardRecord> forward_log() const;
 
-  const Tokenizer& tokenizer() const;
+  const hf::Tokenizer& tokenizer() const;
   const LanguageModel& model() const;
   /// The token ids that end the step as EOS.
   std::vector<std::int32_t> eos_ids() const;

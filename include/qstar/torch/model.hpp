@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "qstar/torch/config.hpp"
+#include "qstar/hf/config.hpp"
 
 namespace qstar::lm {
 
@@ -31,7 +31,7 @@ class LanguageModel {
   /// Wraps an already loaded model (must not be null).
   explicit LanguageModel(std::shared_ptr<LlamaModel> impl);
 
-  const ModelConfig& config() const;
+  const hf::ModelConfig& config() const;
   /// Every position's logits of one uncached sequence: [T][vocab], float32.
   /// InvalidArgument for a model without a language-model head or a bad token id.
   std::vector<std::vector<float>> logits(std::span<const std::int32_t> tokens) const;

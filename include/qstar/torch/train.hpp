@@ -1,6 +1,6 @@
 // Training the Game of 24 models with LibTorch: the generator (LlamaForCausalLM), the PRM
 // and the ORM (LlamaForTokenClassification, one label, sigmoid), all sharing one word-level
-// tokenizer (lm::game24_word_tokenizer_json; "char" is the character-level alternative).
+// tokenizer (hf::game24_word_tokenizer_json; "char" is the character-level alternative).
 // No LibTorch in this header (src/torch/train*.cpp).
 //
 // Stages (run_stage / run_all; `qstar train STAGE --out DIR`):
@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "qstar/tasks/game24_data.hpp"
-#include "qstar/torch/model_io.hpp"
+#include "qstar/hf/model_io.hpp"
 #include "qstar/train/labeller.hpp"
 
 namespace qstar::train {
@@ -79,13 +79,13 @@ struct PipelineParams {
   /// Held-out dev puzzles (>= 1), drawn from the non-test solvable multisets.
   std::size_t dev_size = 100;
   /// The generator's shape (vocab_size is set from the tokenizer).
-  lm::ModelSpec generator{.architecture = "LlamaForCausalLM", .hidden_size = 128,
+  hf::ModelSpec generator{.architecture = "LlamaForCausalLM", .hidden_size = 128,
                           .intermediate_size = 384, .num_hidden_layers = 4,
                           .num_attention_heads = 4, .num_key_value_heads = 2};
   /// The synthetic traces' mix of correct and imperfect solutions.
   game24::data::TraceParams traces;
   /// The tokenizer of a new generator: "word" (numbers, words and symbols are tokens:
-  /// lm::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
+  /// hf::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
   /// inherit it from the generator.
   std::string tokenizer = "word";
   /// Continue SFT from this generator folder instead of a fresh seeded initialisation
@@ -149,11 +149,11 @@ struct ScoredExample {
 
 /// Fine-tunes (or, with init_dir empty, creates from `spec` and `seed`) a causal LM on
 /// `examples` and writes it to out_dir (config.json, model.safetensors, tokenizer.json: a
-/// fine-tuned model keeps init_dir's; a new one gets lm::game24_word_tokenizer_json() for
-/// `tokenizer` "word" or the character tokenizer of lm::game24_chars() for "char"). The
+/// fine-tuned model keeps init_dir's; a new one gets hf::game24_word_tokenizer_json() for
+/// `tokenizer` "word" or the character tokenizer of hf::game24_chars() for "char"). The
 /// loss is the next-token cross-entropy on the steps' tokens and their "\n" delimiters.
 /// `progress` receives (step, loss).
-TrainReport train_generator(const std::string& init_dir, const lm::ModelSpec& spec,
+TrainReport train_generator(const std::string& init_dir, const hf::ModelSpec& spec,
                             const std::vector<TextExample>& examples, const OptimParams& optim,
                             std::uint64_t seed, const std::string& out_dir, int threads,
                             const std::function<void(int, double)>& progress = {},

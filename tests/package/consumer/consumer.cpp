@@ -24,7 +24,7 @@
 
 #include <qstar/torch/lm_generator.hpp>
 #include <qstar/torch/model.hpp>
-#include <qstar/torch/safetensors.hpp>
+#include <qstar/hf/safetensors.hpp>
 #endif
 
 namespace {
@@ -86,17 +86,17 @@ void write_tiny_model(const std::filesystem::path& dir) {
   std::normal_distribution<float> normal(0.0f, 0.5f);
   std::vector<std::vector<float>> data;
   data.reserve(specs.size());
-  std::vector<lm::TensorToWrite> tensors;
+  std::vector<hf::TensorToWrite> tensors;
   for (const auto& s : specs) {
     std::int64_t n = 1;
     for (auto d : s.shape) n *= d;
     std::vector<float> v(static_cast<std::size_t>(n));
     for (auto& x : v) x = s.norm ? 1.0f : normal(rng);
     data.push_back(std::move(v));
-    tensors.push_back({s.name, lm::DType::F32, s.shape,
+    tensors.push_back({s.name, hf::DType::F32, s.shape,
                        std::as_bytes(std::span<const float>(data.back()))});
   }
-  lm::write_safetensors((dir / "model.safetensors").string(), tensors);
+  hf::write_safetensors((dir / "model.safetensors").string(), tensors);
   std::ofstream(dir / "config.json")
       << "{\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", "
          "\"vocab_size\": 64, \"hidden_size\": 16, \"intermediate_size\": 32, "

@@ -1,5 +1,5 @@
 // Safetensors reader/writer and model-folder weight store (no LibTorch needed).
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/safetensors.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -24,7 +24,7 @@
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 static_assert(std::endian::native == std::endian::little,
               "safetensors data is little-endian; big-endian hosts are not supported");
@@ -593,4 +593,4 @@ std::vector<float> tensor_to_float(const TensorView& t) {
   return out;
 }
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

@@ -4,7 +4,7 @@
 // fields, so both qstar's loader (LanguageModel, LMGenerator, PrmVerifier) and HF
 // transformers can read them. Random initialisation from a seed (HF's: normal(0,
 // initializer_range) for embeddings and linear weights, ones for RMSNorm weights).
-// No LibTorch here (plain C++20; the writer is in src/torch/model_io.cpp).
+// No LibTorch here (plain C++20; the writer is in src/hf/model_io.cpp).
 #pragma once
 
 #include <cstdint>
@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "qstar/torch/config.hpp"
+#include "qstar/hf/config.hpp"
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 /// The shape of a Llama model to create. validate() throws InvalidArgument naming the field.
 struct ModelSpec {
@@ -122,4 +122,4 @@ ModelSpec read_model_spec(const std::string& dir);
 /// missing or mis-shaped.
 std::vector<NamedTensor> read_model_tensors(const std::string& dir);
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

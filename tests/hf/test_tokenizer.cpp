@@ -1,4 +1,4 @@
-// Tests of qstar::lm::Tokenizer (include/qstar/torch/tokenizer.hpp). Every tokenizer here
+// Tests of qstar::hf::Tokenizer (include/qstar/hf/tokenizer.hpp). Every tokenizer here
 // is a tiny tokenizer.json built in the test, and every expected encoding is worked out
 // by hand in the comments next to it.
 #include <doctest/doctest.h>
@@ -17,13 +17,13 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 
 namespace {
 
 namespace json = qstar::json;
 using json::Value;
-using qstar::lm::Tokenizer;
+using qstar::hf::Tokenizer;
 using Ids = std::vector<std::int32_t>;
 
 // ---- the GPT-2 byte alphabet, written out independently of the implementation ----------

@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 /// Element types the reader supports (safetensors names "F32", "F16", "BF16").
 enum class DType { F32, F16, BF16 };
@@ -167,4 +167,4 @@ std::uint16_t float_to_f16(float f);
 /// The elements of `t` converted to float, in row-major order (handles unaligned data).
 std::vector<float> tensor_to_float(const TensorView& t);
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

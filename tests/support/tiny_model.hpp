@@ -16,14 +16,14 @@
 #include <utility>
 #include <vector>
 
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/safetensors.hpp"
 
 namespace tiny {
 
 namespace fs = std::filesystem;
-using qstar::lm::DType;
-using qstar::lm::TensorToWrite;
-using qstar::lm::write_safetensors;
+using qstar::hf::DType;
+using qstar::hf::TensorToWrite;
+using qstar::hf::write_safetensors;
 
 /// A temporary directory removed with its contents on destruction.
 class TempDir {

@@ -1,7 +1,7 @@
-// The tokenizer.json tokenizer: see include/qstar/torch/tokenizer.hpp for what is supported.
+// The tokenizer.json tokenizer: see include/qstar/hf/tokenizer.hpp for what is supported.
 // Each step follows the Hugging Face `tokenizers` crate (its normalizer, pre-tokenizer, BPE
 // merge loop, added-vocabulary matching, post-processor and decoders), so ids match HF's.
-#include "qstar/torch/tokenizer.hpp"
+#include "qstar/hf/tokenizer.hpp"
 
 #include <algorithm>
 #include <array>
@@ -29,7 +29,7 @@
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 namespace {
 
@@ -1819,4 +1819,4 @@ std::size_t Tokenizer::cache_size() const {
 
 const std::string& Tokenizer::source() const noexcept { return core_->source; }
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

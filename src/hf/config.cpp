@@ -1,5 +1,5 @@
 // config.json parsing for Llama / Qwen2 model folders (no LibTorch needed).
-#include "qstar/torch/config.hpp"
+#include "qstar/hf/config.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -14,7 +14,7 @@
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 namespace {
 
@@ -284,4 +284,4 @@ void ModelConfig::validate() const {
   if (num_labels < 0) field("num_labels", fmt::format("must not be negative, got {}", num_labels));
 }
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

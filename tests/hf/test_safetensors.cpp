@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "qstar/error.hpp"
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/safetensors.hpp"
 
 namespace fs = std::filesystem;
-using namespace qstar::lm;
+using namespace qstar::hf;
 
 namespace {
 

@@ -1,5 +1,5 @@
-// Writing Hugging Face Llama model folders (see include/qstar/torch/model_io.hpp).
-#include "qstar/torch/model_io.hpp"
+// Writing Hugging Face Llama model folders (see include/qstar/hf/model_io.hpp).
+#include "qstar/hf/model_io.hpp"
 
 #include <fmt/format.h>
 
@@ -12,9 +12,9 @@
 #include "qstar/core/json.hpp"
 #include "qstar/core/rng.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/safetensors.hpp"
+#include "qstar/hf/safetensors.hpp"
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 namespace {
 
@@ -357,4 +357,4 @@ std::vector<NamedTensor> read_model_tensors(const std::string& dir) {
   return tensors;
 }
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

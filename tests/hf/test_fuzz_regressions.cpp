@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "qstar/error.hpp"
-#include "qstar/torch/safetensors.hpp"
-#include "qstar/torch/tokenizer.hpp"
-#include "tiny_model.hpp"
+#include "qstar/hf/safetensors.hpp"
+#include "qstar/hf/tokenizer.hpp"
+#include "support/tiny_model.hpp"
 
-using qstar::lm::Tokenizer;
+using qstar::hf::Tokenizer;
 
 namespace {
 
@@ -58,12 +58,12 @@ TEST_CASE("fuzz regression: a shard name with a NUL byte is rejected (model.safe
   std::vector<std::byte> one(4);
   const float x = 1.0f;
   std::memcpy(one.data(), &x, 4);
-  const std::vector<qstar::lm::TensorToWrite> ts = {{"a", qstar::lm::DType::F32, {1}, one}};
-  qstar::lm::write_safetensors(dir.file("shard.safetensors"), ts);
+  const std::vector<qstar::hf::TensorToWrite> ts = {{"a", qstar::hf::DType::F32, {1}, one}};
+  qstar::hf::write_safetensors(dir.file("shard.safetensors"), ts);
   auto open_with = [&](const std::string& index) -> std::string {
     std::ofstream(dir.file("model.safetensors.index.json"), std::ios::binary | std::ios::trunc) << index;
     try {
-      (void)qstar::lm::WeightStore::open_dir(dir.str());
+      (void)qstar::hf::WeightStore::open_dir(dir.str());
     } catch (const qstar::Error& e) {
       return e.what();
     }

@@ -97,7 +97,7 @@
 #include <string_view>
 #include <vector>
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 class Tokenizer {
  public:
@@ -173,4 +173,4 @@ class Tokenizer {
   std::optional<std::int32_t> eos_;
 };
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

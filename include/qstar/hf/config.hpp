@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-namespace qstar::lm {
+namespace qstar::hf {
 
 struct ModelConfig {
   /// First of "architectures": "LlamaForCausalLM", "Qwen2ForCausalLM",
@@ -69,4 +69,4 @@ struct ModelConfig {
   void validate() const;
 };
 
-}  // namespace qstar::lm
+}  // namespace qstar::hf

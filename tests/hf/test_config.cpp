@@ -10,9 +10,9 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
-#include "qstar/torch/config.hpp"
+#include "qstar/hf/config.hpp"
 
-using qstar::lm::ModelConfig;
+using qstar::hf::ModelConfig;
 
 namespace {
 

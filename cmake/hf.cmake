@@ -1,0 +1,31 @@
+# qstar::hf: reading Hugging Face model folders without LibTorch: config.json, safetensors
+# (and the model-folder writer), tokenizer.json. Needs PCRE2 and utf8proc (pkg-config).
+# qstar::torch and qstar::http build on it.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(QSTAR_PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
+  pkg_check_modules(QSTAR_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
+endif()
+
+set(QSTAR_HF_SOURCES
+  src/hf/config.cpp
+  src/hf/model_io.cpp
+  src/hf/safetensors.cpp
+  src/hf/tokenizer.cpp)
+list(TRANSFORM QSTAR_HF_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
+
+if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
+  set(QSTAR_HAS_HF ON)
+  add_library(qstar_hf STATIC ${QSTAR_HF_SOURCES})
+  add_library(qstar::hf ALIAS qstar_hf)
+  set_target_properties(qstar_hf PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME hf)
+  target_link_libraries(qstar_hf PUBLIC qstar::qstar
+                        PRIVATE PkgConfig::QSTAR_PCRE2 PkgConfig::QSTAR_UTF8PROC)
+  target_include_directories(qstar_hf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_compile_options(qstar_hf PRIVATE ${QSTAR_WARNINGS})
+  message(STATUS "qstar: building qstar::hf (PCRE2 ${QSTAR_PCRE2_VERSION}, utf8proc ${QSTAR_UTF8PROC_VERSION})")
+else()
+  set(QSTAR_HAS_HF OFF)
+  message(STATUS "qstar: PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) not found; qstar::hf, "
+                 "qstar::torch and qstar::http are not built")
+endif()
