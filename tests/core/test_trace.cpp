@@ -174,7 +174,7 @@ TEST_CASE("trace: the line format") {
   CHECK(line ==
         R"({"problem":{"id":"p1","text":"2 + 5","gold":null},"answer":null,"correct":null,"stop_reason":"solved","nodes":[)"
         R"({"id":0,"parent":-1,"depth":0,"text":"","tokens":[],"num_tokens":0,"logprob":0,"score":null,"prior":0,"visits":0,"value_sum":0,"q":0,"value":null,"value_max":null,"terminal":false,"finish":"none","answer":null,"correct":null,"detached":false,"pruned":false},)"
-        R"({"id":1,"parent":0,"depth":1,"text":"x","tokens":[3,4],"num_tokens":2,"logprob":-0.5,"score":0.25,"prior":0,"visits":2,"value_sum":1,"q":0.5,"value":null,"value_max":null,"terminal":true,"finish":"answer","answer":"7","correct":null,"detached":false,"pruned":false}]})");
+        R"({"id":1,"parent":0,"depth":1,"text":"x","tokens":[3,4],"num_tokens":2,"logprob":-0.5,"score":0.25,"prior":0,"visits":2,"value_sum":1,"q":0.5,"value":null,"value_max":null,"terminal":false,"finish":"answer","answer":"7","correct":null,"detached":false,"pruned":false}]})");
   const TraceRecord r = read_trace_line(line);
   CHECK_FALSE(r.problem.gold.has_value());
   CHECK_FALSE(r.answer.has_value());

@@ -185,9 +185,10 @@ TEST_CASE("Tree: step texts and tokens are spans into the shared buffers") {
   CHECK(t[a].logprob == -1.5);
   CHECK(t[b].logprob == -0.25);
 
-  // finish reasons decide terminal
+  // Only a stopped generator (EOS, length) makes a node terminal here; a FinalAnswer finish is
+  // a hint, and the engine asks the Task whether the node ends the solution.
   CHECK_FALSE(t[a].terminal);
-  CHECK(t[b].terminal);
+  CHECK_FALSE(t[b].terminal);
   CHECK(t[b].finish == qstar::FinishReason::FinalAnswer);
   const NodeId eos = t.add_child(a, make_step("x", {}, qstar::FinishReason::Eos));
   const NodeId len = t.add_child(a, make_step("y", {}, qstar::FinishReason::Length));
@@ -243,7 +244,7 @@ TEST_CASE("TrajectoryView: ids root -> leaf (root excluded) and joined()") {
   const NodeId a = t.add_child(Tree::root(), make_step("Step 1", {11}));
   const NodeId other = t.add_child(Tree::root(), make_step("other"));
   const NodeId a1 = t.add_child(a, make_step("Step 2", {21, 22}));
-  const NodeId a1x = t.add_child(a1, make_step("Answer: 24", {}, qstar::FinishReason::FinalAnswer));
+  const NodeId a1x = t.add_child(a1, make_step("Answer: 24", {}, qstar::FinishReason::Eos));
   (void)other;
 
   const auto v = t.trajectory(a1x);

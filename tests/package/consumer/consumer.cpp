@@ -62,7 +62,7 @@ void check_core() {
 constexpr const char* kChars = " \n+-=*/()0123456789:abcdefghijklmnopqrstuvwxyz";
 
 void write_tiny_model(const std::filesystem::path& dir) {
-  namespace lm = qstar::lm;
+  namespace hf = qstar::hf;
   const std::int64_t D = 16, I = 32, V = 64, H = 2, KV = 1, hd = D / H;
   struct Spec {
     std::string name;
