@@ -28,6 +28,7 @@ void bind_types(py::module_& m);     // Problem, Step, Stats, Candidate, Result,
 void bind_requests(py::module_& m);  // ExpandRequest, StepScoreRequest, OutcomeRequest
 void bind_plugins(py::module_& m);   // Python plug-in adapters, game24 and testing plug-ins
 void bind_search(py::module_& m);    // _search
+void bind_tokenizer(py::module_& m); // Tokenizer (when built with qstar::hf)
 void bind_torch(py::module_& m);     // LMGenerator, PRM (when built with qstar::torch)
 
 /// The qstar.Error exception class (set by bind_errors).
@@ -51,6 +52,13 @@ class BatchToken {
 py::list request_list(std::span<const ExpandRequest> batch, BatchToken& token);
 py::list request_list(std::span<const StepScoreRequest> batch, BatchToken& token);
 py::list request_list(std::span<const OutcomeRequest> batch, BatchToken& token);
+/// The inverse, for a built-in plug-in called from Python (a Python plug-in delegating to
+/// it): copies of the C++ requests behind a list of request objects that are still valid.
+/// TypeError (naming `method` and the item) for anything else; qstar.Error for requests
+/// whose plug-in call has returned.
+std::vector<ExpandRequest> expand_requests(py::handle batch, const char* method);
+std::vector<StepScoreRequest> step_score_requests(py::handle batch, const char* method);
+std::vector<OutcomeRequest> outcome_requests(py::handle batch, const char* method);
 
 // ---- JSON values <-> Python objects ---------------------------------------------------
 /// None, bool, int, float, str, list, dict (key order kept).

@@ -151,10 +151,16 @@ PYBIND11_MODULE(_qstar, m) {
 #else
   m.attr("has_torch") = false;
 #endif
+#ifdef QSTAR_HAS_HF
+  m.attr("has_hf") = true;
+#else
+  m.attr("has_hf") = false;
+#endif
   qp::bind_errors(m);
   qp::bind_types(m);
   qp::bind_requests(m);
   qp::bind_plugins(m);
   qp::bind_search(m);
+  qp::bind_tokenizer(m);
   qp::bind_torch(m);
 }

@@ -2,6 +2,7 @@
 // score_outcomes(batch) as C++ plug-ins (one Python call per core call, with the whole batch
 // as a list of request objects), and the built-in C++ plug-ins as Python objects
 // (qstar.game24.*, qstar.testing.*).
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -16,10 +17,6 @@
 #include "qstar/core/rng.hpp"
 #include "qstar/core/tree.hpp"
 #include "qstar/tasks/game24.hpp"
-
-#ifndef QSTAR_DEFAULT_DATA
-#define QSTAR_DEFAULT_DATA ""
-#endif
 
 namespace qstar::python {
 
@@ -281,6 +278,68 @@ double plugin_call_seconds(py::handle plugin, const std::string& kind, int batch
   return seconds / repeats;
 }
 
+// ---- built-in plug-ins called from Python ------------------------------------------------------
+
+/// `call` on chunks of at most `max_batch` requests (0: the whole batch), results joined in
+/// order: what the search engine does before it calls a plug-in, so that a Python plug-in
+/// that passes a whole batch on gets the calls the built-in would get inside a search.
+template <class Out, class R, class F>
+std::vector<Out> call_in_chunks(const std::vector<R>& reqs, std::size_t max_batch, F&& call) {
+  const std::span<const R> all(reqs);
+  if (max_batch == 0 || all.size() <= max_batch) return call(all);
+  std::vector<Out> out;
+  out.reserve(all.size());
+  for (std::size_t i = 0; i < all.size(); i += max_batch) {
+    auto part = call(all.subspan(i, std::min(max_batch, all.size() - i)));
+    for (auto& x : part) out.push_back(std::move(x));
+  }
+  return out;
+}
+
+AnyGenerator& built_generator(GeneratorHandle& g) {
+  if (!g.gen) throw InvalidArgument("generator: this built-in generator was not constructed");
+  return *g.gen;
+}
+
+std::vector<std::vector<Step>> builtin_expand(GeneratorHandle& g, py::handle batch) {
+  AnyGenerator& gen = built_generator(g);
+  const std::vector<ExpandRequest> reqs = expand_requests(batch, "expand");
+  py::gil_scoped_release release;  // an LM generator runs for a while; Python plug-ins take it back
+  return call_in_chunks<std::vector<Step>>(reqs, gen.max_batch_size(),
+                                           [&](std::span<const ExpandRequest> b) { return gen.expand(b); });
+}
+
+std::vector<std::vector<double>> builtin_score_steps(VerifierHandle& v, py::handle batch) {
+  if (!v.step)
+    throw InvalidArgument(fmt::format("verifier '{}' has no step scores (an outcome verifier only: use "
+                                      "score_outcomes)",
+                                      v.label));
+  const std::vector<StepScoreRequest> reqs = step_score_requests(batch, "score_steps");
+  AnyStepVerifier& step = *v.step;
+  py::gil_scoped_release release;
+  return call_in_chunks<std::vector<double>>(
+      reqs, step.max_batch_size(), [&](std::span<const StepScoreRequest> b) { return step.score_steps(b); });
+}
+
+std::vector<double> builtin_score_outcomes(VerifierHandle& v, py::handle batch) {
+  if (!v.outcome)
+    throw InvalidArgument(
+        fmt::format("verifier '{}' has no outcome scores (a step verifier only: use score_steps)", v.label));
+  const std::vector<OutcomeRequest> reqs = outcome_requests(batch, "score_outcomes");
+  AnyOutcomeVerifier& outcome = *v.outcome;
+  py::gil_scoped_release release;
+  return call_in_chunks<double>(reqs, outcome.max_batch_size(),
+                                [&](std::span<const OutcomeRequest> b) { return outcome.score_outcomes(b); });
+}
+
+/// The verifier's batch cap as a search sees it: the smaller nonzero one of its parts.
+std::size_t verifier_max_batch(const VerifierHandle& v) {
+  const std::size_t a = v.step ? v.step->max_batch_size() : 0, b = v.outcome ? v.outcome->max_batch_size() : 0;
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return std::min(a, b);
+}
+
 std::optional<std::pair<int, int>> ranks_from(py::handle h) {
   if (h.is_none()) return std::nullopt;
   if (PyUnicode_Check(h.ptr())) return game24::parse_ranks(h.cast<std::string>());
@@ -362,18 +421,35 @@ std::vector<Problem> problems_from_python(py::handle obj) {
 
 void bind_plugins(py::module_& m) {
   // ---- built-in plug-in bases ------------------------------------------------------------
+  // Their expand / score_steps / score_outcomes take the batch a Python plug-in receives, so
+  // that a Python plug-in can wrap a built-in one (log, filter, re-rank its proposals).
   py::class_<GeneratorHandle>(m, "BuiltinGenerator", "Base class of the generators implemented in C++.")
       .def_property_readonly("name", [](const GeneratorHandle& g) { return g.gen ? g.gen->name() : g.label; })
+      .def_property_readonly(
+          "max_batch_size", [](const GeneratorHandle& g) -> std::size_t { return g.gen ? g.gen->max_batch_size() : 0; },
+          "The most requests per call a search gives it (0: no cap); expand() splits larger batches.")
+      .def("expand", &builtin_expand, "batch"_a,
+           "expand(batch: list[ExpandRequest]) -> list[list[Step]]: the proposals for each request of the batch a "
+           "Python generator received (the GIL is released meanwhile).")
       .def("__repr__", [](const GeneratorHandle& g) { return g.label; });
   py::class_<VerifierHandle>(m, "BuiltinVerifier", "Base class of the verifiers implemented in C++.")
       .def_property_readonly("name", [](const VerifierHandle& v) { return v.label; })
       .def_property_readonly("has_step_scores", [](const VerifierHandle& v) { return v.step.has_value(); })
       .def_property_readonly("has_outcome_scores", [](const VerifierHandle& v) { return v.outcome.has_value(); })
+      .def_property_readonly("max_batch_size", &verifier_max_batch,
+                             "The most requests per call a search gives it (0: no cap).")
+      .def("score_steps", &builtin_score_steps, "batch"_a,
+           "score_steps(batch: list[StepScoreRequest]) -> list[list[float]]: the scores of each request's new "
+           "steps (qstar.InvalidArgument when the verifier has no step scores).")
+      .def("score", &builtin_score_steps, "batch"_a,
+           "score(batch) -> list[list[float]]: score_steps under the name a Python step verifier's method has.")
+      .def("score_outcomes", &builtin_score_outcomes, "batch"_a,
+           "score_outcomes(batch: list[OutcomeRequest]) -> list[float]: one score per complete trajectory "
+           "(qstar.InvalidArgument when the verifier has no outcome scores).")
       .def("__repr__", [](const VerifierHandle& v) { return v.label; });
 
   // ---- game24 ----------------------------------------------------------------------------
   py::module_ g = m.def_submodule("game24", "The Game of 24 task: data, exact checker and solver, plug-ins.");
-  g.attr("DEFAULT_DATA") = std::string(QSTAR_DEFAULT_DATA);
   g.def(
       "load",
       [](const std::string& path, py::handle ranks) { return game24::load_csv(path, ranks_from(ranks)); },

@@ -4,8 +4,10 @@
 // request and a reference to the call's token, and every field is computed when read.
 // After the plug-in call returns the token is invalidated and reading a field raises
 // qstar.Error (the trajectories may change afterwards).
+#include <cstring>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -250,7 +252,46 @@ py::list make_list(PyTypeObject* type, std::span<const R> batch, BatchToken& tok
   return list;
 }
 
+/// The C++ requests behind `batch` (a list or tuple of request objects of `type`, all still
+/// valid), copied: a built-in plug-in's method called by a Python plug-in with its batch.
+/// "ExpandRequest" for "qstar.ExpandRequest".
+const char* short_name(PyTypeObject* type) {
+  const char* dot = std::strrchr(type->tp_name, '.');
+  return dot != nullptr ? dot + 1 : type->tp_name;
+}
+
+template <class R>
+std::vector<R> requests_of(PyTypeObject* type, py::handle batch, const char* method) {
+  if (!PyList_Check(batch.ptr()) && !PyTuple_Check(batch.ptr()))
+    throw py::type_error(fmt::format("{}: batch is a {}, expected a list of qstar.{} (the batch a plug-in receives)",
+                                     method, Py_TYPE(batch.ptr())->tp_name, short_name(type)));
+  py::object seq = py::reinterpret_borrow<py::object>(batch);
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.ptr());
+  PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
+  std::vector<R> out;
+  out.reserve(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    if (!PyObject_TypeCheck(items[i], type))
+      throw py::type_error(fmt::format("{}: batch[{}] is a {}, expected a qstar.{} (the batch a plug-in receives)",
+                                       method, i, Py_TYPE(items[i])->tp_name, short_name(type)));
+    const R* r = get<R>(items[i]);
+    if (r == nullptr) throw py::error_already_set();
+    out.push_back(*r);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<ExpandRequest> expand_requests(py::handle batch, const char* method) {
+  return requests_of<ExpandRequest>(g_expand_type, batch, method);
+}
+std::vector<StepScoreRequest> step_score_requests(py::handle batch, const char* method) {
+  return requests_of<StepScoreRequest>(g_step_type, batch, method);
+}
+std::vector<OutcomeRequest> outcome_requests(py::handle batch, const char* method) {
+  return requests_of<OutcomeRequest>(g_outcome_type, batch, method);
+}
 
 BatchToken::BatchToken() {
   auto* t = PyObject_New(TokenObject, g_token_type);

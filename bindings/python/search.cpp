@@ -170,6 +170,43 @@ std::vector<SearchResult> run(std::span<const Problem> problems, const T& task, 
   return search(problems, task, gen, none, sp, seed);
 }
 
+// ---- built-in tasks by name -----------------------------------------------------------------
+
+/// A task qstar.search runs by name (task="game24"; None means kDefaultTask).
+struct BuiltinTask {
+  const char* name;
+  const char* description;
+  /// Throws ParseError naming problems[i] when a problem is not one of the task's.
+  void (*check_problems)(std::span<const Problem>);
+  std::vector<SearchResult> (*run)(std::span<const Problem>, AnyGenerator&, std::optional<SearchVerifier>&,
+                                   const SearchParams&, std::uint64_t);
+};
+
+void check_game24_problems(std::span<const Problem> problems) {
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    try {
+      game24::parse_puzzle(problems[i].text);
+    } catch (const ParseError& e) {
+      throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
+    }
+  }
+}
+
+const BuiltinTask kTasks[] = {
+    {"game24", "The Game of 24: a problem is four numbers (\"4 5 6 10\"), an answer an expression equal to 24.",
+     &check_game24_problems,
+     [](std::span<const Problem> problems, AnyGenerator& gen, std::optional<SearchVerifier>& ver,
+        const SearchParams& sp, std::uint64_t seed) { return run(problems, game24::Game24Task{}, gen, ver, sp, seed); }},
+};
+
+const BuiltinTask& builtin_task(const std::string& name) {
+  for (const auto& t : kTasks)
+    if (name == t.name) return t;
+  std::string names;
+  for (const auto& t : kTasks) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", t.name);
+  throw InvalidArgument(fmt::format("task: '{}' is not a built-in task (built-in: {}); pass a task object", name, names));
+}
+
 }  // namespace
 
 void bind_search(py::module_& m) {
@@ -178,15 +215,14 @@ void bind_search(py::module_& m) {
       [](py::handle problems_obj, const std::string& algo, py::handle generator, py::handle verifier,
          std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation, py::handle task_obj) {
         const std::vector<Problem> problems = problems_from_python(problems_obj);
-        const bool game24 = task_obj.is_none();
-        if (game24) {
-          for (std::size_t i = 0; i < problems.size(); ++i) {
-            try {
-              game24::parse_puzzle(problems[i].text);
-            } catch (const ParseError& e) {
-              throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
-            }
-          }
+        // A str names a built-in task; anything else is a Python task object.
+        const BuiltinTask* builtin = nullptr;
+        if (PyUnicode_Check(task_obj.ptr())) {
+          builtin = &builtin_task(task_obj.cast<std::string>());
+          builtin->check_problems(problems);
+        } else if (task_obj.is_none()) {
+          throw InvalidArgument("task: expected a built-in task's name or a task object (qstar.search passes "
+                                "its default name for None)");
         }
         const SearchParams sp = params_from(algo, params, custom_aggregation);
         // Plug-ins hold Python references: built (and destroyed) with the GIL held.
@@ -197,12 +233,12 @@ void bind_search(py::module_& m) {
           ver.emplace(SearchVerifier{std::move(h.step), std::move(h.outcome), std::move(h.label)});
         }
         std::optional<PyTask> py_task;
-        if (!game24) py_task.emplace(task_obj);
+        if (builtin == nullptr) py_task.emplace(task_obj);
         std::vector<SearchResult> results;
         {
           py::gil_scoped_release release;
-          results = game24 ? run(problems, game24::Game24Task{}, gen, ver, sp, seed)
-                           : run(problems, *py_task, gen, ver, sp, seed);
+          results = builtin != nullptr ? builtin->run(problems, gen, ver, sp, seed)
+                                       : run(problems, *py_task, gen, ver, sp, seed);
         }
         if (py_task && !py_task->has_check()) {
           for (auto& r : results) {  // no checker: correctness unknown
@@ -220,8 +256,16 @@ void bind_search(py::module_& m) {
         for (auto& r : results) out.push_back(std::make_shared<SearchResult>(std::move(r)));
         return out;
       },
-      "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a,
-      "task"_a = py::none());
+      "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a, "task"_a);
+  m.attr("_DEFAULT_TASK") = "game24";
+  m.def(
+      "_tasks",
+      [] {
+        py::dict d;
+        for (const auto& t : kTasks) d[t.name] = t.description;
+        return d;
+      },
+      "The built-in tasks qstar.search runs by name: {name: description}.");
 
   m.def(
       "_default_params",

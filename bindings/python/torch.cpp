@@ -165,7 +165,10 @@ void bind_torch(py::module_& m) {
       .def("clear_cache", [](LMGeneratorPy& g) { g.lm->clear_cache(); })
       .def(
           "tokenize", [](const LMGeneratorPy& g, const std::string& text) { return g.lm->tokenizer().encode(text); },
-          "text"_a);
+          "text"_a)
+      .def_property_readonly(
+          "tokenizer", [](const LMGeneratorPy& g) { return g.lm->tokenizer(); },
+          "The model's tokenizer (a qstar.Tokenizer sharing the loaded tokenizer.json).");
 
   py::class_<PrmPy, VerifierHandle>(
       m, "PRM",

@@ -34,6 +34,8 @@ def test_stub_members_exist():
             continue
         if node.name in ("LMGenerator", "PRM") and not qstar.has_torch:
             continue  # the fallback classes only raise
+        if node.name == "Tokenizer" and not qstar.has_hf:
+            continue
         cls = getattr(qstar, node.name)
         for item in node.body:
             if isinstance(item, ast.FunctionDef) and not item.name.startswith("__"):

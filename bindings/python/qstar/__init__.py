@@ -11,7 +11,9 @@
 A generator is any object with ``expand(batch)``, a verifier any object with ``score(batch)``
 (process rewards) and/or ``score_outcomes(batch)`` (outcome rewards); the built-in C++ ones
 are in ``qstar.game24``, ``qstar.testing`` and (with LibTorch) ``qstar.LMGenerator`` /
-``qstar.PRM``. See docs/python.md.
+``qstar.PRM``. The built-in ones have the same methods (``expand``, ``score_steps`` /
+``score``, ``score_outcomes``) taking the batch a Python plug-in receives, so a Python plug-in
+can wrap one. ``qstar.Tokenizer`` reads a Hugging Face tokenizer.json. See docs/python.md.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ._qstar import (  # noqa: F401  (re-exports)
     TraceRecord,
     Tree,
     __version__,
+    has_hf,
     has_torch,
     parse_trace_line,
     read_trace,
@@ -48,6 +51,26 @@ from . import game24, testing  # noqa: E402,F401
 
 #: The algorithms qstar.search runs (also accepted: "bon" for best-of-n).
 ALGORITHMS = ("best-of-n", "beam", "dvts", "best-first", "mcts")
+
+#: The built-in tasks qstar.search runs by name (task="game24").
+TASKS: tuple[str, ...] = tuple(_qstar._tasks())
+
+#: The task qstar.search runs when given task=None.
+DEFAULT_TASK: str = _qstar._DEFAULT_TASK
+
+if has_hf:
+    from ._qstar import Tokenizer  # noqa: F401
+else:
+
+    class Tokenizer:  # type: ignore[no-redef]
+        """Unavailable: this qstar was built without qstar::hf (PCRE2 or utf8proc not found)."""
+
+        def __init__(self) -> None:
+            raise Error("Tokenizer: this qstar was built without qstar::hf (libpcre2-dev, libutf8proc-dev)")
+
+        @staticmethod
+        def from_file(path: str) -> "Tokenizer":
+            raise Error("Tokenizer: this qstar was built without qstar::hf (libpcre2-dev, libutf8proc-dev)")
 
 if has_torch:
     from ._qstar import LMGenerator, PRM  # noqa: F401
@@ -119,8 +142,9 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
     verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
                ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).
     seed:      0 <= seed < 2**64; the same seed gives the same results.
-    task:      None or "game24" (the built-in Game of 24 task: problems are puzzles), or a Python
-               task: an object with ``format(problem) -> str`` (the prompt) and
+    task:      the name of a built-in task (TASKS; "game24": problems are puzzles), None for
+               DEFAULT_TASK ("game24"), or a Python task: an object with
+               ``format(problem) -> str`` (the prompt) and
                ``extract_answer(steps: list[str]) -> str | None``, optionally
                ``is_terminal(step: Step) -> bool`` (default: its finish is "answer", "eos" or
                "length"), ``canonicalize(answer) -> str`` (the voting key; default: the answer)
@@ -145,18 +169,16 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
         raise InvalidArgument(f"seed: {seed} is out of range [0, 2**64)")
     if not isinstance(algo, str):
         raise InvalidArgument(f"algo: expected a str, got a {type(algo).__name__}")
-    if isinstance(task, str):
-        if task != "game24":
-            raise InvalidArgument(f"task: '{task}' is not a built-in task (only 'game24'); pass a task object")
-        task = None
+    if task is None:
+        task = DEFAULT_TASK
     flat, custom = _flatten(algo, params)
     return _qstar._search(problems, algo, generator, verifier, seed, flat, custom, task)
 
 
 __all__ = [
-    "ALGORITHMS", "BuiltinGenerator", "BuiltinVerifier", "Candidate", "Error", "ExpandRequest",
+    "ALGORITHMS", "BuiltinGenerator", "BuiltinVerifier", "Candidate", "DEFAULT_TASK", "Error", "ExpandRequest",
     "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM", "ParseError", "PluginError",
-    "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TraceRecord", "Tree", "__version__",
-    "check_params", "default_params", "game24", "has_torch", "parse_trace_line", "read_trace", "search",
-    "testing", "write_trace",
+    "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer", "TraceRecord", "Tree",
+    "__version__", "check_params", "default_params", "game24", "has_hf", "has_torch", "parse_trace_line",
+    "read_trace", "search", "testing", "write_trace",
 ]

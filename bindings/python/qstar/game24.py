@@ -1,7 +1,7 @@
 """The Game of 24 task: the ToT data, the exact checker and solver, and its plug-ins.
 
-``load(path=None, ranks="901-1000")`` reads a ToT ``24.csv`` (None: the copy in this source
-tree, ``DEFAULT_DATA``); ``check(problem, answer)`` is the exact rational checker;
+``load(path=None, ranks="901-1000")`` reads a ToT ``24.csv`` (None: ``DEFAULT_DATA``, the copy
+shipped with the package); ``check(problem, answer)`` is the exact rational checker;
 ``ProgrammaticGenerator`` and ``OracleVerifier`` are the C++ plug-ins of the CLI's default
 ``qstar bench`` configuration.
 """
@@ -14,7 +14,21 @@ from typing import Optional, Sequence, Tuple, Union
 from ._qstar import IoError, Problem
 from ._qstar import game24 as _g
 
-DEFAULT_DATA: str = _g.DEFAULT_DATA
+
+
+def _default_data() -> str:
+    """The ToT 24.csv that load() reads by default, looked up at import time: under
+    ``$QSTAR_DATA/game24/`` when that variable is set (a folder like the source tree's data/ or
+    an installed <prefix>/share/qstar), else the copy next to this module (package data,
+    ``qstar/data/game24/24.csv``: in the build tree, the wheel and the installed package)."""
+    env = os.environ.get("QSTAR_DATA")
+    if env:
+        return os.path.join(env, "game24", "24.csv")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "game24", "24.csv")
+
+
+#: The puzzles load() reads when given no path (see _default_data); may not exist.
+DEFAULT_DATA: str = _default_data()
 OracleOutcomeVerifier = _g.OracleOutcomeVerifier
 OracleVerifier = _g.OracleVerifier
 ProgrammaticGenerator = _g.ProgrammaticGenerator
@@ -30,11 +44,12 @@ Ranks = Union[str, Tuple[int, int], None]
 
 def load(path: Optional[Union[str, os.PathLike]] = None, ranks: Ranks = "901-1000") -> list[Problem]:
     """Problems from a ToT 24.csv: ``ranks`` "A-B", (A, B) or None (every row); ``path`` None
-    means DEFAULT_DATA (data/game24/24.csv of the source tree the module was built from)."""
+    means DEFAULT_DATA (the package's copy of data/game24/24.csv, or $QSTAR_DATA/game24/24.csv)."""
     if path is None:
-        if not DEFAULT_DATA or not os.path.exists(DEFAULT_DATA):
-            raise IoError(f"game24.load: no path given and the built-in data file '{DEFAULT_DATA}' is missing; "
-                          "pass the path of a ToT 24.csv")
+        if not os.path.exists(DEFAULT_DATA):
+            where = "$QSTAR_DATA/game24" if os.environ.get("QSTAR_DATA") else "the qstar package"
+            raise IoError(f"game24.load: no path given and the built-in data file '{DEFAULT_DATA}' is missing "
+                          f"(looked in {where}); pass the path of a ToT 24.csv or set QSTAR_DATA")
         path = DEFAULT_DATA
     return _load(os.fspath(path), ranks)
 
