@@ -30,6 +30,7 @@ void bind_plugins(py::module_& m);   // Python plug-in adapters, game24 and test
 void bind_search(py::module_& m);    // _search
 void bind_tokenizer(py::module_& m); // Tokenizer (when built with qstar::hf)
 void bind_torch(py::module_& m);     // LMGenerator, PRM (when built with qstar::torch)
+void bind_http(py::module_& m);      // HttpGenerator, HttpVerifier (when built with qstar::http)
 
 /// The qstar.Error exception class (set by bind_errors).
 PyObject* error_type();

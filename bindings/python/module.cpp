@@ -156,6 +156,11 @@ PYBIND11_MODULE(_qstar, m) {
 #else
   m.attr("has_hf") = false;
 #endif
+#ifdef QSTAR_HAS_HTTP
+  m.attr("has_http") = true;
+#else
+  m.attr("has_http") = false;
+#endif
   qp::bind_errors(m);
   qp::bind_types(m);
   qp::bind_requests(m);
@@ -163,4 +168,5 @@ PYBIND11_MODULE(_qstar, m) {
   qp::bind_search(m);
   qp::bind_tokenizer(m);
   qp::bind_torch(m);
+  qp::bind_http(m);
 }

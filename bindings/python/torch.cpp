@@ -9,7 +9,7 @@
 
 #include <fmt/format.h>
 
-#include "qstar/search/named_params.hpp"
+#include "kwargs.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
 #endif
@@ -54,56 +54,6 @@ void for_each_prm_field(P& p, F&& f) {
   f("share_min_tokens", p.share_min_tokens);
   f("max_batch", p.max_batch);
   f("tokenizer", p.tokenizer);
-}
-
-/// Assigns a field (strings included) from a Python value; InvalidArgument naming it.
-template <class T>
-void assign_py(const std::string& owner, const char* name, T& field, py::handle v) {
-  const std::string full = fmt::format("{}.{}", owner, name);
-  if constexpr (std::is_same_v<T, std::string>) {
-    if (!PyUnicode_Check(v.ptr()))
-      throw InvalidArgument(fmt::format("{}: expected a str, got a {}", full, Py_TYPE(v.ptr())->tp_name));
-    field = v.cast<std::string>();
-  } else {
-    ParamValue pv;
-    if (PyBool_Check(v.ptr())) pv = v.ptr() == Py_True;
-    else if (PyLong_Check(v.ptr())) pv = static_cast<std::int64_t>(v.cast<long long>());
-    else if (PyFloat_Check(v.ptr())) pv = PyFloat_AS_DOUBLE(v.ptr());
-    else if (PyUnicode_Check(v.ptr())) pv = v.cast<std::string>();
-    else throw InvalidArgument(fmt::format("{}: unsupported value of type {}", full, Py_TYPE(v.ptr())->tp_name));
-    params_detail::assign(full, field, pv);
-  }
-}
-
-template <class P, class Each>
-P params_from_kwargs(const std::string& owner, const py::kwargs& kw, Each each) {
-  P p;
-  for (auto [k, v] : kw) {
-    const auto key = py::cast<std::string>(k);
-    bool found = false;
-    each(p, [&](const char* name, auto& field) {
-      if (found || key != name) return;
-      found = true;
-      assign_py(owner, name, field, v);
-    });
-    if (!found) {
-      std::string names;
-      each(p, [&](const char* name, const auto&) { names += (names.empty() ? "" : ", ") + std::string(name); });
-      throw InvalidArgument(fmt::format("{}: no parameter '{}' (its parameters: {})", owner, key, names));
-    }
-  }
-  return p;
-}
-
-template <class P, class Each>
-py::dict params_dict(const P& p, Each each) {
-  py::dict d;
-  each(p, [&](const char* name, const auto& field) {
-    using T = std::decay_t<decltype(field)>;
-    if constexpr (std::is_same_v<T, std::string>) d[name] = field;
-    else d[name] = to_python(params_detail::to_json_value(field));
-  });
-  return d;
 }
 
 struct LMGeneratorPy : GeneratorHandle {

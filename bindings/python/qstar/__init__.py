@@ -10,8 +10,8 @@
 
 A generator is any object with ``expand(batch)``, a verifier any object with ``score(batch)``
 (process rewards) and/or ``score_outcomes(batch)`` (outcome rewards); the built-in C++ ones
-are in ``qstar.game24``, ``qstar.testing`` and (with LibTorch) ``qstar.LMGenerator`` /
-``qstar.PRM``. The built-in ones have the same methods (``expand``, ``score_steps`` /
+are in ``qstar.game24``, ``qstar.testing``, (with LibTorch) ``qstar.LMGenerator`` /
+``qstar.PRM`` and (with libcurl) ``qstar.HttpGenerator`` / ``qstar.HttpVerifier``. The built-in ones have the same methods (``expand``, ``score_steps`` /
 ``score``, ``score_outcomes``) taking the batch a Python plug-in receives, so a Python plug-in
 can wrap one. ``qstar.Tokenizer`` reads a Hugging Face tokenizer.json. See docs/python.md.
 """
@@ -42,6 +42,7 @@ from ._qstar import (  # noqa: F401  (re-exports)
     Tree,
     __version__,
     has_hf,
+    has_http,
     has_torch,
     parse_trace_line,
     read_trace,
@@ -57,6 +58,22 @@ TASKS: tuple[str, ...] = tuple(_qstar._tasks())
 
 #: The task qstar.search runs when given task=None.
 DEFAULT_TASK: str = _qstar._DEFAULT_TASK
+
+if has_http:
+    from ._qstar import HttpGenerator, HttpVerifier  # noqa: F401
+else:
+
+    class HttpGenerator:  # type: ignore[no-redef]
+        """Unavailable: this qstar was built without qstar::http (libcurl)."""
+
+        def __init__(self, urls: Any, **params: Any) -> None:
+            raise Error("HttpGenerator: this qstar was built without qstar::http (QSTAR_WITH_HTTP, libcurl)")
+
+    class HttpVerifier:  # type: ignore[no-redef]
+        """Unavailable: this qstar was built without qstar::http (libcurl)."""
+
+        def __init__(self, urls: Any, **params: Any) -> None:
+            raise Error("HttpVerifier: this qstar was built without qstar::http (QSTAR_WITH_HTTP, libcurl)")
 
 if has_hf:
     from ._qstar import Tokenizer  # noqa: F401
@@ -177,8 +194,8 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
 
 __all__ = [
     "ALGORITHMS", "BuiltinGenerator", "BuiltinVerifier", "Candidate", "DEFAULT_TASK", "Error", "ExpandRequest",
-    "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM", "ParseError", "PluginError",
-    "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer", "TraceRecord", "Tree",
-    "__version__", "check_params", "default_params", "game24", "has_hf", "has_torch", "parse_trace_line",
-    "read_trace", "search", "testing", "write_trace",
+    "HttpGenerator", "HttpVerifier", "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM",
+    "ParseError", "PluginError", "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer",
+    "TraceRecord", "Tree", "__version__", "check_params", "default_params", "game24", "has_hf", "has_http",
+    "has_torch", "parse_trace_line", "read_trace", "search", "testing", "write_trace",
 ]

@@ -6,6 +6,7 @@ from . import testing as testing
 
 __version__: str
 has_hf: bool
+has_http: bool
 has_torch: bool
 ALGORITHMS: tuple[str, ...]
 TASKS: tuple[str, ...]
@@ -178,6 +179,24 @@ class PRM(BuiltinVerifier):
     def stats(self) -> dict[str, Any]: ...
     def reset_stats(self) -> None: ...
     def clear_cache(self) -> None: ...
+
+class HttpGenerator(BuiltinGenerator):
+    """urls: a base URL, "url1,url2" or a list. Keyword params: path, step_delimiter,
+    answer_marker, max_step_tokens, temperature, top_p, top_k, logprobs, prompt_template,
+    max_batch (qstar::http::HttpGeneratorParams) and balance, max_in_flight, connect_timeout_s,
+    request_timeout_s, max_retries, backoff_initial_s, backoff_max_s, url_cooldown_s,
+    api_key_env, model, verify_tls (its ClientParams)."""
+    params: dict[str, Any]
+    def __init__(self, urls: Union[str, Sequence[str]], **params: Any) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
+
+class HttpVerifier(BuiltinVerifier):
+    """urls: as HttpGenerator's. Keyword params: api, path, step_tag, step_separator,
+    prompt_template, score_index, outcome_aggregation, max_batch
+    (qstar::http::HttpVerifierParams) and the ClientParams fields."""
+    params: dict[str, Any]
+    def __init__(self, urls: Union[str, Sequence[str]], **params: Any) -> None: ...
+    def stats(self) -> dict[str, Any]: ...
 
 ProblemsLike = Union[str, Problem, Iterable[Union[str, Problem]]]
 
