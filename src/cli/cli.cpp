@@ -24,7 +24,8 @@
 #include "qstar/core/any.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/core/trace.hpp"
-#include "qstar/search/search.hpp"
+#include "qstar/search/named_params.hpp"
+#include "qstar/search/run.hpp"
 #include "qstar/tasks/game24.hpp"
 #include "qstar/version.hpp"
 
@@ -108,26 +109,42 @@ best-first expansions, mcts simulations.
 
 // ---- argument parsing -------------------------------------------------------------------
 
-const std::set<std::string, std::less<>> kBoolFlags = {
-    "json", "dedup", "widening", "greedy", "sampled-rollouts", "normalize-q", "vote-by-score", "help"};
+const std::set<std::string, std::less<>> kBoolFlags = {"json", "greedy", "help"};
 
-/// Flags and the algorithms they apply to ("*" = all).
-const std::map<std::string, std::set<std::string>, std::less<>> kAlgoFlags = {
-    {"max-depth", {"*"}}, {"max-step-tokens", {"*"}}, {"aggregation", {"*"}},
-    {"voting", {"best-of-n", "beam", "dvts", "mcts"}}, {"top-k", {"best-of-n", "beam", "dvts"}},
-    {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}}, {"max-calls", {"*"}},
-    {"max-nodes", {"*"}}, {"max-seconds", {"*"}},
-    {"scoring", {"best-of-n"}}, {"orm", {"best-of-n"}},
-    {"width", {"beam", "dvts"}}, {"lookahead", {"beam"}}, {"dedup", {"beam"}},
-    {"expand-k", {"best-first", "mcts"}}, {"pops", {"best-first"}}, {"lambda", {"best-first"}},
-    {"g-aggregation", {"best-first"}}, {"node-expansions", {"best-first"}}, {"threshold", {"best-first"}},
-    {"leaves", {"mcts"}}, {"selection", {"mcts"}}, {"c-puct", {"mcts"}}, {"c-puct-base", {"mcts"}},
-    {"c-uct", {"mcts"}}, {"widening", {"mcts"}}, {"pw-c", {"mcts"}}, {"pw-alpha", {"mcts"}},
-    {"virtual-loss", {"mcts"}}, {"eval", {"mcts"}}, {"rollout-mix", {"mcts"}},
-    {"sampled-rollouts", {"mcts"}}, {"backup", {"mcts"}}, {"dirichlet-eps", {"mcts"}},
-    {"dirichlet-alpha", {"mcts"}}, {"normalize-q", {"mcts"}}, {"final", {"mcts"}},
-    {"vote-by-score", {"mcts"}},
-};
+/// Whether --name is an algorithm's switch (a flag of a bool field, AlgorithmTraits::flags).
+bool is_algo_switch(std::string_view name) {
+  bool yes = false;
+  for_each_algorithm([&](auto t) {
+    using P = typename decltype(t)::type;
+    const P p{};
+    for (const FieldFlag& f : AlgorithmTraits<P>::flags)
+      if (f.flag == name)
+        for_each_field(p, [&](std::string_view field, const auto& ref) {
+          if (field == f.field) yes = yes || std::is_same_v<std::decay_t<decltype(ref)>, bool>;
+        });
+  });
+  return yes;
+}
+
+/// Flags and the algorithms they apply to ("*" = all): the common params' flags, then each
+/// algorithm's own (AlgorithmTraits::flags, from the registry).
+const std::map<std::string, std::set<std::string>, std::less<>>& algo_flags() {
+  static const auto table = [] {
+    std::map<std::string, std::set<std::string>, std::less<>> t = {
+        {"max-depth", {"*"}}, {"max-step-tokens", {"*"}}, {"aggregation", {"*"}},
+        {"voting", {"best-of-n", "beam", "dvts", "mcts"}}, {"top-k", {"best-of-n", "beam", "dvts"}},
+        {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}}, {"max-calls", {"*"}},
+        {"max-nodes", {"*"}}, {"max-seconds", {"*"}}, {"orm", {"best-of-n"}},
+    };
+    for_each_algorithm([&](auto tag) {
+      using P = typename decltype(tag)::type;
+      for (const FieldFlag& f : AlgorithmTraits<P>::flags)
+        t[std::string(f.flag)].insert(std::string(AlgorithmTraits<P>::name));
+    });
+    return t;
+  }();
+  return table;
+}
 
 class Args {
  public:
@@ -143,7 +160,7 @@ class Args {
           name.resize(eq);
           has_value = true;
         }
-        if (kBoolFlags.count(name) && (name != "json" || json_is_bool)) {
+        if ((kBoolFlags.count(name) || is_algo_switch(name)) && (name != "json" || json_is_bool)) {
           if (has_value) throw UsageError(fmt::format("flag --{} takes no value", name));
           value = "1";
         } else if (!has_value) {
@@ -169,8 +186,8 @@ class Args {
   void check_known(const std::set<std::string>& own, const std::vector<std::string>& algos) const {
     for (const auto& [k, v] : kv_) {
       if (own.count(k)) continue;
-      auto it = kAlgoFlags.find(k);
-      if (it == kAlgoFlags.end()) throw UsageError(fmt::format("unknown flag --{}", k));
+      auto it = algo_flags().find(k);
+      if (it == algo_flags().end()) throw UsageError(fmt::format("unknown flag --{}", k));
       const auto& ok = it->second;
       bool applies = ok.count("*") != 0;
       for (const auto& a : algos) applies = applies || ok.count(a) != 0;
@@ -234,9 +251,34 @@ E parse_enum(const Args& a, std::string_view flag, E def, F from_string, std::st
 }
 
 std::string canonical_algo(const std::string& a) {
-  if (a == "bon" || a == "best-of-n") return "best-of-n";
-  if (a == "beam" || a == "dvts" || a == "best-first" || a == "mcts") return a;
-  throw UsageError(fmt::format("--algo: '{}' is not one of best-of-n, beam, dvts, best-first, mcts", a));
+  if (!find_algorithm(a))
+    throw UsageError(fmt::format("--algo: '{}' is not one of {}", a, fmt::join(algorithm_names(), ", ")));
+  return canonical_algorithm(a);
+}
+
+/// Sets the fields of `p` that its algorithm's flags (AlgorithmTraits::flags) give.
+template <class P>
+void apply_algo_flags(P& p, const Args& a) {
+  for (const FieldFlag& f : AlgorithmTraits<P>::flags) {
+    const std::string flag(f.flag);
+    for_each_field(p, [&](std::string_view name, auto& field) {
+      if (name != f.field) return;
+      using T = std::decay_t<decltype(field)>;
+      if constexpr (std::is_same_v<T, bool>) {
+        if (a.has(flag)) field = !f.invert;
+      } else if (auto v = a.get(flag)) {
+        ParamValue value;
+        if constexpr (std::is_integral_v<T>) value = parse_int<std::int64_t>(flag, *v, INT64_MIN, INT64_MAX);
+        else if constexpr (std::is_floating_point_v<T>) value = parse_double(flag, *v);
+        else value = *v;
+        try {
+          params_detail::assign("--" + flag, field, value);
+        } catch (const InvalidArgument& e) {
+          throw UsageError(e.what());
+        }
+      }
+    });
+  }
 }
 
 /// The params of `algo` from the flags, with `n` as the algorithm's budget knob.
@@ -257,20 +299,9 @@ SearchParams make_params(const std::string& algo, int n, const Args& a) {
   if (auto v = a.get("max-nodes")) c.budget.max_nodes = parse_int<std::int64_t>("max-nodes", *v, 0, big);
   if (auto v = a.get("max-seconds")) c.budget.max_wall_seconds = parse_double("max-seconds", *v);
 
-  const auto width_of = [&](int def) {
-    int w = def;
-    if (auto v = a.get("width")) w = parse_int<int>("width", *v, 1, 1 << 20);
-    return std::min(w, n);  // a budget below the width shrinks the width
-  };
+  std::visit([&](auto& p) { apply_algo_flags(p, a); }, sp);
+  set_budget(sp, n);  // a budget below a beam/dvts width shrinks the width
   if (auto* p = std::get_if<BestOfNParams>(&sp)) {
-    p->n = n;
-    if (auto v = a.get("scoring")) {
-      if (*v == "auto") p->scoring = Scoring::Auto;
-      else if (*v == "prm") p->scoring = Scoring::Prm;
-      else if (*v == "orm") p->scoring = Scoring::Orm;
-      else if (*v == "none") p->scoring = Scoring::None;
-      else throw UsageError(fmt::format("--scoring: '{}' is not one of auto, prm, orm, none", *v));
-    }
     if (a.has("orm")) {
       // --orm chooses the outcome verifier that ranks the samples: it means --scoring orm.
       if (a.has("scoring") && p->scoring != Scoring::Orm)
@@ -278,61 +309,6 @@ SearchParams make_params(const std::string& algo, int n, const Args& a) {
                                      "not --scoring {}", *a.get("scoring")));
       p->scoring = Scoring::Orm;
     }
-  } else if (auto* p = std::get_if<BeamParams>(&sp)) {
-    p->num_beams = n;
-    p->width = width_of(p->width);
-    if (auto v = a.get("lookahead")) p->lookahead = parse_int<int>("lookahead", *v, 0, 100);
-    p->dedup = a.has("dedup");
-  } else if (auto* p = std::get_if<DvtsParams>(&sp)) {
-    p->n = n;
-    p->width = width_of(p->width);
-  } else if (auto* p = std::get_if<BestFirstParams>(&sp)) {
-    p->max_expansions = n;
-    if (auto v = a.get("expand-k")) p->expand_k = parse_int<int>("expand-k", *v, 1, 1 << 16);
-    if (auto v = a.get("pops")) p->pops_per_iteration = parse_int<int>("pops", *v, 1, 1 << 16);
-    if (auto v = a.get("lambda")) p->lambda = parse_double("lambda", *v);
-    p->g_aggregation = parse_enum(a, "g-aggregation", p->g_aggregation, aggregation_from_string, "min, prod, last, mean");
-    if (auto v = a.get("threshold")) p->stop_threshold = parse_double("threshold", *v);
-    if (auto v = a.get("node-expansions")) p->max_node_expansions = parse_int<int>("node-expansions", *v, 1, 1 << 20);
-  } else if (auto* p = std::get_if<MctsParams>(&sp)) {
-    p->num_simulations = n;
-    if (auto v = a.get("leaves")) p->leaves_per_iteration = parse_int<int>("leaves", *v, 1, 1 << 16);
-    if (auto v = a.get("expand-k")) p->expand_k = parse_int<int>("expand-k", *v, 1, 1 << 16);
-    if (auto v = a.get("selection")) {
-      if (*v == "puct") p->selection = SelectionRule::Puct;
-      else if (*v == "uct") p->selection = SelectionRule::Uct;
-      else throw UsageError(fmt::format("--selection: '{}' is not one of puct, uct", *v));
-    }
-    if (auto v = a.get("c-puct")) p->c_puct_init = parse_double("c-puct", *v);
-    if (auto v = a.get("c-puct-base")) p->c_puct_base = parse_double("c-puct-base", *v);
-    if (auto v = a.get("c-uct")) p->c_uct = parse_double("c-uct", *v);
-    p->progressive_widening = a.has("widening");
-    if (auto v = a.get("pw-c")) p->pw_c = parse_double("pw-c", *v);
-    if (auto v = a.get("pw-alpha")) p->pw_alpha = parse_double("pw-alpha", *v);
-    if (auto v = a.get("virtual-loss")) p->virtual_loss = parse_int<int>("virtual-loss", *v, 0, 1 << 20);
-    if (auto v = a.get("eval")) {
-      if (*v == "value") p->eval = LeafEval::Value;
-      else if (*v == "rollout") p->eval = LeafEval::Rollout;
-      else if (*v == "mixed") p->eval = LeafEval::Mixed;
-      else throw UsageError(fmt::format("--eval: '{}' is not one of value, rollout, mixed", *v));
-    }
-    if (auto v = a.get("rollout-mix")) p->rollout_mix = parse_double("rollout-mix", *v);
-    p->rollout_greedy = !a.has("sampled-rollouts");
-    if (auto v = a.get("backup")) {
-      if (*v == "mean") p->backup = BackupRule::Mean;
-      else if (*v == "max") p->backup = BackupRule::Max;
-      else throw UsageError(fmt::format("--backup: '{}' is not one of mean, max", *v));
-    }
-    if (auto v = a.get("dirichlet-eps")) p->dirichlet_epsilon = parse_double("dirichlet-eps", *v);
-    if (auto v = a.get("dirichlet-alpha")) p->dirichlet_alpha = parse_double("dirichlet-alpha", *v);
-    p->normalize_q = a.has("normalize-q");
-    if (auto v = a.get("final")) {
-      if (*v == "visits") p->final_choice = FinalChoice::Visits;
-      else if (*v == "value") p->final_choice = FinalChoice::Value;
-      else if (*v == "vote") p->final_choice = FinalChoice::Vote;
-      else throw UsageError(fmt::format("--final: '{}' is not one of visits, value, vote", *v));
-    }
-    p->vote_by_visits = !a.has("vote-by-score");
   }
   // Validate now so that bad values are reported as bad input, naming the flag's field.
   try {
@@ -356,25 +332,10 @@ void validate_usage(const P& p, std::string_view what) {
   }
 }
 
-struct CliVerifier {
-  std::optional<AnyStepVerifier> step;
-  std::optional<AnyOutcomeVerifier> outcome;
-  std::string label;
-  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> b) {
-    if (!step) throw InvalidArgument(fmt::format("--verifier {} has no step scores (PRM)", label));
-    return step->score_steps(b);
-  }
-  std::vector<double> score_outcomes(std::span<const OutcomeRequest> b) {
-    if (!outcome) throw InvalidArgument(fmt::format("--verifier {} has no outcome scores (ORM)", label));
-    return outcome->score_outcomes(b);
-  }
-  std::string name() const { return label; }
-};
-
-/// A CliVerifier whose step and outcome scores both come from `v` (a PRM also acts as ORM).
+/// A VerifierSet whose step and outcome scores both come from `v` (a PRM also acts as ORM).
 template <class V>
-CliVerifier step_and_outcome(const V& v, std::string label) {
-  CliVerifier cv;
+VerifierSet step_and_outcome(const V& v, std::string label) {
+  VerifierSet cv;
   cv.step.emplace(v);
   cv.outcome.emplace(v);
   cv.label = std::move(label);
@@ -383,7 +344,7 @@ CliVerifier step_and_outcome(const V& v, std::string label) {
 
 struct Plugins {
   std::optional<AnyGenerator> gen;
-  std::optional<CliVerifier> ver;  // nullopt: no verifier
+  std::optional<VerifierSet> ver;  // nullopt: no verifier
   std::string gen_label, ver_label;
 };
 
@@ -577,7 +538,7 @@ Plugins make_plugins(const Args& a, std::ostream* note) {
     throw UsageError("--verifier http:URL needs a qstar built with libcurl (QSTAR_WITH_HTTP)");
 #endif
   } else if (v == "oracle") {
-    CliVerifier cv;
+    VerifierSet cv;
     cv.step.emplace(game24::OracleStepVerifier{});
     cv.outcome.emplace(game24::OracleOutcomeVerifier{});
     cv.label = "oracle";
@@ -612,27 +573,20 @@ Plugins make_plugins(const Args& a, std::ostream* note) {
   return p;
 }
 
+/// --verifier/--orm against the algorithm: a usage error before anything runs.
+void check_plugins(const SearchParams& sp, const Plugins& pl) {
+  try {
+    check_verifier(sp, pl.ver ? &*pl.ver : nullptr);
+  } catch (const InvalidArgument& e) {
+    throw UsageError(e.what());
+  }
+}
+
 std::vector<SearchResult> run_search(std::span<const Problem> problems, Plugins& pl, const SearchParams& sp,
                                      std::uint64_t seed) {
   const game24::Game24Task task;
-  if (!std::holds_alternative<BestOfNParams>(sp) && !(pl.ver && pl.ver->step))
-    throw UsageError(fmt::format("--verifier none: algo '{}' needs a verifier (a PRM); only best-of-n runs without one",
-                                 algorithm_name(sp)));
-  if (pl.ver) {
-    auto* bon = std::get_if<BestOfNParams>(&sp);
-    if (bon && bon->scoring == Scoring::None) {
-      NoVerifier none;
-      return search(problems, task, *pl.gen, none, sp, seed);
-    }
-    if (bon && bon->scoring == Scoring::Auto && !pl.ver->step) {
-      BestOfNParams p = *bon;
-      p.scoring = Scoring::Orm;
-      return best_of_n(problems, task, *pl.gen, *pl.ver, p, seed);
-    }
-    return search(problems, task, *pl.gen, *pl.ver, sp, seed);
-  }
-  NoVerifier none;
-  return search(problems, task, *pl.gen, none, sp, seed);
+  check_plugins(sp, pl);
+  return qstar::run_search(problems, task, *pl.gen, pl.ver ? &*pl.ver : nullptr, sp, seed);
 }
 
 json::Value stats_json(const Stats& s) {
@@ -825,10 +779,7 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
   for (const auto& algo : algos)
     for (int n : ns) configs.emplace_back(algo, make_params(algo, n, a));
   Plugins pl = make_plugins(a, &err);
-  for (const auto& [algo, sp] : configs)
-    if (!(pl.ver && pl.ver->step) && !std::holds_alternative<BestOfNParams>(sp))
-      throw UsageError(
-          fmt::format("--verifier none: algo '{}' needs a verifier (a PRM); only best-of-n runs without one", algo));
+  for (const auto& config : configs) check_plugins(config.second, pl);
   const std::vector<Problem> problems = game24::load_csv(*data, ranks);
   if (problems.empty()) throw UsageError(fmt::format("--data {}: no problems in the selected ranks", *data));
   const auto trace_path = a.get("trace");
@@ -844,15 +795,7 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
     Row row;
     row.algo = algo;
     row.method = method_label(algo, sp, pl);
-    row.n = std::visit(
-        [](const auto& p) -> int {
-          using P = std::decay_t<decltype(p)>;
-          if constexpr (std::is_same_v<P, BestOfNParams> || std::is_same_v<P, DvtsParams>) return p.n;
-          else if constexpr (std::is_same_v<P, BeamParams>) return p.num_beams;
-          else if constexpr (std::is_same_v<P, BestFirstParams>) return p.max_expansions;
-          else return p.num_simulations;
-        },
-        sp);
+    row.n = budget(sp);
     row.total = static_cast<int>(problems.size());
     Progress prog(err, problems.size(), fmt::format("{} n={}", row.method, row.n));
     const auto row_t0 = std::chrono::steady_clock::now();
