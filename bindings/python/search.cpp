@@ -12,6 +12,8 @@
 
 #include "common.hpp"
 #include "qstar/search/named_params.hpp"
+#include "qstar/search/registry.hpp"
+#include "qstar/search/run.hpp"
 #include "qstar/search/search.hpp"
 #include "qstar/tasks/game24.hpp"
 
@@ -20,29 +22,6 @@ namespace qstar::python {
 namespace {
 
 using namespace pybind11::literals;
-
-/// The verifier a search sees: a PRM and/or an ORM (like the CLI's).
-struct SearchVerifier {
-  std::optional<AnyStepVerifier> step;
-  std::optional<AnyOutcomeVerifier> outcome;
-  std::string label;
-  std::vector<std::vector<double>> score_steps(std::span<const StepScoreRequest> b) {
-    if (!step) throw InvalidArgument(fmt::format("verifier '{}' has no step scores (no score(batch) method)", label));
-    return step->score_steps(b);
-  }
-  std::vector<double> score_outcomes(std::span<const OutcomeRequest> b) {
-    if (!outcome)
-      throw InvalidArgument(fmt::format("verifier '{}' has no outcome scores (no score_outcomes(batch) method)", label));
-    return outcome->score_outcomes(b);
-  }
-  std::string name() const { return label; }
-  std::size_t max_batch_size() const {
-    const std::size_t a = step ? step->max_batch_size() : 0, b = outcome ? outcome->max_batch_size() : 0;
-    if (a == 0) return b;
-    if (b == 0) return a;
-    return std::min(a, b);
-  }
-};
 
 /// A Task written in Python: format(problem) and extract_answer(steps) required;
 /// is_terminal(step), canonicalize(answer) and check(problem, answer) optional. Task calls are
@@ -143,33 +122,6 @@ SearchParams params_from(const std::string& algo, const py::dict& values, const 
   return sp;
 }
 
-template <class T>
-std::vector<SearchResult> run(std::span<const Problem> problems, const T& task, AnyGenerator& gen,
-                              std::optional<SearchVerifier>& ver, const SearchParams& sp, std::uint64_t seed) {
-  if (ver) {
-    const auto* bon = std::get_if<BestOfNParams>(&sp);
-    if (bon && bon->scoring == Scoring::None) {
-      NoVerifier none;
-      return search(problems, task, gen, none, sp, seed);
-    }
-    if (bon && bon->scoring == Scoring::Auto && !ver->step) {
-      BestOfNParams p = *bon;
-      p.scoring = Scoring::Orm;
-      return best_of_n(problems, task, gen, *ver, p, seed);
-    }
-    if (!bon && !ver->step)
-      throw InvalidArgument(fmt::format("verifier: algo '{}' needs step scores (a PRM: score(batch)); '{}' has only "
-                                        "outcome scores",
-                                        algorithm_name(sp), ver->label));
-    return search(problems, task, gen, *ver, sp, seed);
-  }
-  if (!std::holds_alternative<BestOfNParams>(sp))
-    throw InvalidArgument(fmt::format("verifier: algo '{}' needs a verifier; only best-of-n runs without one (None)",
-                                      algorithm_name(sp)));
-  NoVerifier none;
-  return search(problems, task, gen, none, sp, seed);
-}
-
 // ---- built-in tasks by name -----------------------------------------------------------------
 
 /// A task qstar.search runs by name (task="game24"; None means kDefaultTask).
@@ -178,8 +130,8 @@ struct BuiltinTask {
   const char* description;
   /// Throws ParseError naming problems[i] when a problem is not one of the task's.
   void (*check_problems)(std::span<const Problem>);
-  std::vector<SearchResult> (*run)(std::span<const Problem>, AnyGenerator&, std::optional<SearchVerifier>&,
-                                   const SearchParams&, std::uint64_t);
+  std::vector<SearchResult> (*run)(std::span<const Problem>, AnyGenerator&, VerifierSet*, const SearchParams&,
+                                   std::uint64_t);
 };
 
 void check_game24_problems(std::span<const Problem> problems) {
@@ -195,8 +147,8 @@ void check_game24_problems(std::span<const Problem> problems) {
 const BuiltinTask kTasks[] = {
     {"game24", "The Game of 24: a problem is four numbers (\"4 5 6 10\"), an answer an expression equal to 24.",
      &check_game24_problems,
-     [](std::span<const Problem> problems, AnyGenerator& gen, std::optional<SearchVerifier>& ver,
-        const SearchParams& sp, std::uint64_t seed) { return run(problems, game24::Game24Task{}, gen, ver, sp, seed); }},
+     [](std::span<const Problem> problems, AnyGenerator& gen, VerifierSet* ver, const SearchParams& sp,
+        std::uint64_t seed) { return run_search(problems, game24::Game24Task{}, gen, ver, sp, seed); }},
 };
 
 const BuiltinTask& builtin_task(const std::string& name) {
@@ -227,18 +179,20 @@ void bind_search(py::module_& m) {
         const SearchParams sp = params_from(algo, params, custom_aggregation);
         // Plug-ins hold Python references: built (and destroyed) with the GIL held.
         AnyGenerator gen = make_generator(generator);
-        std::optional<SearchVerifier> ver;
+        std::optional<VerifierSet> ver;  // none: best-of-n without a verifier (run_search checks)
         if (!verifier.is_none()) {
           VerifierHandle h = make_verifier(verifier);
-          ver.emplace(SearchVerifier{std::move(h.step), std::move(h.outcome), std::move(h.label)});
+          ver.emplace(VerifierSet{std::move(h.step), std::move(h.outcome), std::move(h.label)});
         }
+        check_verifier(sp, ver ? &*ver : nullptr);  // before any plug-in runs
         std::optional<PyTask> py_task;
         if (builtin == nullptr) py_task.emplace(task_obj);
         std::vector<SearchResult> results;
         {
           py::gil_scoped_release release;
-          results = builtin != nullptr ? builtin->run(problems, gen, ver, sp, seed)
-                                       : run(problems, *py_task, gen, ver, sp, seed);
+          VerifierSet* v = ver ? &*ver : nullptr;
+          results = builtin != nullptr ? builtin->run(problems, gen, v, sp, seed)
+                                       : run_search(problems, *py_task, gen, v, sp, seed);
         }
         if (py_task && !py_task->has_check()) {
           for (auto& r : results) {  // no checker: correctness unknown
@@ -258,6 +212,7 @@ void bind_search(py::module_& m) {
       },
       "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a, "task"_a);
   m.attr("_DEFAULT_TASK") = "game24";
+  m.attr("_ALGORITHMS") = py::cast(algorithm_names());
   m.def(
       "_tasks",
       [] {

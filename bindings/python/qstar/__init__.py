@@ -51,7 +51,7 @@ from ._qstar import (  # noqa: F401  (re-exports)
 from . import game24, testing  # noqa: E402,F401
 
 #: The algorithms qstar.search runs (also accepted: "bon" for best-of-n).
-ALGORITHMS = ("best-of-n", "beam", "dvts", "best-first", "mcts")
+ALGORITHMS: tuple[str, ...] = tuple(_qstar._ALGORITHMS)  # the C++ registry (search/registry.hpp)
 
 #: The built-in tasks qstar.search runs by name (task="game24").
 TASKS: tuple[str, ...] = tuple(_qstar._tasks())
