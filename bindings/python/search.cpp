@@ -144,6 +144,9 @@ void check_game24_problems(std::span<const Problem> problems) {
   }
 }
 
+/// The task qstar.search runs for task=None (qstar.DEFAULT_TASK).
+constexpr const char* kDefaultTask = "game24";
+
 const BuiltinTask kTasks[] = {
     {"game24", "The Game of 24: a problem is four numbers (\"4 5 6 10\"), an answer an expression equal to 24.",
      &check_game24_problems,
@@ -211,7 +214,7 @@ void bind_search(py::module_& m) {
         return out;
       },
       "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a, "task"_a);
-  m.attr("_DEFAULT_TASK") = "game24";
+  m.attr("_DEFAULT_TASK") = kDefaultTask;
   m.attr("_ALGORITHMS") = py::cast(algorithm_names());
   m.def(
       "_tasks",
