@@ -24,6 +24,8 @@ if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
   target_include_directories(qstar_hf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_hf PRIVATE ${QSTAR_WARNINGS})
   message(STATUS "qstar: building qstar::hf (PCRE2 ${QSTAR_PCRE2_VERSION}, utf8proc ${QSTAR_UTF8PROC_VERSION})")
+elseif(QSTAR_WITH_HF STREQUAL "ON")
+  message(FATAL_ERROR "qstar: QSTAR_WITH_HF=ON but PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) is missing")
 else()
   set(QSTAR_HAS_HF OFF)
   message(STATUS "qstar: PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) not found; qstar::hf, "
