@@ -26,7 +26,8 @@
 #include "qstar/core/prompt.hpp"
 #include "qstar/error.hpp"
 #include "torch/kv_cache.hpp"
-#include "torch/llama.hpp"
+#include "torch/prefill.hpp"
+#include "torch/decoder.hpp"
 
 namespace qstar::lm {
 
@@ -40,8 +41,9 @@ double since(Clock::time_point t0) {
 
 // Padded new tokens per prefill forward at most (a single longer context goes alone).
 constexpr std::int64_t kPrefillTokens = 8192;
-// Uncached tokens that several contexts of one call must share to be computed once first.
-constexpr std::int64_t kMinShared = 16;
+// Contexts of one call share an uncached prefix of at least 16 tokens: it is computed once,
+// first (each context's last token stays its own: it gives the next-token logits).
+const PrefixSharing kSharing{16, true, PrefixSharing::Rule::EachPrefix};
 // Prompts whose encodings are remembered (cleared when full).
 constexpr std::size_t kPromptCache = 4096;
 
@@ -231,7 +233,7 @@ void LMGeneratorParams::validate() const {
 
 struct LMGenerator::Impl {
   LanguageModel lm;
-  std::shared_ptr<LlamaModel> model;
+  std::shared_ptr<Decoder> model;
   hf::Tokenizer tok;
   LMGeneratorParams params;
   std::string name;
@@ -344,7 +346,7 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
   ++st.expand_calls;
   st.requests += static_cast<std::int64_t>(batch.size());
 
-  const LlamaModel& M = *model;
+  const Decoder& M = *model;
   const std::int64_t V = M.config().vocab_size;
   const std::int64_t n_layers = M.num_layers(), KVH = M.num_kv_heads(), hd = M.head_dim();
   const bool use_cache = params.use_cache;
@@ -476,40 +478,23 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
     }
   };
 
-  // Shared-prefix pre-pass: a span of at least kMinShared uncached tokens that several
+  // Shared-prefix pre-pass (torch/prefill.hpp): a span of at least 16 uncached tokens that several
   // distinct contexts start with (e.g. a few-shot preamble common to every problem) is
   // computed once and cached first; rounds go from the shortest shared prefixes to longer
   // ones. The pins are held until the main prefill has matched.
   std::vector<PrefixCache::Match> pre_pins;
   if (use_cache && reps.size() > 1) {
     for (int round = 0; round < 8; ++round) {
-      std::vector<std::vector<std::int32_t>> shared;  // candidate prefixes
-      for (std::size_t i = 0; i + 1 < reps.size(); ++i) {
-        const auto& a = rs[reps[i]].ctx;
-        const auto& b = rs[reps[i + 1]].ctx;
-        const std::size_t lim = std::min(a.size(), b.size()) - 1;  // keep each last token
-        std::size_t l = 0;
-        while (l < lim && a[l] == b[l]) ++l;
-        if (static_cast<std::int64_t>(l) < kMinShared) continue;
-        const std::int64_t m = cache->match(std::span<const std::int32_t>(a.data(), l)).matched;
-        if (static_cast<std::int64_t>(l) - m >= kMinShared)
-          shared.emplace_back(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(l));
-      }
+      std::vector<const std::vector<std::int32_t>*> ctxs;
+      for (std::size_t r : reps) ctxs.push_back(&rs[r].ctx);
+      auto shared = plan_shared_prefixes(ctxs, {}, *cache, kSharing);
       if (shared.empty()) break;
-      // Keep the minimal ones (no other candidate is a proper prefix of them).
-      std::sort(shared.begin(), shared.end());
-      shared.erase(std::unique(shared.begin(), shared.end()), shared.end());
       std::vector<Job> jobs;
-      for (std::size_t i = 0; i < shared.size(); ++i) {
-        bool minimal = true;
-        for (std::size_t k = 0; k < shared.size() && minimal; ++k)
-          minimal = !(k != i && shared[k].size() < shared[i].size() &&
-                      std::equal(shared[k].begin(), shared[k].end(), shared[i].begin()));
-        if (!minimal) continue;
+      for (auto& pfx : shared) {
         Job jb;
-        jb.tokens = &shared[i];
-        jb.upto = static_cast<std::int64_t>(shared[i].size());
-        jb.hit = cache->match(shared[i]);
+        jb.tokens = &pfx;
+        jb.upto = static_cast<std::int64_t>(pfx.size());
+        jb.hit = cache->match(pfx);
         jobs.push_back(std::move(jb));
       }
       run_prefill(jobs, false);
