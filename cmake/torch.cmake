@@ -49,7 +49,8 @@ set(_qstar_torch_sources
   src/torch/lm_generator.cpp
   src/torch/model.cpp
   src/torch/prefill.cpp
-  src/torch/prm.cpp)
+  src/torch/prm.cpp
+  src/torch/sampler.cpp)
 list(TRANSFORM _qstar_torch_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 if(Torch_FOUND AND QSTAR_HAS_HF)
   set(QSTAR_HAS_TORCH ON)
