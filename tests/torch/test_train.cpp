@@ -19,6 +19,7 @@
 #include "qstar/torch/prm.hpp"
 #include "qstar/hf/tokenizer.hpp"
 #include "qstar/tasks/game24/train_recipe.hpp"
+#include "qstar/train/recipe.hpp"
 #include "qstar/train/trainer.hpp"
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
@@ -219,6 +220,42 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
                        doctest::Contains("tokenizer"), InvalidArgument);
   CHECK_THROWS_WITH_AS(game24::train_tokenizer_json("bpe"), doctest::Contains("tokenizer"),
                        InvalidArgument);
+}
+
+// A recipe of two stages and an extra one: run_recipe checks the stage name, validates
+// first, runs "all" in order and then after_all.
+TEST_CASE("run_recipe: stages, all, and unknown stages") {
+  struct Toy final : train::TrainingRecipe {
+    std::vector<std::string> ran;
+    bool bad = false;
+    std::string name() const override { return "toy"; }
+    std::vector<std::string> stages() const override { return {"one", "two"}; }
+    std::vector<std::string> extra_stages() const override { return {"extra"}; }
+    void validate() const override {
+      if (bad) throw InvalidArgument("Toy.bad: set");
+    }
+    void run_stage(const std::string& stage, std::ostream&) override { ran.push_back(stage); }
+    void after_all(double seconds, std::ostream&) override {
+      CHECK(seconds >= 0.0);
+      ran.push_back("after");
+    }
+  };
+  std::ostringstream log;
+  Toy toy;
+  train::run_recipe(toy, "two", log);
+  train::run_recipe(toy, "extra", log);
+  train::run_recipe(toy, "all", log);
+  CHECK(toy.ran == std::vector<std::string>{"two", "extra", "one", "two", "after"});
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "three", log),
+                       "train: unknown stage 'three' (one, two, extra, all)", InvalidArgument);
+  toy.bad = true;
+  toy.ran.clear();
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "all", log), doctest::Contains("Toy.bad"), InvalidArgument);
+  CHECK(toy.ran.empty());
+  // The Game of 24 recipe names its stages in the order `qstar train all` runs them.
+  const game24::TrainRecipe g24{game24::PipelineParams{}};
+  CHECK(g24.name() == "game24");
+  CHECK(g24.stages() == std::vector<std::string>{"sft", "label", "prm", "orm", "star"});
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
