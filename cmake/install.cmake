@@ -16,8 +16,11 @@ mark_as_advanced(QSTAR_INSTALL_CMAKEDIR)
 set(_qstar_components qstar)
 
 # ---- qstar::qstar ------------------------------------------------------------------------
+# qstar::train (the trainer, cmake/torch.cmake) and the Game of 24 recipe are not installed
+# (the `qstar train` program is): their headers stay out of the package.
 install(DIRECTORY include/qstar DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE)
+        PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE
+        PATTERN "trainer.hpp" EXCLUDE PATTERN "recipe.hpp" EXCLUDE PATTERN "train_recipe.hpp" EXCLUDE)
 install(TARGETS qstar EXPORT qstarTargets)
 install(EXPORT qstarTargets NAMESPACE qstar:: FILE qstarTargets.cmake
         DESTINATION ${QSTAR_INSTALL_CMAKEDIR})

@@ -412,6 +412,7 @@ std::set<std::string> with_plugin_flags(std::set<std::string> own) {
 #ifdef QSTAR_HAS_TORCH
 lm::LMGeneratorParams lm_generator_params(const Args& a) {
   lm::LMGeneratorParams p;
+  p.answer_marker = game24::Game24Task::answer_marker();  // the task's final-step marker
   if (auto v = a.get("device")) p.device = *v;
   if (auto v = a.get("dtype")) p.dtype = *v;
   if (auto v = a.get("temperature")) p.temperature = parse_double("temperature", *v);

@@ -18,11 +18,13 @@
 #include "qstar/hf/model_io.hpp"
 #include "qstar/torch/prm.hpp"
 #include "qstar/hf/tokenizer.hpp"
-#include "qstar/torch/train.hpp"
+#include "qstar/tasks/game24/train_recipe.hpp"
+#include "qstar/train/recipe.hpp"
+#include "qstar/train/trainer.hpp"
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "support/tiny_model.hpp"
-#include "torch/train_net.hpp"
+#include "train/trainable_decoder.hpp"
 
 #include <cstdlib>
 #include <sstream>
@@ -73,12 +75,12 @@ TEST_CASE("model_io: written folders load in the backend; bad specs are named") 
   CHECK_THROWS_AS(hf::write_model_folder(dir.str(), spec, wrong, ""), InvalidArgument);
 }
 
-TEST_CASE("train: the training forward equals the inference LlamaModel") {
+TEST_CASE("train: the training forward equals the inference decoder") {
   tiny::TempDir dir, cls;
   const auto spec = tiny_spec(0.5);  // large weights: a meaningful comparison
   hf::write_model_folder(dir.str(), spec, hf::init_weights(spec, 11),
                          hf::char_tokenizer_json(hf::game24_chars()));
-  const auto net = train::detail::TrainNet::load(dir.str());
+  const auto net = train::detail::TrainableDecoder::load(dir.str());
   const auto model = lm::LanguageModel::load(dir.str());
   const std::vector<std::int64_t> prefix{5, 9, 14, 3, 22, 7, 40};
   const std::vector<std::vector<std::int64_t>> rows{{17, 18, 19, 20, 21, 1}, {30, 31, 32}};
@@ -140,7 +142,7 @@ TEST_CASE("train: the training loss is the inference model's loss on the search-
     const std::vector<std::string> steps{"8 / 4 = 2 (left: 1 2 8)", "8 * 2 = 16 (left: 1 16)",
                                          "Answer: 8 * (8 / 4) = 24"};
     const double trained = train::generator_loss(dir.str(), {{prompt, steps}});
-    // The same loss from the inference LlamaModel on the search-time token sequence.
+    // The same loss from the inference decoder on the search-time token sequence.
     const auto model = lm::LanguageModel::load(dir.str());
     std::vector<std::int32_t> ids;
     for (auto id : tok.encode(prompt)) ids.push_back(static_cast<std::int32_t>(id));
@@ -188,7 +190,8 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
     hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(hf::game24_chars()));
     return train::generator_loss(init.str(), ex);
   }();
-  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "char");
+  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {},
+                                         game24::train_tokenizer_json("char"));
   REQUIRE(rep.losses.size() == 15);
   CHECK(rep.first_loss > 2.5);  // log(96) = 4.56 untrained
   CHECK(rep.last_loss < 0.75 * rep.first_loss);
@@ -208,11 +211,51 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
   bad[0].targets[0] = 2.0;
   CHECK_THROWS_AS(train::train_verifier(gen.str(), bad, vo, 2, ver.str(), 2), InvalidArgument);
   o.steps = 0;
-  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2),
+  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {},
+                                               game24::train_tokenizer_json("char")),
                        doctest::Contains("steps"), InvalidArgument);
   o.steps = 5;
-  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "bpe"),
+  // A new model needs a tokenizer; the recipe's tokenizer kinds are word and char.
+  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2),
                        doctest::Contains("tokenizer"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(game24::train_tokenizer_json("bpe"), doctest::Contains("tokenizer"),
+                       InvalidArgument);
+}
+
+// A recipe of two stages and an extra one: run_recipe checks the stage name, validates
+// first, runs "all" in order and then after_all.
+TEST_CASE("run_recipe: stages, all, and unknown stages") {
+  struct Toy final : train::TrainingRecipe {
+    std::vector<std::string> ran;
+    bool bad = false;
+    std::string name() const override { return "toy"; }
+    std::vector<std::string> stages() const override { return {"one", "two"}; }
+    std::vector<std::string> extra_stages() const override { return {"extra"}; }
+    void validate() const override {
+      if (bad) throw InvalidArgument("Toy.bad: set");
+    }
+    void run_stage(const std::string& stage, std::ostream&) override { ran.push_back(stage); }
+    void after_all(double seconds, std::ostream&) override {
+      CHECK(seconds >= 0.0);
+      ran.push_back("after");
+    }
+  };
+  std::ostringstream log;
+  Toy toy;
+  train::run_recipe(toy, "two", log);
+  train::run_recipe(toy, "extra", log);
+  train::run_recipe(toy, "all", log);
+  CHECK(toy.ran == std::vector<std::string>{"two", "extra", "one", "two", "after"});
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "three", log),
+                       "train: unknown stage 'three' (one, two, extra, all)", InvalidArgument);
+  toy.bad = true;
+  toy.ran.clear();
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "all", log), doctest::Contains("Toy.bad"), InvalidArgument);
+  CHECK(toy.ran.empty());
+  // The Game of 24 recipe names its stages in the order `qstar train all` runs them.
+  const game24::TrainRecipe g24{game24::PipelineParams{}};
+  CHECK(g24.name() == "game24");
+  CHECK(g24.stages() == std::vector<std::string>{"sft", "label", "prm", "orm", "star"});
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
@@ -263,6 +306,7 @@ TEST_CASE("train: the shipped models load and PRM-guided beam search with them s
     CHECK(hf::read_model_spec(root + "/" + m).num_parameters() < 10'000'000);
   }
   lm::LMGeneratorParams gp;
+  gp.answer_marker = game24::Game24Task::answer_marker();
   gp.max_step_tokens = 48;
   auto gen = lm::LMGenerator::load(root + "/generator", gp);
   auto prm = lm::PrmVerifier::load(root + "/prm");

@@ -945,6 +945,9 @@ struct Game24Task {
         "two of the remaining numbers to obtain a new number.\nInput: {}\nSteps:\n",
         detail::normalize_ws(problem.text));
   }
+  /// The marker of a final step, for backends that flag answers as they generate
+  /// (LMGeneratorParams::answer_marker, the HTTP generator's answer_marker).
+  static constexpr std::string_view answer_marker() { return "Answer:"; }
   /// An "Answer:" step ends the solution (so does any step whose finish reason does).
   bool is_terminal(const Step& step) const {
     return is_answer_step(step.text) || ends_solution(step.finish);

@@ -9,9 +9,9 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/hf/model_io.hpp"
-#include "qstar/torch/train.hpp"
+#include "qstar/tasks/game24/train_recipe.hpp"
 
-namespace qstar::train {
+namespace qstar::game24 {
 
 namespace {
 
@@ -230,4 +230,4 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
   }
 }
 
-}  // namespace qstar::train
+}  // namespace qstar::game24
