@@ -15,7 +15,7 @@
 #include <qstar/core/json.hpp>
 
 #include "../cli_run.hpp"
-#include "cli/cli.hpp"
+#include "app/cli.hpp"
 
 namespace {
 
