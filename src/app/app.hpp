@@ -134,6 +134,8 @@ std::vector<SearchResult> run_search(std::span<const Problem> problems, const An
 // ---- solve.cpp / bench.cpp: output shared by the search commands --------------------------
 
 json::Value stats_json(const Stats& s);
+/// A bench method label with model paths shortened to the folder's name (bench.cpp).
+std::string short_method(const std::string& label);
 /// One trace line with per-node correctness for every node that carries an answer.
 std::string trace_line(const SearchResult& r, const AnyTask& task);
 

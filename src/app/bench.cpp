@@ -102,6 +102,30 @@ std::string method_label(const std::string& algo, const SearchParams& sp, const 
 
 }  // namespace
 
+/// A method label with every model path (lm:PATH, prm:PATH, after "+" or "=" or ",")
+/// shortened to the folder's name: "beam(M=4)+prm:/x/models/prm" -> "beam(M=4)+prm:prm".
+std::string short_method(const std::string& label) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < label.size()) {
+    const bool start = i == 0 || label[i - 1] == '+' || label[i - 1] == '=' || label[i - 1] == ',';
+    const std::string_view rest(label.data() + i, label.size() - i);
+    const std::size_t kind = rest.starts_with("lm:") ? 3 : rest.starts_with("prm:") ? 4 : 0;
+    if (!start || kind == 0) {
+      out += label[i++];
+      continue;
+    }
+    std::size_t end = label.find_first_of(",+", i + kind);
+    if (end == std::string::npos) end = label.size();
+    std::string path = label.substr(i + kind, end - i - kind);
+    while (path.size() > 1 && path.back() == '/') path.pop_back();
+    const auto slash = path.rfind('/');
+    out += label.substr(i, kind) + (slash == std::string::npos || slash + 1 == path.size() ? path : path.substr(slash + 1));
+    i = end;
+  }
+  return out;
+}
+
 int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
   std::vector<std::string> algos;
   for (const auto& s : split_list(a.get("algo").value_or("beam"))) algos.push_back(canonical_algo(s));
@@ -181,13 +205,30 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
 
   out << fmt::format("qstar bench: {} problems from {}{}, generator {}, seed {}\n", problems.size(), *data,
                      ranks ? fmt::format(" (ranks {}-{})", ranks->first, ranks->second) : "", pl.gen_label, seed);
-  out << fmt::format("| {:<34} | {:>5} | {:>7} | {:>7} | {:>10} | {:>10} | {:>9} | {:>10} |\n", "method", "n",
-                     "solved", "rate", "gen tok/pb", "ver tok/pb", "ver calls", "wall s/pb");
-  out << fmt::format("|{:-<36}|{:->7}|{:->9}|{:->9}|{:->12}|{:->12}|{:->11}|{:->12}|\n", "", ":", ":", ":", ":", ":", ":", ":");
+  // The table: short method names (a model folder's name, not its path), every column as
+  // wide as its content.
+  std::vector<std::vector<std::string>> cells = {
+      {"method", "n", "solved", "rate", "gen tok/pb", "ver tok/pb", "ver calls", "wall s/pb"}};
   for (const auto& r : rows)
-    out << fmt::format("| {:<34} | {:>5} | {:>7} | {:>6.1f}% | {:>10.1f} | {:>10.1f} | {:>9.1f} | {:>10.6f} |\n",
-                       r.method, r.n, fmt::format("{}/{}", r.solved, r.total), 100.0 * r.solved / r.total,
-                       r.gen_tokens, r.ver_tokens, r.ver_calls, r.wall);
+    cells.push_back({short_method(r.method), fmt::format("{}", r.n), fmt::format("{}/{}", r.solved, r.total),
+                     fmt::format("{:.1f}%", 100.0 * r.solved / r.total), fmt::format("{:.1f}", r.gen_tokens),
+                     fmt::format("{:.1f}", r.ver_tokens), fmt::format("{:.1f}", r.ver_calls),
+                     fmt::format("{:.6f}", r.wall)});
+  std::vector<std::size_t> width(cells[0].size(), 0);
+  for (const auto& row : cells)
+    for (std::size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  const auto print_row = [&](const std::vector<std::string>& row) {
+    out << "|";
+    for (std::size_t c = 0; c < row.size(); ++c)
+      out << (c == 0 ? fmt::format(" {:<{}} |", row[c], width[c]) : fmt::format(" {:>{}} |", row[c], width[c]));
+    out << "\n";
+  };
+  print_row(cells[0]);
+  out << "|";
+  for (std::size_t c = 0; c < width.size(); ++c)
+    out << (c == 0 ? std::string(width[c] + 2, '-') : std::string(width[c] + 1, '-') + ":") << "|";
+  out << "\n";
+  for (std::size_t i = 1; i < cells.size(); ++i) print_row(cells[i]);
 
   if (auto path = a.get("json")) {
     json::Value o = json::Value::object();
