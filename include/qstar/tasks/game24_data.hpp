@@ -2,4 +2,5 @@
 // stays so existing includes keep working).
 #pragma once
 
+#include "qstar/tasks/game24.hpp"
 #include "qstar/tasks/game24/synth.hpp"
