@@ -47,7 +47,10 @@ endif()
 # ---- qstar::http ------------------------------------------------------------------------
 if(QSTAR_HAS_HTTP AND TARGET qstar_http)
   list(APPEND _qstar_components http)
-  install(DIRECTORY include/qstar/http DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar)
+  # server.hpp is the header of qstar_http_server (`qstar serve`'s server), which is not
+  # installed: only headers of installed libraries are.
+  install(DIRECTORY include/qstar/http DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar
+          PATTERN "server.hpp" EXCLUDE)
   install(TARGETS qstar_http EXPORT qstarHttpTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(EXPORT qstarHttpTargets NAMESPACE qstar:: FILE qstarHttpTargets.cmake

@@ -12,9 +12,12 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <span>
 #include <string>
 #include <unordered_set>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qstar/search/detail/engine.hpp"
@@ -143,5 +146,29 @@ std::vector<SearchResult> beam_search(std::span<const Problem> problems, const T
   eng.finish_timing(results);
   return results;
 }
+
+template <>
+struct AlgorithmTraits<BeamParams> {
+  static constexpr std::string_view name = "beam";
+  static constexpr std::string_view budget_field = "num_beams";
+  static constexpr bool needs_step_verifier = true;
+  static constexpr std::array<FieldFlag, 3> flags{{{"width", "width"}, {"lookahead", "lookahead"}, {"dedup", "dedup"}}};
+  template <class P, class F>
+  static void own_fields(P& p, F&& f) {
+    f("num_beams", p.num_beams);
+    f("width", p.width);
+    f("lookahead", p.lookahead);
+    f("dedup", p.dedup);
+  }
+  /// A budget below the width shrinks the width.
+  static void set_budget(BeamParams& p, int n) {
+    p.num_beams = n;
+    p.width = std::min(p.width, n);
+  }
+  template <class... A>
+  static std::vector<SearchResult> run(A&&... a) {
+    return beam_search(std::forward<A>(a)...);
+  }
+};
 
 }  // namespace qstar

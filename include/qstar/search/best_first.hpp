@@ -15,9 +15,13 @@
 // The answer is the best-scored terminal. Cost per iteration: B·K steps and B·K scores.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <queue>
 #include <span>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qstar/search/detail/engine.hpp"
@@ -146,5 +150,33 @@ std::vector<SearchResult> best_first(std::span<const Problem> problems, const T&
   eng.finish_timing(results);
   return results;
 }
+
+template <>
+struct AlgorithmTraits<BestFirstParams> {
+  static constexpr std::string_view name = "best-first";
+  static constexpr std::string_view budget_field = "max_expansions";
+  static constexpr bool needs_step_verifier = true;
+  static constexpr std::array<FieldFlag, 6> flags{{{"expand-k", "expand_k"},
+                                                   {"pops", "pops_per_iteration"},
+                                                   {"lambda", "lambda"},
+                                                   {"g-aggregation", "g_aggregation"},
+                                                   {"threshold", "stop_threshold"},
+                                                   {"node-expansions", "max_node_expansions"}}};
+  template <class P, class F>
+  static void own_fields(P& p, F&& f) {
+    f("expand_k", p.expand_k);
+    f("pops_per_iteration", p.pops_per_iteration);
+    f("max_expansions", p.max_expansions);
+    f("lambda", p.lambda);
+    f("max_node_expansions", p.max_node_expansions);
+    f("g_aggregation", p.g_aggregation);
+    f("stop_threshold", p.stop_threshold);
+  }
+  static void set_budget(BestFirstParams& p, int n) { p.max_expansions = n; }
+  template <class... A>
+  static std::vector<SearchResult> run(A&&... a) {
+    return best_first(std::forward<A>(a)...);
+  }
+};
 
 }  // namespace qstar

@@ -12,7 +12,10 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <span>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qstar/search/detail/engine.hpp"
@@ -190,5 +193,24 @@ std::vector<SearchResult> best_of_n(std::span<const Problem> problems, const T& 
   eng.finish_timing(results);
   return results;
 }
+
+template <>
+struct AlgorithmTraits<BestOfNParams> {
+  static constexpr std::string_view name = "best-of-n";
+  static constexpr std::string_view budget_field = "n";
+  static constexpr bool needs_step_verifier = false;
+  static constexpr std::array<FieldFlag, 1> flags{{{"scoring", "scoring"}}};
+  template <class P, class F>
+  static void own_fields(P& p, F&& f) {
+    f("n", p.n);
+    f("scoring", p.scoring);
+    f("curve", p.curve);
+  }
+  static void set_budget(BestOfNParams& p, int n) { p.n = n; }
+  template <class... A>
+  static std::vector<SearchResult> run(A&&... a) {
+    return best_of_n(std::forward<A>(a)...);
+  }
+};
 
 }  // namespace qstar

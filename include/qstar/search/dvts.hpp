@@ -10,7 +10,11 @@
 // call. Cost per iteration: M steps and M scores per unfinished subtree.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <span>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qstar/search/detail/engine.hpp"
@@ -113,5 +117,27 @@ std::vector<SearchResult> dvts(std::span<const Problem> problems, const T& task,
   eng.finish_timing(results);
   return results;
 }
+
+template <>
+struct AlgorithmTraits<DvtsParams> {
+  static constexpr std::string_view name = "dvts";
+  static constexpr std::string_view budget_field = "n";
+  static constexpr bool needs_step_verifier = true;
+  static constexpr std::array<FieldFlag, 1> flags{{{"width", "width"}}};
+  template <class P, class F>
+  static void own_fields(P& p, F&& f) {
+    f("n", p.n);
+    f("width", p.width);
+  }
+  /// A budget below the width shrinks the width.
+  static void set_budget(DvtsParams& p, int n) {
+    p.n = n;
+    p.width = std::min(p.width, n);
+  }
+  template <class... A>
+  static std::vector<SearchResult> run(A&&... a) {
+    return dvts(std::forward<A>(a)...);
+  }
+};
 
 }  // namespace qstar

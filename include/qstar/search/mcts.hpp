@@ -18,7 +18,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <array>
 #include <span>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 
@@ -443,5 +446,60 @@ std::vector<SearchResult> mcts_search(std::span<const Problem> problems, const T
   eng.finish_timing(results);
   return results;
 }
+
+template <>
+struct AlgorithmTraits<MctsParams> {
+  static constexpr std::string_view name = "mcts";
+  static constexpr std::string_view budget_field = "num_simulations";
+  static constexpr bool needs_step_verifier = true;
+  static constexpr std::array<FieldFlag, 19> flags{{{"leaves", "leaves_per_iteration"},
+                                                    {"expand-k", "expand_k"},
+                                                    {"selection", "selection"},
+                                                    {"c-puct", "c_puct_init"},
+                                                    {"c-puct-base", "c_puct_base"},
+                                                    {"c-uct", "c_uct"},
+                                                    {"widening", "progressive_widening"},
+                                                    {"pw-c", "pw_c"},
+                                                    {"pw-alpha", "pw_alpha"},
+                                                    {"virtual-loss", "virtual_loss"},
+                                                    {"eval", "eval"},
+                                                    {"rollout-mix", "rollout_mix"},
+                                                    {"sampled-rollouts", "rollout_greedy", true},
+                                                    {"backup", "backup"},
+                                                    {"dirichlet-eps", "dirichlet_epsilon"},
+                                                    {"dirichlet-alpha", "dirichlet_alpha"},
+                                                    {"normalize-q", "normalize_q"},
+                                                    {"final", "final_choice"},
+                                                    {"vote-by-score", "vote_by_visits", true}}};
+  template <class P, class F>
+  static void own_fields(P& p, F&& f) {
+    f("num_simulations", p.num_simulations);
+    f("leaves_per_iteration", p.leaves_per_iteration);
+    f("expand_k", p.expand_k);
+    f("selection", p.selection);
+    f("c_puct_init", p.c_puct_init);
+    f("c_puct_base", p.c_puct_base);
+    f("c_uct", p.c_uct);
+    f("progressive_widening", p.progressive_widening);
+    f("pw_c", p.pw_c);
+    f("pw_alpha", p.pw_alpha);
+    f("virtual_loss", p.virtual_loss);
+    f("virtual_loss_value", p.virtual_loss_value);
+    f("eval", p.eval);
+    f("rollout_mix", p.rollout_mix);
+    f("rollout_greedy", p.rollout_greedy);
+    f("backup", p.backup);
+    f("dirichlet_epsilon", p.dirichlet_epsilon);
+    f("dirichlet_alpha", p.dirichlet_alpha);
+    f("normalize_q", p.normalize_q);
+    f("final_choice", p.final_choice);
+    f("vote_by_visits", p.vote_by_visits);
+  }
+  static void set_budget(MctsParams& p, int n) { p.num_simulations = n; }
+  template <class... A>
+  static std::vector<SearchResult> run(A&&... a) {
+    return mcts_search(std::forward<A>(a)...);
+  }
+};
 
 }  // namespace qstar

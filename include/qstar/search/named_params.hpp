@@ -206,53 +206,10 @@ void for_each_common_field(P& p, F&& f) {
 }
 
 /// Calls f(name, field) for every named field of an algorithm's params: its own fields
-/// first, then the common ones.
+/// first (AlgorithmTraits<P>::own_fields), then the common ones.
 template <class P, class F>
 void for_each_field(P& p, F&& f) {
-  using B = std::remove_const_t<P>;
-  if constexpr (std::is_same_v<B, BestOfNParams>) {
-    f("n", p.n);
-    f("scoring", p.scoring);
-    f("curve", p.curve);
-  } else if constexpr (std::is_same_v<B, BeamParams>) {
-    f("num_beams", p.num_beams);
-    f("width", p.width);
-    f("lookahead", p.lookahead);
-    f("dedup", p.dedup);
-  } else if constexpr (std::is_same_v<B, DvtsParams>) {
-    f("n", p.n);
-    f("width", p.width);
-  } else if constexpr (std::is_same_v<B, BestFirstParams>) {
-    f("expand_k", p.expand_k);
-    f("pops_per_iteration", p.pops_per_iteration);
-    f("max_expansions", p.max_expansions);
-    f("lambda", p.lambda);
-    f("max_node_expansions", p.max_node_expansions);
-    f("g_aggregation", p.g_aggregation);
-    f("stop_threshold", p.stop_threshold);
-  } else if constexpr (std::is_same_v<B, MctsParams>) {
-    f("num_simulations", p.num_simulations);
-    f("leaves_per_iteration", p.leaves_per_iteration);
-    f("expand_k", p.expand_k);
-    f("selection", p.selection);
-    f("c_puct_init", p.c_puct_init);
-    f("c_puct_base", p.c_puct_base);
-    f("c_uct", p.c_uct);
-    f("progressive_widening", p.progressive_widening);
-    f("pw_c", p.pw_c);
-    f("pw_alpha", p.pw_alpha);
-    f("virtual_loss", p.virtual_loss);
-    f("virtual_loss_value", p.virtual_loss_value);
-    f("eval", p.eval);
-    f("rollout_mix", p.rollout_mix);
-    f("rollout_greedy", p.rollout_greedy);
-    f("backup", p.backup);
-    f("dirichlet_epsilon", p.dirichlet_epsilon);
-    f("dirichlet_alpha", p.dirichlet_alpha);
-    f("normalize_q", p.normalize_q);
-    f("final_choice", p.final_choice);
-    f("vote_by_visits", p.vote_by_visits);
-  }
+  AlgorithmTraits<std::remove_const_t<P>>::own_fields(p, f);
   for_each_common_field(p, f);
 }
 
@@ -286,7 +243,7 @@ inline void set_param(SearchParams& p, std::string_view name, const ParamValue& 
   }
 }
 
-/// The params of `algo` ("best-of-n"/"bon", "beam", "dvts", "best-first", "mcts") with
+/// The params of `algo` (a name or alias of search/registry.hpp) with
 /// `values` assigned in order, validated (the struct's validate()).
 inline SearchParams make_params(std::string_view algo,
                                 const std::vector<std::pair<std::string, ParamValue>>& values) {

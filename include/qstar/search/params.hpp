@@ -1,10 +1,16 @@
 // Parameters shared by every search. Each algorithm's params struct derives from
 // CommonParams and adds its own fields; every field has a default and a comment, and
 // validate() throws qstar::InvalidArgument naming the field.
+//
+// Each algorithm's header also specialises AlgorithmTraits for its params struct: its name,
+// its budget knob, whether it needs step scores, its own named fields and its command-line
+// spellings, and how it runs. search/registry.hpp lists the algorithms; adding one is its
+// header plus one entry there.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "qstar/core/aggregate.hpp"
 #include "qstar/core/budget.hpp"
@@ -41,5 +47,24 @@ struct CommonParams {
     budget.validate();
   }
 };
+
+/// The command-line spelling of one of an algorithm's own fields: `--flag VALUE` sets `field`
+/// (a bool field: `--flag` alone sets it, or clears it when `invert`).
+struct FieldFlag {
+  std::string_view flag;   ///< without the leading "--", e.g. "expand-k"
+  std::string_view field;  ///< the field's name in AlgorithmTraits::own_fields, e.g. "expand_k"
+  bool invert = false;     ///< a bool field cleared by the switch (e.g. --sampled-rollouts)
+};
+
+/// Specialised by each algorithm header for its params struct P:
+///   static constexpr std::string_view name;          the name the CLI and bindings use
+///   static constexpr std::string_view budget_field;  the field the budget knob N sets
+///   static constexpr bool needs_step_verifier;       false: runs with an ORM or no verifier
+///   static constexpr std::array<FieldFlag, K> flags; command-line spellings of own fields
+///   own_fields(p, f)        calls f(name, field) for every own (non-common) field
+///   set_budget(p, n)        sets the budget knob to n (and anything that must follow it)
+///   run(problems, task, gen, ver, p, seed)  the search
+template <class P>
+struct AlgorithmTraits;
 
 }  // namespace qstar
