@@ -22,6 +22,7 @@
 #include "qstar/core/rng.hpp"
 #include "qstar/search/beam.hpp"
 #include "qstar/tasks/game24.hpp"
+#include "qstar/tasks/game24/vocab.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
 #include "qstar/hf/tokenizer.hpp"
@@ -510,8 +511,8 @@ TrainReport train_generator(const std::string& init_dir, const hf::ModelSpec& sp
                                       tokenizer_kind));
   ThreadScope ts(threads);
   const std::string tokenizer = !init_dir.empty()          ? read_text(init_dir + "/tokenizer.json")
-                                : tokenizer_kind == "word" ? hf::game24_word_tokenizer_json()
-                                                           : hf::char_tokenizer_json(hf::game24_chars());
+                                : tokenizer_kind == "word" ? game24::game24_word_tokenizer_json()
+                                                           : hf::char_tokenizer_json(game24::game24_chars());
   const Encoder enc(tokenizer);
   TrainNet net = [&] {
     if (!init_dir.empty()) return TrainNet::load(init_dir);

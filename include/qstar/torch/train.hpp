@@ -1,6 +1,6 @@
 // Training the Game of 24 models with LibTorch: the generator (LlamaForCausalLM), the PRM
 // and the ORM (LlamaForTokenClassification, one label, sigmoid), all sharing one word-level
-// tokenizer (hf::game24_word_tokenizer_json; "char" is the character-level alternative).
+// tokenizer (game24::game24_word_tokenizer_json; "char" is the character-level alternative).
 // No LibTorch in this header (src/torch/train*.cpp).
 //
 // Stages (run_stage / run_all; `qstar train STAGE --out DIR`):
@@ -85,7 +85,7 @@ struct PipelineParams {
   /// The synthetic traces' mix of correct and imperfect solutions.
   game24::data::TraceParams traces;
   /// The tokenizer of a new generator: "word" (numbers, words and symbols are tokens:
-  /// hf::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
+  /// game24::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
   /// inherit it from the generator.
   std::string tokenizer = "word";
   /// Continue SFT from this generator folder instead of a fresh seeded initialisation
@@ -149,8 +149,8 @@ struct ScoredExample {
 
 /// Fine-tunes (or, with init_dir empty, creates from `spec` and `seed`) a causal LM on
 /// `examples` and writes it to out_dir (config.json, model.safetensors, tokenizer.json: a
-/// fine-tuned model keeps init_dir's; a new one gets hf::game24_word_tokenizer_json() for
-/// `tokenizer` "word" or the character tokenizer of hf::game24_chars() for "char"). The
+/// fine-tuned model keeps init_dir's; a new one gets game24::game24_word_tokenizer_json() for
+/// `tokenizer` "word" or the character tokenizer of game24::game24_chars() for "char"). The
 /// loss is the next-token cross-entropy on the steps' tokens and their "\n" delimiters.
 /// `progress` receives (step, loss).
 TrainReport train_generator(const std::string& init_dir, const hf::ModelSpec& spec,
