@@ -539,6 +539,7 @@ Plugins make_plugins(const Args& a, std::ostream* note) {
     if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
     if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
     if (auto v = a.get("delimiter")) hp.step_delimiter = unescape(*v);
+    hp.answer_marker = "Answer:";  // the Game of 24's answer steps (no longer the client default)
     validate_usage(hp, "generator parameters");
     p.gen.emplace(http::HttpGenerator(hp));
     p.gen_label = g;
