@@ -7,11 +7,22 @@ if(PkgConfig_FOUND)
   pkg_check_modules(QSTAR_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
 endif()
 
+# The tokenizer, one file per stage (src/hf/tokenizer/internal.hpp says which holds what);
+# tests/fuzz/CMakeLists.txt lists the same files for fuzz_tokenizer.
+set(QSTAR_HF_TOKENIZER_SOURCES
+  src/hf/tokenizer/added_tokens.cpp
+  src/hf/tokenizer/decoders.cpp
+  src/hf/tokenizer/models.cpp
+  src/hf/tokenizer/normalizers.cpp
+  src/hf/tokenizer/post_processors.cpp
+  src/hf/tokenizer/pre_tokenizers.cpp
+  src/hf/tokenizer/support.cpp
+  src/hf/tokenizer/tokenizer.cpp)
 set(QSTAR_HF_SOURCES
   src/hf/config.cpp
   src/hf/model_io.cpp
   src/hf/safetensors.cpp
-  src/hf/tokenizer.cpp)
+  ${QSTAR_HF_TOKENIZER_SOURCES})
 list(TRANSFORM QSTAR_HF_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 
 if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)

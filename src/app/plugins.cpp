@@ -182,6 +182,7 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
 #ifdef QSTAR_HAS_HTTP
     http::HttpGeneratorParams hp;
     hp.client = http_client_params(a, g.substr(5), "generator");
+    hp.answer_marker = answer_marker_of(a, task);
     if (auto v = a.get("temperature")) hp.temperature = parse_double("temperature", *v);
     if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
     if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);

@@ -13,6 +13,7 @@
 #include "qstar/search/beam.hpp"
 #include "qstar/tasks/game24.hpp"
 #include "qstar/tasks/game24_data.hpp"
+#include "qstar/tasks/game24/vocab.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/hf/model_io.hpp"
@@ -34,7 +35,7 @@ using namespace qstar;
 
 hf::ModelSpec tiny_spec(double init = 0.02) {
   hf::ModelSpec s;
-  s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(hf::char_tokenizer_json(hf::game24_chars())).vocab_size());
+  s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(hf::char_tokenizer_json(game24::game24_chars())).vocab_size());
   s.hidden_size = 32;
   s.intermediate_size = 64;
   s.num_hidden_layers = 2;
@@ -52,7 +53,7 @@ TEST_CASE("model_io: written folders load in the backend; bad specs are named") 
   tiny::TempDir dir;
   const auto spec = tiny_spec(0.5);
   const auto w = hf::init_weights(spec, 3);
-  hf::write_model_folder(dir.str(), spec, w, hf::char_tokenizer_json(hf::game24_chars()));
+  hf::write_model_folder(dir.str(), spec, w, hf::char_tokenizer_json(game24::game24_chars()));
   const auto model = lm::LanguageModel::load(dir.str());
   CHECK(model.config().architecture == "LlamaForCausalLM");
   CHECK(model.config().num_key_value_heads == 2);
@@ -79,7 +80,7 @@ TEST_CASE("train: the training forward equals the inference decoder") {
   tiny::TempDir dir, cls;
   const auto spec = tiny_spec(0.5);  // large weights: a meaningful comparison
   hf::write_model_folder(dir.str(), spec, hf::init_weights(spec, 11),
-                         hf::char_tokenizer_json(hf::game24_chars()));
+                         hf::char_tokenizer_json(game24::game24_chars()));
   const auto net = train::detail::TrainableDecoder::load(dir.str());
   const auto model = lm::LanguageModel::load(dir.str());
   const std::vector<std::int64_t> prefix{5, 9, 14, 3, 22, 7, 40};
@@ -108,7 +109,7 @@ TEST_CASE("train: the training forward equals the inference decoder") {
         1e-5 * std::max(1.0, std::abs(static_cast<double>(ref0[2][5]))));
   // The token-classification head against LanguageModel::token_scores.
   const auto c = net.as_token_classifier(1, 5);
-  c.save(cls.str(), hf::char_tokenizer_json(hf::game24_chars()));
+  c.save(cls.str(), hf::char_tokenizer_json(game24::game24_chars()));
   const auto cm = lm::LanguageModel::load(cls.str());
   CHECK(cm.config().architecture == "LlamaForTokenClassification");
   CHECK(cm.config().num_labels == 1);
@@ -131,8 +132,8 @@ TEST_CASE("train: the training loss is the inference model's loss on the search-
   for (const std::string kind : {"word", "char"}) {
     CAPTURE(kind);
     tiny::TempDir dir;
-    const std::string tj = kind == "word" ? hf::game24_word_tokenizer_json()
-                                                      : hf::char_tokenizer_json(hf::game24_chars());
+    const std::string tj = kind == "word" ? game24::game24_word_tokenizer_json()
+                                                      : hf::char_tokenizer_json(game24::game24_chars());
     const auto tok = hf::Tokenizer::from_json(tj);
     hf::ModelSpec spec = tiny_spec(0.5);
     spec.vocab_size = static_cast<int>(tok.vocab_size());
@@ -187,7 +188,7 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
     const auto s = tiny_spec();
     // The loss of the untrained model (the same init train_generator uses for seed 9).
     auto spec = s;
-    hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(hf::game24_chars()));
+    hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(game24::game24_chars()));
     return train::generator_loss(init.str(), ex);
   }();
   const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {},
@@ -259,7 +260,7 @@ TEST_CASE("run_recipe: stages, all, and unknown stages") {
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
-  const auto tok = hf::Tokenizer::from_json(hf::game24_word_tokenizer_json());
+  const auto tok = hf::Tokenizer::from_json(game24::game24_word_tokenizer_json());
   const std::string step = "4 + 6 = 10 (left: 5 10 10)\n";
   const auto ids = tok.encode(step);
   CHECK(ids.size() == 13);  // 4, " +", " 6", " =", " 10", " (", "left", ":", " 5", " 10", " 10", ")", "\n"
@@ -287,9 +288,9 @@ TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and
   const auto unk = tok.encode("hello 4");
   CHECK(unk.size() == 2);
   CHECK(unk[0] == 0);
-  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
+  CHECK_THROWS_AS(hf::word_tokenizer_json(game24::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
                   InvalidArgument);
-  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), {}, 1000), InvalidArgument);
+  CHECK_THROWS_AS(hf::word_tokenizer_json(game24::game24_chars(), {}, 1000), InvalidArgument);
 }
 
 // The shipped models (models/, `bash scripts/train.sh`) load through every backend, and a

@@ -19,6 +19,7 @@
 #include "qstar/error.hpp"
 #include "qstar/search/beam.hpp"
 #include "qstar/tasks/game24.hpp"
+#include "qstar/tasks/game24/vocab.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
 
@@ -75,8 +76,8 @@ void PipelineParams::validate() const {
 }
 
 std::string train_tokenizer_json(std::string_view kind) {
-  if (kind == "word") return hf::game24_word_tokenizer_json();
-  if (kind == "char") return hf::char_tokenizer_json(hf::game24_chars());
+  if (kind == "word") return game24_word_tokenizer_json();
+  if (kind == "char") return hf::char_tokenizer_json(game24_chars());
   throw InvalidArgument(fmt::format("tokenizer: must be word or char, got '{}'", kind));
 }
 

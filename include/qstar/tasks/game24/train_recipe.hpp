@@ -1,6 +1,6 @@
 // Training the Game of 24 models: the Game of 24 recipe of qstar::train (the generator, a
 // LlamaForCausalLM, the PRM and the ORM, LlamaForTokenClassification with one label,
-// sigmoid), all sharing one word-level tokenizer (hf::game24_word_tokenizer_json; "char"
+// sigmoid), all sharing one word-level tokenizer (game24::game24_word_tokenizer_json; "char"
 // is the character-level alternative). Built into the target qstar_game24_train (on
 // qstar::train); `qstar train` runs it. No LibTorch in this header.
 //
@@ -67,7 +67,7 @@ struct PipelineParams {
   /// The synthetic traces' mix of correct and imperfect solutions.
   game24::data::TraceParams traces;
   /// The tokenizer of a new generator: "word" (numbers, words and symbols are tokens:
-  /// hf::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
+  /// game24::game24_word_tokenizer_json) or "char" (one token per character). The PRM and ORM
   /// inherit it from the generator.
   std::string tokenizer = "word";
   /// Continue SFT from this generator folder instead of a fresh seeded initialisation
@@ -107,8 +107,8 @@ struct PipelineParams {
   void validate() const;
 };
 
-/// The tokenizer.json of a new generator: "word" (hf::game24_word_tokenizer_json) or
-/// "char" (one token per character of hf::game24_chars). InvalidArgument naming
+/// The tokenizer.json of a new generator: "word" (game24::game24_word_tokenizer_json) or
+/// "char" (one token per character of game24::game24_chars). InvalidArgument naming
 /// `tokenizer` otherwise.
 std::string train_tokenizer_json(std::string_view kind);
 
