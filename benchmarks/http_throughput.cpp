@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
       hg.client.base_urls = urls;
       hg.client.api_key_env.clear();
       hg.max_step_tokens = o.step_tokens;
+      hg.answer_marker = gp.answer_marker;  // as the in-process generator
       http::HttpVerifierParams hv;
       hv.client = hg.client;
       hv.step_tag = " ки";

@@ -9,7 +9,7 @@
 //      in the search trees (prompts + every node's step tokens); goal <= 1.1. And the wall
 //      time of the uncached search over the cached one; goal >= 3.
 //   2. Batching efficiency: end-to-end generated tokens/s of the cached search against a
-//      bare batched LlamaModel::forward replaying the same forwards (same batch sizes,
+//      bare batched Decoder::forward replaying the same forwards (same batch sizes,
 //      same past lengths, same new-token counts; one contiguous past segment per sequence,
 //      no sampling, no cache, no search) over the same number of tokens; goal >= 80%.
 //
@@ -54,7 +54,7 @@
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/hf/safetensors.hpp"
 #include "support/tiny_model.hpp"  // tests/support: the random-weight model writer the tests use
-#include "torch/llama.hpp"
+#include "torch/decoder.hpp"
 
 namespace fs = std::filesystem;
 using namespace qstar;
@@ -210,14 +210,14 @@ Run run_search(const std::string& dir, const Options& o, bool cache,
   return r;
 }
 
-// Replays the recorded forwards with bare LlamaModel::forward calls: the same batch sizes,
+// Replays the recorded forwards with bare Decoder::forward calls: the same batch sizes,
 // past lengths and new-token counts, each past one contiguous segment (views of one random
 // KV buffer), random token ids, logits of the last token, as the generator asks for.
 struct Replay {
   double prefill = 0.0, decode = 0.0;
   double total() const { return prefill + decode; }
 };
-Replay replay(const LlamaModel& m, const std::vector<ForwardRecord>& log) {
+Replay replay(const Decoder& m, const std::vector<ForwardRecord>& log) {
   c10::InferenceMode guard;
   std::int64_t max_past = 1;
   for (const auto& r : log)
@@ -319,7 +319,7 @@ int main(int argc, char** argv) {
   lp.device = o.device;
   lp.dtype = o.dtype;
   LMGenerator holder = LMGenerator::load(dir.string(), lp);
-  const LlamaModel& m = *holder.model().impl();
+  const Decoder& m = *holder.model().impl();
   Run cached, uncached;
   Replay bare;
   for (int i = 0; i < o.repeat; ++i) {

@@ -7,11 +7,22 @@ if(PkgConfig_FOUND)
   pkg_check_modules(QSTAR_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
 endif()
 
+# The tokenizer, one file per stage (src/hf/tokenizer/internal.hpp says which holds what);
+# tests/fuzz/CMakeLists.txt lists the same files for fuzz_tokenizer.
+set(QSTAR_HF_TOKENIZER_SOURCES
+  src/hf/tokenizer/added_tokens.cpp
+  src/hf/tokenizer/decoders.cpp
+  src/hf/tokenizer/models.cpp
+  src/hf/tokenizer/normalizers.cpp
+  src/hf/tokenizer/post_processors.cpp
+  src/hf/tokenizer/pre_tokenizers.cpp
+  src/hf/tokenizer/support.cpp
+  src/hf/tokenizer/tokenizer.cpp)
 set(QSTAR_HF_SOURCES
   src/hf/config.cpp
   src/hf/model_io.cpp
   src/hf/safetensors.cpp
-  src/hf/tokenizer.cpp)
+  ${QSTAR_HF_TOKENIZER_SOURCES})
 list(TRANSFORM QSTAR_HF_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 
 if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
@@ -24,6 +35,8 @@ if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
   target_include_directories(qstar_hf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_hf PRIVATE ${QSTAR_WARNINGS})
   message(STATUS "qstar: building qstar::hf (PCRE2 ${QSTAR_PCRE2_VERSION}, utf8proc ${QSTAR_UTF8PROC_VERSION})")
+elseif(QSTAR_WITH_HF STREQUAL "ON")
+  message(FATAL_ERROR "qstar: QSTAR_WITH_HF=ON but PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) is missing")
 else()
   set(QSTAR_HAS_HF OFF)
   message(STATUS "qstar: PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) not found; qstar::hf, "

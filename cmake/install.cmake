@@ -16,8 +16,11 @@ mark_as_advanced(QSTAR_INSTALL_CMAKEDIR)
 set(_qstar_components qstar)
 
 # ---- qstar::qstar ------------------------------------------------------------------------
+# qstar::train (the trainer, cmake/torch.cmake) and the Game of 24 recipe are not installed
+# (the `qstar train` program is): their headers stay out of the package.
 install(DIRECTORY include/qstar DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-        PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE)
+        PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE
+        PATTERN "trainer.hpp" EXCLUDE PATTERN "recipe.hpp" EXCLUDE PATTERN "train_recipe.hpp" EXCLUDE)
 install(TARGETS qstar EXPORT qstarTargets)
 install(EXPORT qstarTargets NAMESPACE qstar:: FILE qstarTargets.cmake
         DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
@@ -44,7 +47,10 @@ endif()
 # ---- qstar::http ------------------------------------------------------------------------
 if(QSTAR_HAS_HTTP AND TARGET qstar_http)
   list(APPEND _qstar_components http)
-  install(DIRECTORY include/qstar/http DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar)
+  # server.hpp is the header of qstar_http_server (`qstar serve`'s server), which is not
+  # installed: only headers of installed libraries are.
+  install(DIRECTORY include/qstar/http DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/qstar
+          PATTERN "server.hpp" EXCLUDE)
   install(TARGETS qstar_http EXPORT qstarHttpTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
   install(EXPORT qstarHttpTargets NAMESPACE qstar:: FILE qstarHttpTargets.cmake

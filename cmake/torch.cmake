@@ -1,5 +1,8 @@
 # Finds LibTorch (Debian's libtorch-dev, or a pip wheel's CMake prefix) and builds
-# qstar::torch from src/torch (on qstar::hf, cmake/hf.cmake). Public headers (include/qstar/torch) never include torch.
+# qstar::torch from src/torch (on qstar::hf, cmake/hf.cmake), and, with QSTAR_BUILD_TRAIN,
+# the trainer qstar::train (src/train) and the Game of 24 recipe qstar_game24_train
+# (src/tasks/game24/train_*.cpp). Public headers (include/qstar/torch, include/qstar/train)
+# never include torch.
 if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
   find_package(Python3 COMPONENTS Interpreter QUIET)
   if(Python3_EXECUTABLE)
@@ -40,12 +43,14 @@ else()
 endif()
 set(_qstar_torch_sources
   src/torch/kv_cache.cpp
-  src/torch/llama.cpp
+  src/torch/decoder.cpp
+  src/torch/models/llama.cpp
+  src/torch/models/qwen2.cpp
   src/torch/lm_generator.cpp
   src/torch/model.cpp
+  src/torch/prefill.cpp
   src/torch/prm.cpp
-  src/torch/train.cpp
-  src/torch/train_cards.cpp)
+  src/torch/sampler.cpp)
 list(TRANSFORM _qstar_torch_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 if(Torch_FOUND AND QSTAR_HAS_HF)
   set(QSTAR_HAS_TORCH ON)
@@ -74,6 +79,33 @@ if(Torch_FOUND AND QSTAR_HAS_HF)
   # torch/torch.h costs ~22 s per translation unit: precompile the narrow headers once.
   target_precompile_headers(qstar_torch PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/torch/pch.hpp)
   message(STATUS "qstar: building qstar::torch with LibTorch ${Torch_VERSION}")
+
+  # ---- qstar::train: the generic trainer (optional) ----
+  option(QSTAR_BUILD_TRAIN "Build qstar::train (the LibTorch trainer) and the task recipes" ON)
+  set(QSTAR_HAS_TRAIN OFF)
+  if(QSTAR_BUILD_TRAIN)
+    set(QSTAR_HAS_TRAIN ON)
+    set(_qstar_train_sources src/train/recipe.cpp src/train/trainable_decoder.cpp
+        src/train/trainer.cpp)
+    list(TRANSFORM _qstar_train_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
+    add_library(qstar_train STATIC ${_qstar_train_sources})
+    add_library(qstar::train ALIAS qstar_train)
+    set_target_properties(qstar_train PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME train)
+    target_link_libraries(qstar_train PUBLIC qstar::torch
+                          PRIVATE "$<BUILD_INTERFACE:${TORCH_LIBRARIES}>"
+                          INTERFACE "$<INSTALL_INTERFACE:torch;torch_library;c10>")
+    target_include_directories(qstar_train PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    target_compile_options(qstar_train PRIVATE ${QSTAR_WARNINGS})
+    target_precompile_headers(qstar_train PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/torch/pch.hpp)
+    # The Game of 24 recipe lives with the task: no LibTorch, only the public headers.
+    add_library(qstar_game24_train STATIC
+      ${CMAKE_CURRENT_SOURCE_DIR}/src/tasks/game24/train_cards.cpp
+      ${CMAKE_CURRENT_SOURCE_DIR}/src/tasks/game24/train_recipe.cpp)
+    set_target_properties(qstar_game24_train PROPERTIES POSITION_INDEPENDENT_CODE ON)
+    target_link_libraries(qstar_game24_train PUBLIC qstar::train)
+    target_compile_options(qstar_game24_train PRIVATE ${QSTAR_WARNINGS})
+    message(STATUS "qstar: building qstar::train and the Game of 24 recipe")
+  endif()
 elseif(QSTAR_WITH_TORCH STREQUAL "ON")
   message(FATAL_ERROR "qstar: QSTAR_WITH_TORCH=ON but LibTorch, PCRE2 or utf8proc is missing")
 else()

@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
     lm::LMGeneratorParams gp;  // one step per line, sampled at temperature 0.7
     gp.device = device;
     gp.temperature = 0.7;
+    gp.answer_marker = game24::Game24Task::answer_marker();
     auto gen = lm::LMGenerator::load(positional[0], gp);
     lm::PrmParams pp;
     pp.device = device;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds qstar in ./build (Release, ccache, Ninja when available).
 # Usage: scripts/build.sh [extra cmake -D options]
+# QSTAR_TARGETS="qstar_exe ..." builds only those targets (default: everything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${QSTAR_BUILD_DIR:-build}
@@ -13,4 +14,6 @@ elif [ $# -gt 0 ]; then
   cmake "$BUILD_DIR" "$@"
 fi
 JOBS=${QSTAR_JOBS:-$(nproc)}
-cmake --build "$BUILD_DIR" -j "$JOBS"
+TARGETS=()
+for t in ${QSTAR_TARGETS:-}; do TARGETS+=(--target "$t"); done
+cmake --build "$BUILD_DIR" -j "$JOBS" "${TARGETS[@]}"

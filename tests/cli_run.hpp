@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/cli.hpp"
+#include "app/cli.hpp"
 
 namespace cli_test {
 

@@ -1,5 +1,5 @@
-// `qstar train STAGE ...`: the training pipeline of the shipped Game of 24 models
-// (include/qstar/torch/train.hpp). Built only with LibTorch. Bad input throws
+// `qstar train STAGE ...`: the training pipeline of the shipped Game of 24 models (the
+// Game of 24 recipe of qstar::train, include/qstar/tasks/game24/train_recipe.hpp). Built only with LibTorch. Bad input throws
 // qstar::InvalidArgument, which cli.cpp reports in one line with exit code 2.
 #ifdef QSTAR_HAS_TORCH
 
@@ -12,7 +12,7 @@
 #include <fmt/format.h>
 
 #include "qstar/error.hpp"
-#include "qstar/torch/train.hpp"
+#include "qstar/tasks/game24/train_recipe.hpp"
 
 namespace qstar::cli {
 
@@ -94,7 +94,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     }
     if (!flags.emplace(name, value).second) throw InvalidArgument(fmt::format("--{}: given twice", name));
   }
-  train::PipelineParams p;
+  game24::PipelineParams p;
 #ifdef QSTAR_DEFAULT_DATA
   p.data_csv = QSTAR_DEFAULT_DATA;
 #endif
@@ -148,7 +148,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   } catch (const InvalidArgument& e) {
     throw InvalidArgument(fmt::format("train: {}", e.what()));
   }
-  train::run_stage(stage, p, err);
+  game24::run_train_stage(stage, p, err);
   return 0;
 }
 

@@ -215,7 +215,7 @@ std::string char_tokenizer_json(std::string_view chars) {
   return wordlevel_json(std::move(vocab), "[\\s\\S]");
 }
 
-std::string_view game24_word_pattern() {
+std::string_view word_tokenizer_pattern() {
   return " ?[0-9]{1,3}| ?[A-Za-z]+| ?[^\\s0-9A-Za-z]|[\\s\\S]";
 }
 
@@ -253,22 +253,7 @@ std::string word_tokenizer_json(std::string_view chars, std::span<const std::str
     add(w);
     add(" " + w);
   }
-  return wordlevel_json(std::move(vocab), game24_word_pattern());
-}
-
-std::string game24_word_tokenizer_json() {
-  // The words of Game24Task::format's instruction and of the step texts.
-  const std::vector<std::string> words{
-      "Use", "numbers", "and", "basic", "arithmetic", "operations", "to", "obtain", "Each",
-      "step", "choose", "two", "of", "the", "remaining", "a", "new", "number", "Input",
-      "Steps", "left", "Answer"};
-  return word_tokenizer_json(game24_chars(), words, 999);
-}
-
-std::string game24_chars() {
-  std::string s = "\n";
-  for (int c = 32; c <= 126; ++c) s.push_back(static_cast<char>(c));
-  return s;
+  return wordlevel_json(std::move(vocab), word_tokenizer_pattern());
 }
 
 void write_model_folder(const std::string& dir, const ModelSpec& spec,

@@ -5,7 +5,9 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <map>
+#include <optional>
 
 #include "http/transport.hpp"
 #include "qstar/core/prompt.hpp"
@@ -38,17 +40,27 @@ void HttpGeneratorParams::validate() const {
   if (logprobs < 0 || logprobs > 20) fail(fmt::format("logprobs: must be in [0, 20], got {}", logprobs));
   if (prompt_template.find("{prompt}") == std::string::npos)
     fail("prompt_template: must contain \"{prompt}\"");
+  if (!tokenizer_path.empty() && tokenizer)
+    fail("tokenizer_path: set tokenizer_path or tokenizer, not both");
 }
 
 struct HttpGenerator::Impl {
   HttpGeneratorParams params;
   std::unique_ptr<detail::Transport> transport;
   std::string name;
+  std::optional<hf::Tokenizer> tokenizer;
 };
 
 HttpGenerator::HttpGenerator(HttpGeneratorParams params) : impl_(std::make_shared<Impl>()) {
   params.validate();
   impl_->params = std::move(params);
+  if (const std::string& tp = impl_->params.tokenizer_path; !tp.empty()) {
+    std::error_code ec;
+    const bool dir = std::filesystem::is_directory(tp, ec);
+    impl_->tokenizer = hf::Tokenizer::from_file(dir ? (std::filesystem::path(tp) / "tokenizer.json").string() : tp);
+  } else {
+    impl_->tokenizer = impl_->params.tokenizer;
+  }
   std::vector<std::string> urls;
   for (const auto& u : impl_->params.client.base_urls) urls.push_back(detail::normalize_base_url(u));
   impl_->name = url_label(urls, "http");
@@ -61,6 +73,9 @@ std::string HttpGenerator::name() const { return impl_->name; }
 std::size_t HttpGenerator::max_batch_size() const { return impl_->params.max_batch; }
 const HttpGeneratorParams& HttpGenerator::params() const { return impl_->params; }
 HttpStats HttpGenerator::stats() const { return impl_->transport->stats(); }
+const hf::Tokenizer* HttpGenerator::tokenizer() const {
+  return impl_->tokenizer ? &*impl_->tokenizer : nullptr;
+}
 
 std::string HttpGenerator::prompt_text(const ExpandRequest& r) const {
   const auto& p = impl_->params;
@@ -173,9 +188,12 @@ std::vector<std::vector<Step>> HttpGenerator::expand(std::span<const ExpandReque
       } else {
         bad(fmt::format("choice {}: finish_reason '{}' is not one of stop, length", idx, finish));
       }
+      const bool at_delimiter = s.finish == FinishReason::StepEnd;
       if (!p.answer_marker.empty() && (s.finish == FinishReason::StepEnd || s.finish == FinishReason::Eos) &&
           s.text.find(p.answer_marker) != std::string::npos)
         s.finish = FinishReason::FinalAnswer;
+      if (impl_->tokenizer)
+        s.tokens = impl_->tokenizer->encode(at_delimiter ? s.text + p.step_delimiter : s.text);
       steps[idx] = std::move(s);
     }
     if (ns[i] != batch[i].num_candidates) steps.resize(static_cast<std::size_t>(batch[i].num_candidates), steps[0]);

@@ -4,9 +4,9 @@
 // A radix tree keyed by token-id sequences, in the manner of SGLang's RadixAttention (and
 // llama.cpp's forkable KV sequences, seq_cp/seq_rm): every edge holds the token ids of a run
 // of consecutive tokens and a SEGMENT, the KV of exactly those tokens for every layer
-// (KVSegment, defined with the model in torch/llama.hpp: k[l], v[l] are
+// (KVSegment, defined with the decoder interface in torch/decoder.hpp: k[l], v[l] are
 // [n_kv_heads, seg_len, head_dim]). The KV of a sequence is the ordered list of segments on
-// the path from the root, which is what LlamaModel::forward takes as a sequence's `past`;
+// the path from the root, which is what Decoder::forward takes as a sequence's `past`;
 // the forward's new tokens' KV comes back as one new segment, which insert() stores. Siblings
 // share their parent's segments: a prefix is computed once and reused by every continuation.
 //
@@ -55,7 +55,7 @@
 
 #include <ATen/ATen.h>
 
-#include "torch/llama.hpp"  // KVSegment
+#include "torch/decoder.hpp"  // KVSegment
 
 namespace qstar::lm {
 

@@ -26,7 +26,9 @@
 #include "qstar/core/prompt.hpp"
 #include "qstar/error.hpp"
 #include "torch/kv_cache.hpp"
-#include "torch/llama.hpp"
+#include "torch/prefill.hpp"
+#include "torch/sampler.hpp"
+#include "torch/decoder.hpp"
 
 namespace qstar::lm {
 
@@ -40,8 +42,9 @@ double since(Clock::time_point t0) {
 
 // Padded new tokens per prefill forward at most (a single longer context goes alone).
 constexpr std::int64_t kPrefillTokens = 8192;
-// Uncached tokens that several contexts of one call must share to be computed once first.
-constexpr std::int64_t kMinShared = 16;
+// Contexts of one call share an uncached prefix of at least 16 tokens: it is computed once,
+// first (each context's last token stays its own: it gives the next-token logits).
+const PrefixSharing kSharing{16, true, PrefixSharing::Rule::EachPrefix};
 // Prompts whose encodings are remembered (cleared when full).
 constexpr std::size_t kPromptCache = 4096;
 
@@ -80,125 +83,6 @@ std::vector<std::int64_t> generation_config_eos(const std::string& dir) {
   return out;
 }
 
-struct Sampled {
-  std::int32_t id = 0;
-  double logprob = 0.0;  // log-softmax at temperature 1
-};
-
-// Scratch space of one sampling thread.
-struct Scratch {
-  std::vector<float> w;
-  std::vector<std::int32_t> idx;
-};
-
-// Samples one token from a row of float32 logits. Deterministic given the row and the rng.
-Sampled sample_row(const float* x, std::int64_t V, bool greedy, double temperature, int top_k,
-                   double top_p, Rng& rng, Scratch& s) {
-  // log-sum-exp at temperature 1 (double accumulation).
-  float mx = -std::numeric_limits<float>::infinity();
-  std::int64_t arg = 0;
-  for (std::int64_t i = 0; i < V; ++i)
-    if (x[i] > mx) {
-      mx = x[i];
-      arg = i;
-    }
-  if (!std::isfinite(mx))
-    throw Error("expand: the model produced non-finite logits (NaN or all -inf)");
-  const bool t1 = temperature == 1.0;
-  const bool sample = !(greedy || temperature <= 0.0);
-  const auto inv_t = static_cast<float>(sample ? 1.0 / temperature : 1.0);
-  double z1 = 0.0;  // sum exp(x - max) at temperature 1
-  if (sample) s.w.resize(static_cast<std::size_t>(V));
-  double total = 0.0;  // sum of the sampling weights
-  if (sample && t1) {
-    for (std::int64_t i = 0; i < V; ++i) {
-      const float e = std::exp(x[i] - mx);
-      s.w[static_cast<std::size_t>(i)] = e;
-      z1 += e;
-    }
-    total = z1;
-  } else {
-    for (std::int64_t i = 0; i < V; ++i) z1 += std::exp(x[i] - mx);
-    if (sample)
-      for (std::int64_t i = 0; i < V; ++i) {
-        const float e = std::exp((x[i] - mx) * inv_t);
-        s.w[static_cast<std::size_t>(i)] = e;
-        total += e;
-      }
-  }
-  const double lse = static_cast<double>(mx) + std::log(z1);
-  if (!std::isfinite(lse)) throw Error("expand: the model produced non-finite logits");
-  if (!sample) return {static_cast<std::int32_t>(arg), static_cast<double>(x[arg]) - lse};
-
-  // Filtering: the kept tokens, most probable first (ties: lower id first).
-  const auto by_prob = [x](std::int32_t a, std::int32_t b) {
-    return x[a] > x[b] || (x[a] == x[b] && a < b);
-  };
-  const bool use_k = top_k > 0 && top_k < V;
-  const bool use_p = top_p < 1.0;
-  std::int64_t kept = V;  // number of s.idx entries kept (when filtered)
-  if (use_k || use_p) {
-    s.idx.resize(static_cast<std::size_t>(V));
-    std::iota(s.idx.begin(), s.idx.end(), 0);
-    std::int64_t k = use_k ? top_k : std::min<std::int64_t>(V, 64);
-    double mass = 0.0;
-    for (;;) {
-      std::partial_sort(s.idx.begin(), s.idx.begin() + k, s.idx.end(), by_prob);
-      if (!use_p) {
-        kept = k;
-        break;
-      }
-      // Top-p over the top-k set (or over everything): the denominator is its mass.
-      double set_mass = total;
-      if (use_k) {
-        set_mass = 0.0;
-        for (std::int64_t i = 0; i < k; ++i) set_mass += s.w[static_cast<std::size_t>(s.idx[i])];
-      }
-      const double want = top_p * set_mass;
-      mass = 0.0;
-      std::int64_t i = 0;
-      for (; i < k; ++i) {
-        mass += s.w[static_cast<std::size_t>(s.idx[static_cast<std::size_t>(i)])];
-        if (mass >= want) break;
-      }
-      if (i < k) {
-        kept = i + 1;
-        break;
-      }
-      if (use_k || k == V) {
-        kept = k;
-        break;
-      }
-      k = std::min<std::int64_t>(V, k * 4);
-    }
-    total = 0.0;
-    for (std::int64_t i = 0; i < kept; ++i) total += s.w[static_cast<std::size_t>(s.idx[i])];
-  }
-
-  double u = rng.uniform() * total;
-  std::int64_t pick = -1;
-  if (use_k || use_p) {
-    for (std::int64_t i = 0; i < kept; ++i) {
-      const std::int32_t id = s.idx[static_cast<std::size_t>(i)];
-      const double w = s.w[static_cast<std::size_t>(id)];
-      if (w <= 0.0) continue;
-      pick = id;
-      u -= w;
-      if (u < 0.0) break;
-    }
-  } else {
-    for (std::int64_t i = 0; i < V; ++i) {
-      const double w = s.w[static_cast<std::size_t>(i)];
-      if (w <= 0.0) continue;
-      pick = i;
-      u -= w;
-      if (u < 0.0) break;
-    }
-  }
-  if (pick < 0) pick = arg;
-  return {static_cast<std::int32_t>(pick), static_cast<double>(x[pick]) - lse};
-}
-
 }  // namespace
 
 DelimiterCut find_delimiter(std::string_view text, std::string_view delimiter, std::size_t from) {
@@ -231,7 +115,7 @@ void LMGeneratorParams::validate() const {
 
 struct LMGenerator::Impl {
   LanguageModel lm;
-  std::shared_ptr<LlamaModel> model;
+  std::shared_ptr<Decoder> model;
   hf::Tokenizer tok;
   LMGeneratorParams params;
   std::string name;
@@ -344,7 +228,7 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
   ++st.expand_calls;
   st.requests += static_cast<std::int64_t>(batch.size());
 
-  const LlamaModel& M = *model;
+  const Decoder& M = *model;
   const std::int64_t V = M.config().vocab_size;
   const std::int64_t n_layers = M.num_layers(), KVH = M.num_kv_heads(), hd = M.head_dim();
   const bool use_cache = params.use_cache;
@@ -476,40 +360,23 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
     }
   };
 
-  // Shared-prefix pre-pass: a span of at least kMinShared uncached tokens that several
+  // Shared-prefix pre-pass (torch/prefill.hpp): a span of at least 16 uncached tokens that several
   // distinct contexts start with (e.g. a few-shot preamble common to every problem) is
   // computed once and cached first; rounds go from the shortest shared prefixes to longer
   // ones. The pins are held until the main prefill has matched.
   std::vector<PrefixCache::Match> pre_pins;
   if (use_cache && reps.size() > 1) {
     for (int round = 0; round < 8; ++round) {
-      std::vector<std::vector<std::int32_t>> shared;  // candidate prefixes
-      for (std::size_t i = 0; i + 1 < reps.size(); ++i) {
-        const auto& a = rs[reps[i]].ctx;
-        const auto& b = rs[reps[i + 1]].ctx;
-        const std::size_t lim = std::min(a.size(), b.size()) - 1;  // keep each last token
-        std::size_t l = 0;
-        while (l < lim && a[l] == b[l]) ++l;
-        if (static_cast<std::int64_t>(l) < kMinShared) continue;
-        const std::int64_t m = cache->match(std::span<const std::int32_t>(a.data(), l)).matched;
-        if (static_cast<std::int64_t>(l) - m >= kMinShared)
-          shared.emplace_back(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(l));
-      }
+      std::vector<const std::vector<std::int32_t>*> ctxs;
+      for (std::size_t r : reps) ctxs.push_back(&rs[r].ctx);
+      auto shared = plan_shared_prefixes(ctxs, {}, *cache, kSharing);
       if (shared.empty()) break;
-      // Keep the minimal ones (no other candidate is a proper prefix of them).
-      std::sort(shared.begin(), shared.end());
-      shared.erase(std::unique(shared.begin(), shared.end()), shared.end());
       std::vector<Job> jobs;
-      for (std::size_t i = 0; i < shared.size(); ++i) {
-        bool minimal = true;
-        for (std::size_t k = 0; k < shared.size() && minimal; ++k)
-          minimal = !(k != i && shared[k].size() < shared[i].size() &&
-                      std::equal(shared[k].begin(), shared[k].end(), shared[i].begin()));
-        if (!minimal) continue;
+      for (auto& pfx : shared) {
         Job jb;
-        jb.tokens = &shared[i];
-        jb.upto = static_cast<std::int64_t>(shared[i].size());
-        jb.hit = cache->match(shared[i]);
+        jb.tokens = &pfx;
+        jb.upto = static_cast<std::int64_t>(pfx.size());
+        jb.hit = cache->match(pfx);
         jobs.push_back(std::move(jb));
       }
       run_prefill(jobs, false);

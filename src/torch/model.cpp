@@ -1,11 +1,11 @@
-// The public LanguageModel wrapper over LlamaModel.
+// The public LanguageModel wrapper over a Decoder.
 #include "qstar/torch/model.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
 #include "qstar/error.hpp"
-#include "torch/llama.hpp"
+#include "torch/decoder.hpp"
 
 namespace qstar::lm {
 
@@ -33,10 +33,10 @@ LanguageModel LanguageModel::load(const std::string& dir, const std::string& dev
   LoadOptions opts;
   opts.device = device;
   opts.dtype = parse_dtype(dtype, "dtype");
-  return LanguageModel(LlamaModel::load(dir, opts));
+  return LanguageModel(load_decoder(dir, opts));
 }
 
-LanguageModel::LanguageModel(std::shared_ptr<LlamaModel> impl) : impl_(std::move(impl)) {
+LanguageModel::LanguageModel(std::shared_ptr<Decoder> impl) : impl_(std::move(impl)) {
   if (!impl_) throw InvalidArgument("LanguageModel: null model");
 }
 

@@ -25,7 +25,8 @@
 #include "qstar/hf/config.hpp"
 #include "qstar/hf/tokenizer.hpp"
 #include "torch/kv_cache.hpp"
-#include "torch/llama.hpp"
+#include "torch/prefill.hpp"
+#include "torch/decoder.hpp"
 
 namespace qstar::lm {
 
@@ -62,13 +63,6 @@ std::string escaped(std::string_view s) {
     else out += c;
   }
   return out;
-}
-
-std::int64_t lcp(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
-  const std::size_t n = std::min(a.size(), b.size());
-  std::size_t i = 0;
-  while (i < n && a[i] == b[i]) ++i;
-  return static_cast<std::int64_t>(i);
 }
 
 // The KV of the first `len` tokens of a match (views; sliced parts kept in `storage`).
@@ -144,7 +138,7 @@ struct PrmVerifier::Impl {
   std::optional<hf::Tokenizer> tok;
   std::int32_t tag_id = -1, good_id = -1, bad_id = -1;
   std::vector<std::int32_t> sep_tokens;
-  std::shared_ptr<LlamaModel> model;
+  std::shared_ptr<Decoder> model;
   std::unique_ptr<PrefixCache> cache;
   int num_labels = 0;
   std::optional<torch::jit::Module> module;
@@ -238,34 +232,19 @@ struct PrmVerifier::Impl {
       for (std::size_t j = 0; j < J; ++j) hits[j] = cache->match(jobs[j].tokens);
       // Uncached prefixes that several jobs share are computed once, first.
       if (depth < kMaxShareDepth && J > 1 && params.share_min_tokens >= 0) {
-        std::vector<std::size_t> order(J);
-        std::iota(order.begin(), order.end(), std::size_t{0});
-        std::sort(order.begin(), order.end(),
-                  [&](std::size_t a, std::size_t b) { return jobs[a].tokens < jobs[b].tokens; });
-        std::vector<std::int64_t> shared(J, 0);
-        for (std::size_t k = 1; k < J; ++k) {
-          const std::size_t a = order[k - 1], b = order[k];
-          const std::int64_t l = lcp(jobs[a].tokens, jobs[b].tokens);
-          shared[a] = std::max(shared[a], l);
-          shared[b] = std::max(shared[b], l);
+        std::vector<const std::vector<std::int32_t>*> seqs(J);
+        std::vector<std::int64_t> cached(J);
+        for (std::size_t j = 0; j < J; ++j) {
+          seqs[j] = &jobs[j].tokens;
+          cached[j] = hits[j].matched;
         }
-        // Prefix -> its uncached length. Saving = the shared tokens the jobs would compute
-        // each, minus those computed once.
-        std::map<std::vector<std::int32_t>, std::int64_t> prefixes;
-        std::int64_t each = 0;
-        for (std::size_t j = 0; j < J; ++j)
-          if (shared[j] > hits[j].matched) {
-            each += shared[j] - hits[j].matched;
-            prefixes.emplace(
-                std::vector<std::int32_t>(jobs[j].tokens.begin(), jobs[j].tokens.begin() + shared[j]),
-                shared[j] - hits[j].matched);
-          }
-        std::int64_t once = 0;
-        for (const auto& [pfx, n] : prefixes) once += n;
-        if (!prefixes.empty() && each - once > 0 && each - once >= params.share_min_tokens) {
+        const PrefixSharing sharing{params.share_min_tokens, false,
+                                    PrefixSharing::Rule::TotalSaving};
+        auto prefixes = plan_shared_prefixes(seqs, cached, *cache, sharing);
+        if (!prefixes.empty()) {
           std::vector<Job> pre;
           pre.reserve(prefixes.size());
-          for (const auto& kv : prefixes) pre.push_back(Job{kv.first, {}});
+          for (auto& pfx : prefixes) pre.push_back(Job{std::move(pfx), {}});
           for (auto& h : hits) h = PrefixCache::Match{};
           run(pre, false, pins, depth + 1);
           for (std::size_t j = 0; j < J; ++j) hits[j] = cache->match(jobs[j].tokens);
@@ -656,7 +635,7 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
     LoadOptions lo;
     lo.device = P.device;
     lo.dtype = parse_dtype(P.dtype, "PrmParams.dtype");
-    im->model = LlamaModel::load(path, lo);
+    im->model = load_decoder(path, lo);
     im->device = im->model->device();
     if (im->kind == Kind::TokenLogit && !im->model->has_lm_head())
       throw InvalidArgument(fmt::format("PrmParams.kind: 'token-logit' needs a language-model head, "

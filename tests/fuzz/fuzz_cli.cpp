@@ -1,4 +1,4 @@
-// libFuzzer target: the qstar command line (src/cli/cli.hpp: qstar::cli::run), in process.
+// libFuzzer target: the qstar command line (src/app/cli.hpp: qstar::cli::run), in process.
 //
 // Input: the argument vector, split on NUL bytes (args[0] is the command). The target must
 // stay fast and must not touch the file system, so it filters and rewrites the arguments
@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/cli.hpp"
+#include "app/cli.hpp"
 #include "fuzz_common.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"

@@ -1,5 +1,5 @@
 // libFuzzer target: the tokenizer.json loader and the encoder/decoder
-// (include/qstar/hf/tokenizer.hpp, src/hf/tokenizer.cpp). No LibTorch.
+// (include/qstar/hf/tokenizer.hpp, src/hf/tokenizer/*.cpp). No LibTorch.
 //
 // Input, two shapes:
 //  * starts with '{' or JSON whitespace: "<tokenizer.json>" or "<tokenizer.json>\0<text>".

@@ -119,6 +119,7 @@ TEST_CASE("http generator: request fields and reply mapping") {
   p.prompt_template = "<{prompt}>";
   p.max_step_tokens = 10;
   p.temperature = 0.7;
+  p.answer_marker = "Answer:";
   http::HttpGenerator g(p);
   CHECK(g.name() == "http:" + s.url());
   ExpandRequest r = f.request(~std::uint64_t{0} - 5, 2);

@@ -273,6 +273,53 @@ TEST_CASE("serve: HTTP expansions equal the in-process LMGenerator's for the sam
   CHECK(st.expand_calls >= 1);
 }
 
+TEST_CASE("serve: given the model's tokenizer, HTTP steps carry the in-process token ids") {
+  // Over HTTP the ids come from re-encoding the step text (+ the delimiter when the step
+  // ended there), so they equal the generated ids exactly where those round-trip.
+  auto server = http::Server::start(serve_params());
+  auto local = lm::LMGenerator::load(models().gen, gen_params());
+  http::HttpGeneratorParams hp = http_gen({url_of(server->port())}).params();
+  hp.tokenizer_path = models().gen;  // the model folder: its tokenizer.json
+  http::HttpGenerator remote(hp);
+  REQUIRE(remote.tokenizer() != nullptr);
+  const hf::Tokenizer& tok = *remote.tokenizer();
+  Prefix f;
+  std::vector<ExpandRequest> reqs;
+  for (int i = 0; i < 6; ++i) {
+    ExpandRequest r;
+    r.problem = &f.problem;
+    r.prompt = "Use 4 5 6 10 to make 24.\n";
+    r.prefix = i % 2 ? TrajectoryView(f.tree, f.leaf) : TrajectoryView(f.tree, Tree::root());
+    r.num_candidates = 3;
+    r.seed = 77 + static_cast<std::uint64_t>(i);
+    r.max_new_tokens = i == 5 ? 3 : 0;  // Length steps too
+    reqs.push_back(r);
+  }
+  const auto a = local.expand(reqs);
+  const auto b = remote.expand(reqs);
+  REQUIRE(a.size() == b.size());
+  int same = 0, steps = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    REQUIRE(a[i].size() == b[i].size());
+    for (std::size_t j = 0; j < a[i].size(); ++j) {
+      const Step& x = a[i][j];
+      const Step& y = b[i][j];
+      CAPTURE(x.text);
+      ++steps;
+      CHECK(x.text == y.text);
+      CHECK(x.num_tokens == y.num_tokens);
+      const std::string expected = x.finish == FinishReason::StepEnd ? x.text + "\n" : x.text;
+      CHECK(y.tokens == tok.encode(expected));
+      if (tok.encode(expected) == x.tokens) {
+        CHECK(y.tokens == x.tokens);
+        ++same;
+      }
+    }
+  }
+  MESSAGE(same << " of " << steps << " steps' generated ids round-trip through text");
+  CHECK(same > 0);
+}
+
 TEST_CASE("serve: HTTP PRM scores equal the in-process PrmVerifier's") {
   auto server = http::Server::start(serve_params());
   auto local = lm::PrmVerifier::load(models().prm, prm_params());

@@ -196,7 +196,7 @@ elseif(ACTION STREQUAL "find")
   endif()
   probe_optional(optional "${_prefix}" "torch;http;cli" "${_expect}")
   probe(unknown-component "${_prefix}" "" "bogus"
-        "unknown component 'bogus' \\(qstar's components are: qstar, torch, http, cli\\)")
+        "unknown component 'bogus' \\(qstar's components are: qstar, hf, torch, http, cli\\)")
   probe(wrong-major "${_prefix}" "99" ""
         "compatible with requested version \"99\"")
   if(HAS_HTTP)

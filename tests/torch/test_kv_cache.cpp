@@ -16,6 +16,7 @@
 
 #include "qstar/error.hpp"
 #include "torch/kv_cache.hpp"
+#include "torch/prefill.hpp"
 
 // doctest goes AFTER the torch headers (glog's CHECK; see test_model.cpp).
 #include <doctest/doctest.h>
@@ -578,4 +579,56 @@ TEST_CASE("PrefixCache: random, unlimited: a match is exactly the longest insert
   CHECK(failures == 0);
   CHECK(cache.stats().evictions == 0);
   CHECK(cache.stats().inserted_tokens == distinct);
+}
+
+TEST_CASE("plan_shared_prefixes: the generator's and the PRM's sharing rules") {
+  using qstar::lm::PrefixSharing;
+  c10::InferenceMode guard;
+  PrefixCache cache;
+  // Three contexts: a 20-token preamble, then 1 / 2 / 2 3 ... tokens of their own.
+  Tokens pre(20);
+  for (int i = 0; i < 20; ++i) pre[static_cast<std::size_t>(i)] = 100 + i;
+  auto with = [&](Tokens tail) {
+    Tokens t = pre;
+    t.insert(t.end(), tail.begin(), tail.end());
+    return t;
+  };
+  const Tokens a = with({1}), b = with({2, 5}), c = with({2, 6});
+  const std::vector<const Tokens*> seqs{&a, &b, &c};  // lexicographic order
+  const PrefixSharing gen{16, true, PrefixSharing::Rule::EachPrefix};
+  auto plan = qstar::lm::plan_shared_prefixes(seqs, {}, cache, gen);
+  // Minimal shared prefixes only: the preamble (a/b), not preamble + 2 (b/c, a longer one).
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0] == pre);
+  // Cached, the preamble no longer counts: preamble + 2 saves 1 token < 16.
+  cache.insert(pre, 0, fake_kv(pre, 0, 20));
+  CHECK(qstar::lm::plan_shared_prefixes(seqs, {}, cache, gen).empty());
+  // keep_last_token: two identical 17-token contexts share only 16 tokens.
+  PrefixCache empty;
+  const Tokens d(pre.begin(), pre.begin() + 17);
+  const std::vector<const Tokens*> twins{&d, &d};
+  plan = qstar::lm::plan_shared_prefixes(twins, {}, empty, gen);
+  REQUIRE(plan.size() == 1);
+  CHECK(plan[0].size() == 16);
+  CHECK(qstar::lm::plan_shared_prefixes(twins, {}, empty,
+                                        PrefixSharing{17, true, PrefixSharing::Rule::EachPrefix})
+            .empty());
+  // TotalSaving (the PRM): every sequence's longest shared prefix, when the total saving
+  // (computed by each, minus once) reaches min_tokens.
+  const std::vector<std::int64_t> none{0, 0, 0};
+  const PrefixSharing prm{32, false, PrefixSharing::Rule::TotalSaving};
+  CHECK(qstar::lm::plan_shared_prefixes(seqs, none, empty, prm).empty());  // saves 20 + 1
+  plan = qstar::lm::plan_shared_prefixes(seqs, none, empty,
+                                         PrefixSharing{21, false, PrefixSharing::Rule::TotalSaving});
+  REQUIRE(plan.size() == 2);  // a's (the preamble) and b's = c's (preamble + 2), sorted
+  CHECK(plan[0] == pre);
+  CHECK(plan[1] == with({2}));
+  // With the preamble cached for everyone nothing is saved any more.
+  const std::vector<std::int64_t> cached{20, 20, 20};
+  CHECK(qstar::lm::plan_shared_prefixes(seqs, cached, empty,
+                                        PrefixSharing{0, false, PrefixSharing::Rule::TotalSaving})
+            .size() == 1);  // b/c still share one uncached token
+  CHECK(qstar::lm::plan_shared_prefixes(seqs, cached, empty,
+                                        PrefixSharing{-1, false, PrefixSharing::Rule::TotalSaving})
+            .empty());
 }

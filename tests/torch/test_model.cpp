@@ -23,7 +23,7 @@
 #include "qstar/torch/model.hpp"
 #include "qstar/hf/safetensors.hpp"
 #include "support/tiny_model.hpp"
-#include "torch/llama.hpp"
+#include "torch/decoder.hpp"
 
 // doctest goes AFTER the torch headers: Debian's LibTorch is built with glog, whose
 // <glog/logging.h> (pulled in by ATen) silently redefines CHECK as a fatal glog check.
@@ -181,7 +181,7 @@ TEST_CASE("lm: cached incremental decoding equals the full forward") {
     CAPTURE(spec.arch);
     TempDir dir;
     write_model(dir.str(), spec, 11);
-    auto m = LlamaModel::load(dir.str());
+    auto m = load_decoder(dir.str());
     const auto toks = random_tokens(23, spec.vocab, 5);
     const at::Tensor full = m->forward_tokens(toks);  // [23, V]
     REQUIRE(full.sizes() == at::IntArrayRef({23, spec.vocab}));
@@ -270,7 +270,7 @@ TEST_CASE("lm: a ragged batch equals each sequence alone") {
     CAPTURE(spec.arch);
     TempDir dir;
     write_model(dir.str(), spec, 21);
-    auto m = LlamaModel::load(dir.str());
+    auto m = load_decoder(dir.str());
 
     struct Case {
       std::vector<std::int64_t> toks;
@@ -528,7 +528,7 @@ TEST_CASE("lm: malformed models name the file and the tensor or field") {
   auto load_error = [](const Spec& s) {
     TempDir dir;
     write_model(dir.str(), s, 9);
-    return error_of([&] { (void)LlamaModel::load(dir.str()); });
+    return error_of([&] { (void)load_decoder(dir.str()); });
   };
   {
     Spec s = llama_spec();
@@ -592,21 +592,61 @@ TEST_CASE("lm: malformed models name the file and the tensor or field") {
     TempDir dir;  // no weights at all
     write_model(dir.str(), llama_spec(), 1);
     fs::remove(dir.file("model.safetensors"));
-    const auto e = error_of([&] { (void)LlamaModel::load(dir.str()); });
+    const auto e = error_of([&] { (void)load_decoder(dir.str()); });
     CAPTURE(e);
     CHECK(e.find(dir.str()) != std::string::npos);
   }
+}
+
+TEST_CASE("lm: decoder families are looked up by model_type and architecture") {
+  c10::InferenceMode guard;
+  const auto names = decoder_families();
+  CHECK(std::find(names.begin(), names.end(), "llama") != names.end());
+  CHECK(std::find(names.begin(), names.end(), "qwen2") != names.end());
+  TempDir a, b;
+  write_model(a.str(), llama_spec(), 3);
+  write_model(b.str(), qwen2_spec(), 3);
+  const auto llama = load_decoder(a.str());
+  const auto qwen2 = load_decoder(b.str());
+  CHECK(llama->family() == "llama");
+  CHECK(qwen2->family() == "qwen2");
+  ModelConfig cfg = llama->config();
+  REQUIRE(find_decoder_family(cfg) != nullptr);
+  CHECK(find_decoder_family(cfg)->name == "llama");
+  cfg.model_type = "qwen2";  // a Llama architecture under another model_type: no family
+  CHECK(find_decoder_family(cfg) == nullptr);
+  // A registered family replaces the built-in one of the same name: here a llama family
+  // that counts its loads and delegates to the built-in loader.
+  DecoderFamily orig = *find_decoder_family(llama->config());
+  int loads = 0;
+  DecoderFamily wrapped = orig;
+  wrapped.load = [&loads, orig](const ModelConfig& c, const std::string& dir, const LoadOptions& o) {
+    ++loads;
+    return orig.load(c, dir, o);
+  };
+  register_decoder_family(wrapped);
+  const auto again = load_decoder(a.str());
+  CHECK(loads == 1);
+  const std::vector<std::int64_t> toks{1, 2, 3, 4, 5};
+  CHECK(at::equal(again->forward_tokens(toks), llama->forward_tokens(toks)));
+  register_decoder_family(orig);  // restore
+  (void)load_decoder(a.str());
+  CHECK(loads == 1);
+  DecoderFamily bad;
+  bad.name = "x";
+  CHECK(error_of([&] { register_decoder_family(bad); }).find("DecoderFamily.model_types") !=
+        std::string::npos);
 }
 
 TEST_CASE("lm: CUDA matches CPU" * doctest::skip(!at::hasCUDA())) {
   c10::InferenceMode guard;
   TempDir dir;
   write_model(dir.str(), qwen2_spec(), 31);
-  auto cpu = LlamaModel::load(dir.str());
+  auto cpu = load_decoder(dir.str());
   const auto toks = random_tokens(17, 50, 2);
   const at::Tensor ref = cpu->forward_tokens(toks);
   for (DType dt : {DType::F32, DType::BF16, DType::F16}) {
-    auto gpu = LlamaModel::load(dir.str(), LoadOptions{"cuda", dt});
+    auto gpu = load_decoder(dir.str(), LoadOptions{"cuda", dt});
     CHECK(gpu->device().is_cuda());
     const at::Tensor full = gpu->forward_tokens(toks);
     // Cached decode on the GPU against its own full forward.

@@ -13,16 +13,19 @@
 #include "qstar/search/beam.hpp"
 #include "qstar/tasks/game24.hpp"
 #include "qstar/tasks/game24_data.hpp"
+#include "qstar/tasks/game24/vocab.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/model.hpp"
 #include "qstar/hf/model_io.hpp"
 #include "qstar/torch/prm.hpp"
 #include "qstar/hf/tokenizer.hpp"
-#include "qstar/torch/train.hpp"
+#include "qstar/tasks/game24/train_recipe.hpp"
+#include "qstar/train/recipe.hpp"
+#include "qstar/train/trainer.hpp"
 #include "../cli_run.hpp"
 #include "cli/cli.hpp"
 #include "support/tiny_model.hpp"
-#include "torch/train_net.hpp"
+#include "train/trainable_decoder.hpp"
 
 #include <cstdlib>
 #include <sstream>
@@ -32,7 +35,7 @@ using namespace qstar;
 
 hf::ModelSpec tiny_spec(double init = 0.02) {
   hf::ModelSpec s;
-  s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(hf::char_tokenizer_json(hf::game24_chars())).vocab_size());
+  s.vocab_size = static_cast<int>(hf::Tokenizer::from_json(hf::char_tokenizer_json(game24::game24_chars())).vocab_size());
   s.hidden_size = 32;
   s.intermediate_size = 64;
   s.num_hidden_layers = 2;
@@ -50,7 +53,7 @@ TEST_CASE("model_io: written folders load in the backend; bad specs are named") 
   tiny::TempDir dir;
   const auto spec = tiny_spec(0.5);
   const auto w = hf::init_weights(spec, 3);
-  hf::write_model_folder(dir.str(), spec, w, hf::char_tokenizer_json(hf::game24_chars()));
+  hf::write_model_folder(dir.str(), spec, w, hf::char_tokenizer_json(game24::game24_chars()));
   const auto model = lm::LanguageModel::load(dir.str());
   CHECK(model.config().architecture == "LlamaForCausalLM");
   CHECK(model.config().num_key_value_heads == 2);
@@ -73,12 +76,12 @@ TEST_CASE("model_io: written folders load in the backend; bad specs are named") 
   CHECK_THROWS_AS(hf::write_model_folder(dir.str(), spec, wrong, ""), InvalidArgument);
 }
 
-TEST_CASE("train: the training forward equals the inference LlamaModel") {
+TEST_CASE("train: the training forward equals the inference decoder") {
   tiny::TempDir dir, cls;
   const auto spec = tiny_spec(0.5);  // large weights: a meaningful comparison
   hf::write_model_folder(dir.str(), spec, hf::init_weights(spec, 11),
-                         hf::char_tokenizer_json(hf::game24_chars()));
-  const auto net = train::detail::TrainNet::load(dir.str());
+                         hf::char_tokenizer_json(game24::game24_chars()));
+  const auto net = train::detail::TrainableDecoder::load(dir.str());
   const auto model = lm::LanguageModel::load(dir.str());
   const std::vector<std::int64_t> prefix{5, 9, 14, 3, 22, 7, 40};
   const std::vector<std::vector<std::int64_t>> rows{{17, 18, 19, 20, 21, 1}, {30, 31, 32}};
@@ -106,7 +109,7 @@ TEST_CASE("train: the training forward equals the inference LlamaModel") {
         1e-5 * std::max(1.0, std::abs(static_cast<double>(ref0[2][5]))));
   // The token-classification head against LanguageModel::token_scores.
   const auto c = net.as_token_classifier(1, 5);
-  c.save(cls.str(), hf::char_tokenizer_json(hf::game24_chars()));
+  c.save(cls.str(), hf::char_tokenizer_json(game24::game24_chars()));
   const auto cm = lm::LanguageModel::load(cls.str());
   CHECK(cm.config().architecture == "LlamaForTokenClassification");
   CHECK(cm.config().num_labels == 1);
@@ -129,8 +132,8 @@ TEST_CASE("train: the training loss is the inference model's loss on the search-
   for (const std::string kind : {"word", "char"}) {
     CAPTURE(kind);
     tiny::TempDir dir;
-    const std::string tj = kind == "word" ? hf::game24_word_tokenizer_json()
-                                                      : hf::char_tokenizer_json(hf::game24_chars());
+    const std::string tj = kind == "word" ? game24::game24_word_tokenizer_json()
+                                                      : hf::char_tokenizer_json(game24::game24_chars());
     const auto tok = hf::Tokenizer::from_json(tj);
     hf::ModelSpec spec = tiny_spec(0.5);
     spec.vocab_size = static_cast<int>(tok.vocab_size());
@@ -140,7 +143,7 @@ TEST_CASE("train: the training loss is the inference model's loss on the search-
     const std::vector<std::string> steps{"8 / 4 = 2 (left: 1 2 8)", "8 * 2 = 16 (left: 1 16)",
                                          "Answer: 8 * (8 / 4) = 24"};
     const double trained = train::generator_loss(dir.str(), {{prompt, steps}});
-    // The same loss from the inference LlamaModel on the search-time token sequence.
+    // The same loss from the inference decoder on the search-time token sequence.
     const auto model = lm::LanguageModel::load(dir.str());
     std::vector<std::int32_t> ids;
     for (auto id : tok.encode(prompt)) ids.push_back(static_cast<std::int32_t>(id));
@@ -185,10 +188,11 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
     const auto s = tiny_spec();
     // The loss of the untrained model (the same init train_generator uses for seed 9).
     auto spec = s;
-    hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(hf::game24_chars()));
+    hf::write_model_folder(init.str(), spec, hf::init_weights(spec, 9), hf::char_tokenizer_json(game24::game24_chars()));
     return train::generator_loss(init.str(), ex);
   }();
-  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "char");
+  const auto rep = train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {},
+                                         game24::train_tokenizer_json("char"));
   REQUIRE(rep.losses.size() == 15);
   CHECK(rep.first_loss > 2.5);  // log(96) = 4.56 untrained
   CHECK(rep.last_loss < 0.75 * rep.first_loss);
@@ -208,15 +212,55 @@ TEST_CASE("train: a few training steps lower the loss (generator and verifier)")
   bad[0].targets[0] = 2.0;
   CHECK_THROWS_AS(train::train_verifier(gen.str(), bad, vo, 2, ver.str(), 2), InvalidArgument);
   o.steps = 0;
-  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2),
+  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {},
+                                               game24::train_tokenizer_json("char")),
                        doctest::Contains("steps"), InvalidArgument);
   o.steps = 5;
-  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2, {}, "bpe"),
+  // A new model needs a tokenizer; the recipe's tokenizer kinds are word and char.
+  CHECK_THROWS_WITH_AS(train::train_generator("", tiny_spec(), ex, o, 9, gen.str(), 2),
                        doctest::Contains("tokenizer"), InvalidArgument);
+  CHECK_THROWS_WITH_AS(game24::train_tokenizer_json("bpe"), doctest::Contains("tokenizer"),
+                       InvalidArgument);
+}
+
+// A recipe of two stages and an extra one: run_recipe checks the stage name, validates
+// first, runs "all" in order and then after_all.
+TEST_CASE("run_recipe: stages, all, and unknown stages") {
+  struct Toy final : train::TrainingRecipe {
+    std::vector<std::string> ran;
+    bool bad = false;
+    std::string name() const override { return "toy"; }
+    std::vector<std::string> stages() const override { return {"one", "two"}; }
+    std::vector<std::string> extra_stages() const override { return {"extra"}; }
+    void validate() const override {
+      if (bad) throw InvalidArgument("Toy.bad: set");
+    }
+    void run_stage(const std::string& stage, std::ostream&) override { ran.push_back(stage); }
+    void after_all(double seconds, std::ostream&) override {
+      CHECK(seconds >= 0.0);
+      ran.push_back("after");
+    }
+  };
+  std::ostringstream log;
+  Toy toy;
+  train::run_recipe(toy, "two", log);
+  train::run_recipe(toy, "extra", log);
+  train::run_recipe(toy, "all", log);
+  CHECK(toy.ran == std::vector<std::string>{"two", "extra", "one", "two", "after"});
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "three", log),
+                       "train: unknown stage 'three' (one, two, extra, all)", InvalidArgument);
+  toy.bad = true;
+  toy.ran.clear();
+  CHECK_THROWS_WITH_AS(train::run_recipe(toy, "all", log), doctest::Contains("Toy.bad"), InvalidArgument);
+  CHECK(toy.ran.empty());
+  // The Game of 24 recipe names its stages in the order `qstar train all` runs them.
+  const game24::TrainRecipe g24{game24::PipelineParams{}};
+  CHECK(g24.name() == "game24");
+  CHECK(g24.stages() == std::vector<std::string>{"sft", "label", "prm", "orm", "star"});
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {
-  const auto tok = hf::Tokenizer::from_json(hf::game24_word_tokenizer_json());
+  const auto tok = hf::Tokenizer::from_json(game24::game24_word_tokenizer_json());
   const std::string step = "4 + 6 = 10 (left: 5 10 10)\n";
   const auto ids = tok.encode(step);
   CHECK(ids.size() == 13);  // 4, " +", " 6", " =", " 10", " (", "left", ":", " 5", " 10", " 10", ")", "\n"
@@ -244,9 +288,9 @@ TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and
   const auto unk = tok.encode("hello 4");
   CHECK(unk.size() == 2);
   CHECK(unk[0] == 0);
-  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
+  CHECK_THROWS_AS(hf::word_tokenizer_json(game24::game24_chars(), std::vector<std::string>{"ok", "no-t"}, 99),
                   InvalidArgument);
-  CHECK_THROWS_AS(hf::word_tokenizer_json(hf::game24_chars(), {}, 1000), InvalidArgument);
+  CHECK_THROWS_AS(hf::word_tokenizer_json(game24::game24_chars(), {}, 1000), InvalidArgument);
 }
 
 // The shipped models (models/, `bash scripts/train.sh`) load through every backend, and a
@@ -263,6 +307,7 @@ TEST_CASE("train: the shipped models load and PRM-guided beam search with them s
     CHECK(hf::read_model_spec(root + "/" + m).num_parameters() < 10'000'000);
   }
   lm::LMGeneratorParams gp;
+  gp.answer_marker = game24::Game24Task::answer_marker();
   gp.max_step_tokens = 48;
   auto gen = lm::LMGenerator::load(root + "/generator", gp);
   auto prm = lm::PrmVerifier::load(root + "/prm");

@@ -70,7 +70,7 @@ struct Step {
 /// One problem to solve.
 struct Problem {
   std::string id;                   ///< a stable name (e.g. the dataset rank)
-  std::string text;                 ///< the problem statement (for Game of 24: "4 5 6 10")
+  std::string text;                 ///< the problem statement ("4 5 6 10", "What is 2 + 3?")
   std::optional<std::string> gold;  ///< a reference answer, when known
 };
 

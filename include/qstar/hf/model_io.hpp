@@ -83,25 +83,21 @@ std::vector<NamedTensor> init_weights(const ModelSpec& spec, std::uint64_t seed)
 /// ids of a text are its characters' ids (unknown ones -> <unk>). InvalidArgument for an
 /// empty or non-ASCII `chars`.
 std::string char_tokenizer_json(std::string_view chars);
-/// The character set of the shipped Game of 24 models: "\n" and printable ASCII 32..126.
-std::string game24_chars();
-
 /// A word-level tokenizer.json for arithmetic text: a WordLevel model and a Split
-/// pre-tokenizer (regex game24_word_pattern(), Isolated) that cuts the text into numbers of
-/// up to three digits, runs of letters and single other characters, each with the one space
-/// before it if there is one (" 10", " +", "(", "left", ":"). The vocabulary is "<unk>" (id
-/// 0), every byte of `chars` alone and after a space, the numbers 0..max_number with and
-/// without a space, and every word of `words` with and without a space; anything else
-/// becomes <unk>. The Fuse decoder joins tokens back, so decode(encode(t)) == t for every
-/// text made of known pieces. A Game of 24 step ("4 + 6 = 10 (left: 5 10 10)") is 13
-/// tokens instead of 27 characters, and the result of a move is one token. InvalidArgument
-/// for an empty or non-ASCII `chars`, max_number outside 0..999 or a word that is not letters.
+/// pre-tokenizer (regex word_tokenizer_pattern(), Isolated) that cuts the text into numbers
+/// of up to three digits, runs of letters and single other characters, each with the one
+/// space before it if there is one (" 10", " +", "(", "left", ":"). The vocabulary is
+/// "<unk>" (id 0), every byte of `chars` (its visible non-alphanumeric ones also after a
+/// space), the numbers 0..max_number with and without a space, and every word of `words`
+/// with and without a space; anything else becomes <unk>. The Fuse decoder joins tokens
+/// back, so decode(encode(t)) == t for every text made of known pieces. An arithmetic step
+/// ("12 + 34 = 46") is 5 tokens instead of 12 characters, and every number up to
+/// max_number is one token. InvalidArgument for an empty or non-ASCII `chars`, max_number
+/// outside 0..999 or a word that is not letters.
 std::string word_tokenizer_json(std::string_view chars, std::span<const std::string> words,
                                 int max_number);
 /// The pre-tokenizer regex of word_tokenizer_json().
-std::string_view game24_word_pattern();
-/// word_tokenizer_json(game24_chars(), the words of the Game of 24 prompt and steps, 999).
-std::string game24_word_tokenizer_json();
+std::string_view word_tokenizer_pattern();
 
 /// Writes `dir` (created if missing): config.json from `spec`, model.safetensors with
 /// `tensors` (float32, in the given order, `metadata` in its header plus "format": "pt"),

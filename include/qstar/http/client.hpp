@@ -35,8 +35,14 @@
 // "num_tokens" extension fields instead; with neither it is a PluginError);
 // finish: "length" -> Length; "stop" with vLLM's stop_reason (or SGLang's matched_stop)
 // a string -> StepEnd, null -> Eos, a token id -> Eos; "stop" without either field ->
-// StepEnd; then a StepEnd or Eos step whose text contains answer_marker -> FinalAnswer.
-// Step::tokens stays empty (the client has no tokenizer).
+// StepEnd; then, when answer_marker is set (it is empty by default: the Task decides which
+// steps end a solution), a StepEnd or Eos step whose text contains it -> FinalAnswer.
+// Step::tokens: empty, unless the generator has a tokenizer (tokenizer or tokenizer_path):
+// then tokenizer.encode(text + step_delimiter) for a step that ended at the delimiter
+// (StepEnd, or FinalAnswer from StepEnd), tokenizer.encode(text) otherwise (Eos, Length),
+// as the LibTorch backend counts them (delimiter tokens in, EOS out). num_tokens and logprob
+// stay the server's (what it generated and max_new_tokens caps), so num_tokens can differ
+// from tokens.size() where the server's sampled tokenization is not the tokenizer's own.
 //
 // HttpVerifier: the scored text of a trajectory with prompt P and steps s_0..s_{n-1} is
 //   prompt_template(P) + s_0 + step_tag + step_separator + s_1 + step_tag + ...
@@ -56,12 +62,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "qstar/core/aggregate.hpp"
 #include "qstar/core/concepts.hpp"
+#include "qstar/hf/tokenizer.hpp"
 
 namespace qstar::http {
 
@@ -118,8 +126,9 @@ struct HttpGeneratorParams {
   std::string path = "/v1/completions";
   /// Sent as the stop string; it separates the steps of the prompt. Not empty.
   std::string step_delimiter = "\n";
-  /// A step whose text contains it ends as FinalAnswer. Empty: never.
-  std::string answer_marker = "Answer:";
+  /// A step whose text contains it ends as FinalAnswer. Empty (the default): never; the
+  /// Task decides terminality and extracts the answer.
+  std::string answer_marker;
   /// Tokens per step at most (>= 1), capped further by ExpandRequest::max_new_tokens.
   int max_step_tokens = 64;
   /// >= 0 (0: greedy).
@@ -135,6 +144,12 @@ struct HttpGeneratorParams {
   std::string prompt_template = "{prompt}";
   /// max_batch_size() reported to the search core (0: unlimited).
   std::size_t max_batch = 0;
+  /// The served model's tokenizer, to fill Step::tokens (see the header comment): a
+  /// tokenizer.json, or a model folder holding one; loaded once, at construction (IoError /
+  /// ParseError naming the file). Empty: none (unless `tokenizer` is set).
+  std::string tokenizer_path;
+  /// The same, already loaded. At most one of tokenizer and tokenizer_path may be set.
+  std::optional<hf::Tokenizer> tokenizer;
 
   void validate() const;
 };
@@ -159,6 +174,8 @@ class HttpGenerator {
   HttpStats stats() const;
   /// The exact prompt text sent for `request`.
   std::string prompt_text(const ExpandRequest& request) const;
+  /// The tokenizer that fills Step::tokens (nullptr without one).
+  const hf::Tokenizer* tokenizer() const;
 
  private:
   struct Impl;

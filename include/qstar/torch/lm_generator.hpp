@@ -38,7 +38,7 @@
 // delimiter inside a token such as ".\n" is cut there; bytes after it stay in the tokens
 // only); num_tokens = tokens.size(); logprob = the sum over `tokens` of log-softmax at
 // temperature 1 of the model's logits (EOS's own logprob not included); finish = StepEnd at
-// the delimiter, FinalAnswer at the delimiter or EOS when the step text contains
+// the delimiter, FinalAnswer at the delimiter or EOS when the step text contains a non-empty
 // answer_marker, Eos at EOS, Length at min(max_step_tokens, request.max_new_tokens) tokens.
 // An empty step (the delimiter comes first) is returned as is.
 //
@@ -77,8 +77,9 @@ struct LMGeneratorParams {
   /// step, the delimiter's tokens stay in Step::tokens. Must not be empty.
   std::string step_delimiter = "\n";
   /// A step whose text contains it ends with FinishReason::FinalAnswer (at its delimiter or
-  /// at EOS). Empty: never.
-  std::string answer_marker = "Answer:";
+  /// at EOS). Empty (the default, task-neutral): never; the Task decides which steps end a
+  /// solution. A task whose final steps carry a marker supplies it (Task::answer_marker()).
+  std::string answer_marker;
   /// Tokens per step at most (>= 1); reaching it ends the step with FinishReason::Length.
   /// ExpandRequest::max_new_tokens, when > 0, caps it further.
   int max_step_tokens = 64;

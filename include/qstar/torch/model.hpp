@@ -1,7 +1,7 @@
-// A Llama / Qwen2-family model loaded from a Hugging Face folder (public, torch-free
-// wrapper). LibTorch stays behind a PImpl: this header includes no <torch/...> or ATen
-// header. Backend sources reach the full batched, cached forward through impl()
-// (src/torch/llama.hpp).
+// A decoder model loaded from a Hugging Face folder (public, torch-free wrapper) by the
+// family registered for its config.json (llama, qwen2; src/torch/models/). LibTorch stays
+// behind a PImpl: this header includes no <torch/...> or ATen header. Backend sources reach
+// the full batched, cached forward through impl() (src/torch/decoder.hpp).
 #pragma once
 
 #include <cstdint>
@@ -14,9 +14,9 @@
 
 namespace qstar::lm {
 
-class LlamaModel;  // src/torch/llama.hpp
+class Decoder;  // src/torch/decoder.hpp
 
-/// A loaded LlamaForCausalLM / Qwen2ForCausalLM / *ForTokenClassification model.
+/// A loaded *ForCausalLM / *ForTokenClassification model of a registered family.
 /// Copies share the same weights. Thread-safe for concurrent const calls.
 class LanguageModel {
  public:
@@ -29,7 +29,7 @@ class LanguageModel {
                             const std::string& dtype = "float32");
 
   /// Wraps an already loaded model (must not be null).
-  explicit LanguageModel(std::shared_ptr<LlamaModel> impl);
+  explicit LanguageModel(std::shared_ptr<Decoder> impl);
 
   const hf::ModelConfig& config() const;
   /// Every position's logits of one uncached sequence: [T][vocab], float32.
@@ -47,10 +47,10 @@ class LanguageModel {
   bool has_score_head() const;
 
   /// The internal torch-typed model, for other backend sources.
-  std::shared_ptr<LlamaModel> impl() const { return impl_; }
+  std::shared_ptr<Decoder> impl() const { return impl_; }
 
  private:
-  std::shared_ptr<LlamaModel> impl_;
+  std::shared_ptr<Decoder> impl_;
 };
 
 }  // namespace qstar::lm

@@ -1,16 +1,15 @@
-// Internal, torch-typed: the Llama / Qwen2 decoder (HF `modeling_llama.py` /
-// `modeling_qwen2.py` math) with a batched, ragged, cached forward built for a
-// shared-prefix KV cache. Not a public header: include it only from src/torch/*.cpp and
-// tests (it pulls in ATen).
+// Internal, torch-typed: the decoder interface of the LibTorch backend. Not a public
+// header: include it only from src/torch/*.cpp, src/train and tests (it pulls in ATen).
 //
-// Math (HF parity): token embedding; per layer x += o_proj(attn(RMSNorm(x))) and
-// x += down(silu(gate(h)) * up(h)) with h = RMSNorm(x); final RMSNorm; lm_head (or the tied
-// embedding) / the token-classification `score` head. RMSNorm in float32 (cast back, then
-// times the weight), RoPE half-split `rotate_half` with inv_freq/cos/sin in float32 (cast
-// to the compute dtype), GQA query head h reads kv head h / n_rep, attention scores
-// softmaxed in float32 with an explicit additive mask. On CPU everything runs in float32.
-// Only the default RoPE is supported (other rope_scaling types are rejected at load);
-// Qwen2's optional sliding-window attention (use_sliding_window) is not applied.
+// A Decoder is a loaded decoder-only transformer with a batched, ragged, cached forward
+// built for a shared-prefix KV cache (torch/kv_cache.hpp). LMGenerator, PrmVerifier, the
+// KV cache and LanguageModel see only this interface; each model family (src/torch/models/,
+// one file per family) implements it and registers a DecoderFamily keyed by config.json's
+// model_type and architectures, and load_decoder() picks the family of a folder.
+//
+// Conventions every family keeps: KV segments hold keys after the positional encoding, at
+// the tokens' absolute positions, [n_kv_heads, length, head_dim] per layer in the compute
+// dtype on the model's device; logits are float32; on CPU everything runs in float32.
 //
 // Threading: forward() is const and keeps no mutable state: several threads may call it
 // at once. Every entry point opens its own c10::InferenceMode guard; tensors it returns
@@ -21,15 +20,19 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "qstar/hf/config.hpp"
 #include "qstar/hf/safetensors.hpp"
 
 namespace qstar::lm {
+
 
 /// Where and how to run a model.
 struct LoadOptions {
@@ -115,74 +118,103 @@ struct SequenceOutput {
   at::Tensor hidden;
 };
 
-/// A loaded Llama-family decoder (LlamaForCausalLM, Qwen2ForCausalLM and their
-/// ForTokenClassification variants).
-class LlamaModel {
+/// A loaded decoder (one family's weights and forward). Copies are not needed: share it
+/// through std::shared_ptr. Thread-safe for concurrent const calls.
+class Decoder {
  public:
-  /// Loads `dir`/config.json and the safetensors weights (model.safetensors or shards),
-  /// checking every tensor's shape against the config. ParseError naming the file and the
-  /// tensor for a missing or mis-shaped tensor, or the config field for an unsupported
-  /// architecture or rope_scaling type; InvalidArgument for a bad device; Error when CUDA
-  /// is requested but not available.
-  static std::shared_ptr<LlamaModel> load(const std::string& dir, const LoadOptions& options = {});
+  virtual ~Decoder() = default;
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
 
   const hf::ModelConfig& config() const { return config_; }
   const std::string& dir() const { return dir_; }
+  /// The DecoderFamily name that loaded it ("llama", "qwen2", ...).
+  const std::string& family() const { return family_; }
   /// The device holding the weights (with its index: "cuda" loads as cuda:<current>).
   at::Device device() const { return device_; }
   /// The compute dtype (float32 on CPU).
   at::ScalarType dtype() const { return dtype_; }
-  /// True for *ForCausalLM (lm_head.weight, or the tied embedding).
-  bool has_lm_head() const { return lm_head_.defined(); }
-  /// True for *ForTokenClassification (score.weight [num_labels, hidden]).
-  bool has_score_head() const { return score_w_.defined(); }
   int num_layers() const { return config_.num_hidden_layers; }
   int num_kv_heads() const { return config_.num_key_value_heads; }
   int head_dim() const { return config_.head_dim; }
   /// Bytes of KV one token takes (all layers, K and V).
   std::size_t kv_bytes_per_token() const;
+
+  /// True for *ForCausalLM (a language-model head, or the tied embedding).
+  virtual bool has_lm_head() const = 0;
+  /// True for *ForTokenClassification (a `score` head [num_labels, hidden]).
+  virtual bool has_score_head() const = 0;
   /// Bytes held by the weights.
-  std::size_t weight_bytes() const;
+  virtual std::size_t weight_bytes() const = 0;
 
   /// The batched, ragged, cached forward. Sequences are padded to the batch's longest
   /// past and longest new run and attend under an explicit additive mask (causal among
   /// the new tokens, full over the real past, -inf over padding). InvalidArgument naming
   /// the sequence for an empty token list, an out-of-range token id, a negative position,
   /// a malformed segment, or logits asked of a model without an lm_head.
-  std::vector<SequenceOutput> forward(std::span<const SequenceInput> batch,
-                                      const ForwardOptions& options = {}) const;
+  virtual std::vector<SequenceOutput> forward(std::span<const SequenceInput> batch,
+                                              const ForwardOptions& options = {}) const = 0;
+  /// The token-classification head: score(hidden) as float32 [..., num_labels].
+  /// InvalidArgument without a score head.
+  virtual at::Tensor score(const at::Tensor& hidden) const = 0;
+  /// The language-model head: float32 [..., vocab]. InvalidArgument without an lm_head.
+  virtual at::Tensor lm_logits(const at::Tensor& hidden) const = 0;
 
-  /// Every position's logits of one uncached sequence: float32 [T, vocab] on the model
-  /// device.
+  /// Every position's logits of one uncached sequence: float32 [T, vocab] on the device.
   at::Tensor forward_tokens(std::span<const std::int64_t> tokens) const;
   /// Final hidden states [T, hidden] of one uncached sequence (compute dtype, device).
   at::Tensor hidden_states(std::span<const std::int64_t> tokens) const;
-  /// The token-classification head: score(hidden) as float32 [..., num_labels] (bias
-  /// added when the checkpoint has score.bias). InvalidArgument without a score head.
-  at::Tensor score(const at::Tensor& hidden) const;
-  /// The language-model head: float32 [..., vocab]. InvalidArgument without an lm_head.
-  at::Tensor lm_logits(const at::Tensor& hidden) const;
+
+ protected:
+  Decoder(hf::ModelConfig config, std::string dir, std::string family, at::Device device,
+          at::ScalarType dtype);
+  /// After loading: the device the weights really landed on ("cuda" -> "cuda:N").
+  void set_device(at::Device device) { device_ = device; }
 
  private:
-  struct Layer {
-    at::Tensor input_norm, post_norm;
-    at::Tensor wq, wk, wv, wo, bq, bk, bv, bo;
-    at::Tensor w_gate, w_up, w_down, b_gate, b_up, b_down;
-  };
-
-  LlamaModel() = default;
-  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w) const;
-
   hf::ModelConfig config_;
   std::string dir_;
+  std::string family_;
   at::Device device_{at::kCPU};
   at::ScalarType dtype_ = at::kFloat;
-  at::Tensor embed_;  // [vocab, hidden]
-  std::vector<Layer> layers_;
-  at::Tensor norm_;
-  at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined for token cls
-  at::Tensor score_w_, score_b_;
-  at::Tensor inv_freq_;  // float32 [head_dim/2] on the device
 };
+
+/// The device and compute dtype `options` ask for, checked: InvalidArgument for a bad
+/// device, Error when CUDA is requested but not available. CPU always computes in float32.
+std::pair<at::Device, at::ScalarType> resolve_device(const LoadOptions& options);
+/// hf::DType -> at::ScalarType.
+at::ScalarType to_scalar_type(hf::DType d);
+
+/// A model family: which config.json folders it loads, and how.
+struct DecoderFamily {
+  /// Its name ("llama").
+  std::string name;
+  /// config.json "model_type" values it loads ("llama").
+  std::vector<std::string> model_types;
+  /// config.json "architectures"[0] values it loads ("LlamaForCausalLM", ...).
+  std::vector<std::string> architectures;
+  /// Loads the folder `dir` whose (validated) config is `config`.
+  std::function<std::shared_ptr<Decoder>(const hf::ModelConfig& config, const std::string& dir,
+                                         const LoadOptions& options)>
+      load;
+};
+
+/// Adds (or, for an existing name, replaces) a family. InvalidArgument naming the field for
+/// an empty name, no model_types, or no load function. The built-in families (llama,
+/// qwen2) are always registered.
+void register_decoder_family(DecoderFamily family);
+/// The family whose model_types holds config.model_type and whose architectures holds
+/// config.architecture; nullptr when none does. The pointer stays valid (a later
+/// registration under the same name replaces the entry in place).
+const DecoderFamily* find_decoder_family(const hf::ModelConfig& config);
+/// The names of the registered families.
+std::vector<std::string> decoder_families();
+
+/// Loads `dir`/config.json and the safetensors weights (model.safetensors or shards) with
+/// the registered family of its model_type / architecture. ParseError naming config.json
+/// for an architecture no family supports; otherwise the family's errors (ParseError
+/// naming the file and tensor for a missing or mis-shaped tensor, InvalidArgument for a bad
+/// device, Error when CUDA is requested but not available).
+std::shared_ptr<Decoder> load_decoder(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace qstar::lm

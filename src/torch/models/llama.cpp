@@ -1,6 +1,6 @@
-// The Llama / Qwen2 decoder: loading from a Hugging Face folder and the batched, ragged,
-// cached forward. See llama.hpp for the contract.
-#include "torch/llama.hpp"
+// The Llama-style decoder: loading from a Hugging Face folder and the batched, ragged,
+// cached forward, and the llama family. See models/llama.hpp for the math.
+#include "torch/models/llama.hpp"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "qstar/error.hpp"
+#include "torch/models/layers.hpp"
 
 namespace qstar::lm {
 
@@ -30,18 +31,6 @@ std::string shape_str(at::IntArrayRef s) {
 }
 
 std::string shape_str(const std::vector<std::int64_t>& s) { return shape_str(at::IntArrayRef(s)); }
-
-at::ScalarType to_scalar_type(hf::DType d) {
-  switch (d) {
-    case hf::DType::F32:
-      return at::kFloat;
-    case hf::DType::F16:
-      return at::kHalf;
-    case hf::DType::BF16:
-      return at::kBFloat16;
-  }
-  return at::kFloat;
-}
 
 // Reads weights out of a WeightStore into device tensors, checking shapes.
 class Loader {
@@ -87,104 +76,17 @@ class Loader {
   at::TensorOptions target_;
 };
 
-at::Tensor rotate_half(const at::Tensor& x) {
-  const std::int64_t half = x.size(-1) / 2;
-  return at::cat({x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)}, -1);
-}
-
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
-}
-
-bool ieq(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 }  // namespace
-
-hf::DType parse_dtype(std::string_view name, std::string_view field) {
-  for (auto n : {"float32", "fp32", "f32", "float"})
-    if (ieq(name, n)) return hf::DType::F32;
-  for (auto n : {"bfloat16", "bf16"})
-    if (ieq(name, n)) return hf::DType::BF16;
-  for (auto n : {"float16", "fp16", "f16", "half"})
-    if (ieq(name, n)) return hf::DType::F16;
-  throw InvalidArgument(
-      fmt::format("{}: unknown dtype '{}' (expected float32, bfloat16 or float16)", field, name));
-}
-
-// ---- KVSegment ---------------------------------------------------------------------------
-
-std::int64_t KVSegment::length() const {
-  return k.empty() || !k.front().defined() ? 0 : k.front().size(1);
-}
-
-std::size_t KVSegment::nbytes() const {
-  std::size_t n = 0;
-  for (const auto* side : {&k, &v})
-    for (const auto& t : *side)
-      if (t.defined()) n += static_cast<std::size_t>(t.numel()) * t.element_size();
-  return n;
-}
-
-KVSegment KVSegment::slice(std::int64_t start, std::int64_t len) const {
-  const std::int64_t n = length();
-  if (start < 0 || len < 0 || start + len > n) {
-    throw InvalidArgument(fmt::format(
-        "KVSegment::slice: range [{}, {}) out of a segment of {} tokens", start, start + len, n));
-  }
-  KVSegment out;
-  out.k.reserve(k.size());
-  out.v.reserve(v.size());
-  for (const auto& t : k) out.k.push_back(t.narrow(1, start, len));
-  for (const auto& t : v) out.v.push_back(t.narrow(1, start, len));
-  return out;
-}
-
-KVSegment KVSegment::concat(std::span<const KVSegment* const> parts) {
-  c10::InferenceMode guard;
-  KVSegment out;
-  std::size_t layers = 0;
-  for (const KVSegment* p : parts)
-    if (p != nullptr && p->length() > 0) {
-      if (layers == 0) layers = p->k.size();
-      if (p->k.size() != layers || p->v.size() != layers)
-        throw InvalidArgument("KVSegment::concat: segments have different layer counts");
-    }
-  for (std::size_t l = 0; l < layers; ++l) {
-    std::vector<at::Tensor> ks, vs;
-    for (const KVSegment* p : parts)
-      if (p != nullptr && p->length() > 0) {
-        ks.push_back(p->k[l]);
-        vs.push_back(p->v[l]);
-      }
-    out.k.push_back(at::cat(ks, 1));
-    out.v.push_back(at::cat(vs, 1));
-  }
-  return out;
-}
 
 // ---- loading -----------------------------------------------------------------------------
 
-std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadOptions& options) {
+std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, const std::string& dir,
+                                                 const LoadOptions& options,
+                                                 const LlamaLayout& layout, std::string family) {
   c10::InferenceMode guard;
   const std::string config_path = dir + "/config.json";
-  hf::ModelConfig cfg = hf::ModelConfig::from_file(config_path);
-  cfg.validate();
-
   const std::string& arch = cfg.architecture;
-  const bool llama = arch == "LlamaForCausalLM" || arch == "LlamaForTokenClassification";
-  const bool qwen2 = arch == "Qwen2ForCausalLM" || arch == "Qwen2ForTokenClassification";
-  if (!llama && !qwen2) {
-    throw ParseError(fmt::format(
-        "{}: architectures: unsupported architecture '{}' (supported: LlamaForCausalLM, "
-        "Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification)",
-        config_path, arch));
-  }
-  const bool token_cls = arch.ends_with("ForTokenClassification");
+  const bool token_cls = cfg.is_token_classification();
   if (!cfg.rope_scaling_type.empty() && cfg.rope_scaling_type != "default") {
     throw ParseError(fmt::format(
         "{}: rope_scaling: unsupported rope type '{}' (only the default RoPE is supported)",
@@ -204,36 +106,13 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
                                  arch, cfg.num_labels));
   }
 
-  at::Device device(at::kCPU);
-  try {
-    device = at::Device(options.device);
-  } catch (const c10::Error&) {
-    throw InvalidArgument(
-        fmt::format("device: '{}' is not a device (expected cpu, cuda or cuda:N)", options.device));
-  }
-  if (!device.is_cpu() && !device.is_cuda()) {
-    throw InvalidArgument(fmt::format(
-        "device: '{}' is not supported (expected cpu, cuda or cuda:N)", options.device));
-  }
-  if (device.is_cuda() && !at::hasCUDA()) {
-    throw Error(fmt::format("device: '{}' requested but CUDA is not available", options.device));
-  }
-  const at::ScalarType dtype = device.is_cpu() ? at::kFloat : to_scalar_type(options.dtype);
-
+  const auto [device, dtype] = resolve_device(options);
   hf::WeightStore ws = hf::WeightStore::open_dir(dir);
 
-  std::shared_ptr<LlamaModel> m(new LlamaModel());
-  m->config_ = cfg;
-  m->dir_ = dir;
-  m->device_ = device;
-  m->dtype_ = dtype;
+  std::shared_ptr<LlamaDecoder> m(new LlamaDecoder(cfg, dir, std::move(family), device, dtype));
 
   const std::int64_t V = cfg.vocab_size, D = cfg.hidden_size, I = cfg.intermediate_size;
   const std::int64_t H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, hd = cfg.head_dim;
-  // Qwen2: q/k/v biases, none on o_proj. Llama: attention_bias puts one on all four.
-  const bool qkv_bias = qwen2 || cfg.attention_bias;
-  const bool o_bias = llama && cfg.attention_bias;
-  const bool mlp_bias = llama && cfg.mlp_bias;
 
   try {
     Loader ld(ws, dir, at::TensorOptions().dtype(dtype).device(device));
@@ -248,16 +127,16 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
       L.wk = ld.get(p + "self_attn.k_proj.weight", {KV * hd, D});
       L.wv = ld.get(p + "self_attn.v_proj.weight", {KV * hd, D});
       L.wo = ld.get(p + "self_attn.o_proj.weight", {D, H * hd});
-      if (qkv_bias) {
+      if (layout.qkv_bias) {
         L.bq = ld.get(p + "self_attn.q_proj.bias", {H * hd});
         L.bk = ld.get(p + "self_attn.k_proj.bias", {KV * hd});
         L.bv = ld.get(p + "self_attn.v_proj.bias", {KV * hd});
       }
-      if (o_bias) L.bo = ld.get(p + "self_attn.o_proj.bias", {D});
+      if (layout.o_bias) L.bo = ld.get(p + "self_attn.o_proj.bias", {D});
       L.w_gate = ld.get(p + "mlp.gate_proj.weight", {I, D});
       L.w_up = ld.get(p + "mlp.up_proj.weight", {I, D});
       L.w_down = ld.get(p + "mlp.down_proj.weight", {D, I});
-      if (mlp_bias) {
+      if (layout.mlp_bias) {
         L.b_gate = ld.get(p + "mlp.gate_proj.bias", {I});
         L.b_up = ld.get(p + "mlp.up_proj.bias", {I});
         L.b_down = ld.get(p + "mlp.down_proj.bias", {D});
@@ -275,12 +154,8 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
                            "; config.json has tie_word_embeddings false");
       if (!m->lm_head_.defined()) m->lm_head_ = m->embed_;
     }
-    m->device_ = m->embed_.device();  // "cuda" → "cuda:N", so segment checks compare equal
-    // inv_freq = 1 / theta^(arange(0, d, 2) / d), in float32 on the CPU (as HF), then moved.
-    const at::Tensor ar =
-        at::arange(0, hd, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
-        static_cast<double>(hd);
-    m->inv_freq_ = at::reciprocal(at::pow(cfg.rope_theta, ar)).to(m->device_);
+    m->set_device(m->embed_.device());  // "cuda" → "cuda:N", so segment checks compare equal
+    m->inv_freq_ = layers::rope_inv_freq(hd, cfg.rope_theta).to(m->device());
   } catch (const c10::Error& e) {
     throw Error(fmt::format("{}: loading the model on {} failed: {}", dir, options.device,
                             e.what_without_backtrace()));
@@ -288,13 +163,7 @@ std::shared_ptr<LlamaModel> LlamaModel::load(const std::string& dir, const LoadO
   return m;
 }
 
-std::size_t LlamaModel::kv_bytes_per_token() const {
-  return static_cast<std::size_t>(2) * static_cast<std::size_t>(config_.num_hidden_layers) *
-         static_cast<std::size_t>(config_.num_key_value_heads) *
-         static_cast<std::size_t>(config_.head_dim) * c10::elementSize(dtype_);
-}
-
-std::size_t LlamaModel::weight_bytes() const {
+std::size_t LlamaDecoder::weight_bytes() const {
   std::size_t n = 0;
   auto add = [&](const at::Tensor& t) {
     if (t.defined()) n += static_cast<std::size_t>(t.numel()) * t.element_size();
@@ -314,31 +183,25 @@ std::size_t LlamaModel::weight_bytes() const {
 
 // ---- forward -----------------------------------------------------------------------------
 
-at::Tensor LlamaModel::rms_norm(const at::Tensor& x, const at::Tensor& w) const {
-  const at::Tensor xf = x.to(at::kFloat);
-  const at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  return w * (xf * at::rsqrt(var + config_.rms_norm_eps)).to(x.scalar_type());
-}
-
-at::Tensor LlamaModel::lm_logits(const at::Tensor& hidden) const {
+at::Tensor LlamaDecoder::lm_logits(const at::Tensor& hidden) const {
   if (!has_lm_head()) {
-    throw InvalidArgument(fmt::format("logits: model {} ({}) has no language-model head", dir_,
-                                      config_.architecture));
+    throw InvalidArgument(fmt::format("logits: model {} ({}) has no language-model head", dir(),
+                                      config().architecture));
   }
   c10::InferenceMode guard;
   return at::linear(hidden, lm_head_).to(at::kFloat);
 }
 
-at::Tensor LlamaModel::score(const at::Tensor& hidden) const {
+at::Tensor LlamaDecoder::score(const at::Tensor& hidden) const {
   if (!has_score_head()) {
-    throw InvalidArgument(fmt::format("score: model {} ({}) has no token-classification head", dir_,
-                                      config_.architecture));
+    throw InvalidArgument(fmt::format("score: model {} ({}) has no token-classification head", dir(),
+                                      config().architecture));
   }
   c10::InferenceMode guard;
-  return linear(hidden, score_w_, score_b_).to(at::kFloat);
+  return layers::linear(hidden, score_w_, score_b_).to(at::kFloat);
 }
 
-std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> batch,
+std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput> batch,
                                                 const ForwardOptions& options) const {
   c10::InferenceMode guard;
   std::vector<SequenceOutput> out(batch.size());
@@ -347,15 +210,14 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
     throw InvalidArgument(
         fmt::format("forward: model {} ({}) has no language-model head; "
                     "use LogitsMode::None and score() on the hidden states",
-                    dir_, config_.architecture));
+                    dir(), config().architecture));
   }
 
   const auto B = static_cast<std::int64_t>(batch.size());
-  const std::int64_t n_layers = config_.num_hidden_layers;
-  const std::int64_t H = config_.num_attention_heads, KV = config_.num_key_value_heads;
-  const std::int64_t hd = config_.head_dim, D = config_.hidden_size;
-  const std::int64_t n_rep = H / KV;
-
+  const std::int64_t n_layers = config().num_hidden_layers;
+  const std::int64_t H = config().num_attention_heads, KV = config().num_key_value_heads;
+  const std::int64_t hd = config().head_dim, D = config().hidden_size;
+  
   // Lengths and validation.
   std::vector<std::int64_t> t_len(batch.size()), p_len(batch.size()), pos0(batch.size());
   std::int64_t T = 0, P = 0;
@@ -364,9 +226,9 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
     if (s.tokens.empty())
       throw InvalidArgument(fmt::format("forward: sequence {}: no new tokens", b));
     for (std::int64_t id : s.tokens)
-      if (id < 0 || id >= config_.vocab_size)
+      if (id < 0 || id >= config().vocab_size)
         throw InvalidArgument(fmt::format("forward: sequence {}: token id {} out of [0, {})", b, id,
-                                          config_.vocab_size));
+                                          config().vocab_size));
     std::int64_t past = 0;
     for (std::size_t j = 0; j < s.past.size(); ++j) {
       const KVSegment* seg = s.past[j];
@@ -382,10 +244,10 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         for (const at::Tensor* t :
              {&seg->k[static_cast<std::size_t>(l)], &seg->v[static_cast<std::size_t>(l)]}) {
           if (!t->defined() || t->dim() != 3 || t->size(0) != KV || t->size(1) != len ||
-              t->size(2) != hd || t->device() != device_ || t->scalar_type() != dtype_)
+              t->size(2) != hd || t->device() != device() || t->scalar_type() != dtype())
             throw InvalidArgument(fmt::format(
                 "forward: sequence {} segment {} layer {}: expected a {} [{}, {}, {}] tensor on {}",
-                b, j, l, c10::toString(dtype_), KV, len, hd, device_.str()));
+                b, j, l, c10::toString(dtype()), KV, len, hd, device().str()));
         }
       past += len;
     }
@@ -402,8 +264,8 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
 
   try {
     const auto cpu_long = at::TensorOptions().dtype(at::kLong);
-    const auto dev_long = at::TensorOptions().dtype(at::kLong).device(device_);
-    const auto dev_act = at::TensorOptions().dtype(dtype_).device(device_);
+    const auto dev_long = at::TensorOptions().dtype(at::kLong).device(device());
+    const auto dev_act = at::TensorOptions().dtype(dtype()).device(device());
 
     // Token ids (padded with 0) and explicit position ids.
     at::Tensor ids = at::zeros({B, T}, cpu_long);
@@ -419,14 +281,13 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         past_lens.data_ptr<std::int64_t>()[b] = p_len[static_cast<std::size_t>(b)];
       }
     }
-    ids = ids.to(device_);
-    pos = pos.to(device_);
+    ids = ids.to(device());
+    pos = pos.to(device());
 
     // RoPE tables: float32, cast to the compute dtype (as HF). [B, 1, T, hd]
-    const at::Tensor freqs = pos.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, hd/2]
-    const at::Tensor emb = at::cat({freqs, freqs}, -1);
-    const at::Tensor cos = emb.cos().to(dtype_).unsqueeze(1);
-    const at::Tensor sin = emb.sin().to(dtype_).unsqueeze(1);
+    auto [cos, sin] = layers::rope_tables(pos.to(at::kFloat), inv_freq_, dtype());
+    cos = cos.unsqueeze(1);
+    sin = sin.unsqueeze(1);
 
     // Explicit additive mask [B, 1, 1, T, S] (float32): query i of sequence b sees past key
     // j < P_b and new key j' <= i. Padded queries (i >= T_b) see at least themselves, so no
@@ -438,10 +299,10 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
       at::Tensor allowed = kj.le(qi).unsqueeze(0).expand({B, T, T});
       if (P > 0) {
         const at::Tensor pj = at::arange(P, dev_long).unsqueeze(0);
-        const at::Tensor past_ok = pj.lt(past_lens.to(device_).unsqueeze(1));  // [B, P]
+        const at::Tensor past_ok = pj.lt(past_lens.to(device()).unsqueeze(1));  // [B, P]
         allowed = at::cat({past_ok.unsqueeze(1).expand({B, T, P}), allowed}, 2);
       }
-      mask = at::zeros({B, T, S}, at::TensorOptions().dtype(at::kFloat).device(device_))
+      mask = at::zeros({B, T, S}, at::TensorOptions().dtype(at::kFloat).device(device()))
                  .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
                  .view({B, 1, 1, T, S});
     }
@@ -458,7 +319,7 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
       for (const KVSegment* seg : s.past) pairs += (seg != nullptr && seg->length() > 0) ? 1 : 0;
     const bool gather =
         P > 0 && (options.past == PastAssembly::Gather ||
-                  (options.past == PastAssembly::Auto && device_.is_cuda() && pairs > 2));
+                  (options.past == PastAssembly::Auto && device().is_cuda() && pairs > 2));
     std::vector<const KVSegment*> uniq;
     at::Tensor gather_index, zero_row;
     if (gather) {
@@ -491,20 +352,21 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         for (auto& i : idx)
           if (i < 0) i = total;
       }
-      gather_index = at::tensor(idx, cpu_long).to(device_);
+      gather_index = at::tensor(idx, cpu_long).to(device());
     }
 
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
+    const double eps = config().rms_norm_eps;
     at::Tensor x = at::embedding(embed_, ids);  // [B, T, D]
     for (std::int64_t l = 0; l < n_layers; ++l) {
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       const auto ul = static_cast<std::size_t>(l);
-      const at::Tensor h = rms_norm(x, L.input_norm);
-      at::Tensor q = linear(h, L.wq, L.bq).view({B, T, H, hd}).transpose(1, 2);
-      at::Tensor k = linear(h, L.wk, L.bk).view({B, T, KV, hd}).transpose(1, 2);
-      const at::Tensor v = linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
-      q = q * cos + rotate_half(q) * sin;  // [B, H, T, hd], contiguous
-      k = k * cos + rotate_half(k) * sin;  // [B, KV, T, hd]
+      const at::Tensor h = layers::rms_norm(x, L.input_norm, eps);
+      at::Tensor q = layers::linear(h, L.wq, L.bq).view({B, T, H, hd}).transpose(1, 2);
+      at::Tensor k = layers::linear(h, L.wk, L.bk).view({B, T, KV, hd}).transpose(1, 2);
+      const at::Tensor v = layers::linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
+      q = layers::apply_rope(q, cos, sin);  // [B, H, T, hd], contiguous
+      k = layers::apply_rope(k, cos, sin);  // [B, KV, T, hd]
 
       // The new tokens' KV: one owning contiguous tensor per sequence, or views.
       for (std::int64_t b = 0; b < B; ++b) {
@@ -560,25 +422,12 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         Vv.narrow(2, P, T).copy_(v);
       }
 
-      // GQA without repeating KV: query heads h = g*n_rep + r share kv head g, so group the
-      // n_rep heads of a kv head along the row axis.
-      const at::Tensor qg = q.reshape({B, KV, n_rep * T, hd});
-      at::Tensor scores = at::matmul(qg, K.transpose(-2, -1)) * scale;  // [B, KV, n_rep*T, S]
-      scores = scores.view({B, KV, n_rep, T, S}).to(at::kFloat) + mask;
-      const at::Tensor probs = at::softmax(scores, -1).to(dtype_).view({B, KV, n_rep * T, S});
-      const at::Tensor attn = at::matmul(probs, Vv)  // [B, KV, n_rep*T, hd]
-                                  .view({B, H, T, hd})
-                                  .transpose(1, 2)
-                                  .reshape({B, T, H * hd});
-      x = x + linear(attn, L.wo, L.bo);
-
-      const at::Tensor h2 = rms_norm(x, L.post_norm);
-      const at::Tensor mlp =
-          linear(at::silu(linear(h2, L.w_gate, L.b_gate)) * linear(h2, L.w_up, L.b_up), L.w_down,
-                 L.b_down);
-      x = x + mlp;
+      const at::Tensor attn = layers::gqa_attention(q, K, Vv, mask, scale, dtype());
+      x = x + layers::linear(attn, L.wo, L.bo);
+      const at::Tensor h2 = layers::rms_norm(x, L.post_norm, eps);
+      x = x + layers::swiglu_mlp(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down);
     }
-    x = rms_norm(x, norm_);  // [B, T, D]
+    x = layers::rms_norm(x, norm_, eps);  // [B, T, D]
 
     if (options.hidden)
       for (std::int64_t b = 0; b < B; ++b)
@@ -594,7 +443,7 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         std::vector<std::int64_t> idx(batch.size());
         for (std::size_t b = 0; b < batch.size(); ++b)
           idx[b] = static_cast<std::int64_t>(b) * T + t_len[b] - 1;
-        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device_));
+        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device()));
       } else if (uniform) {
         rows = x.reshape({B * T, D});
       } else {
@@ -602,7 +451,7 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
         for (std::size_t b = 0; b < batch.size(); ++b)
           for (std::int64_t i = 0; i < t_len[b]; ++i)
             idx.push_back(static_cast<std::int64_t>(b) * T + i);
-        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device_));
+        rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device()));
       }
       const at::Tensor logits = at::linear(rows, lm_head_).to(at::kFloat);
       std::int64_t off = 0;
@@ -613,28 +462,28 @@ std::vector<SequenceOutput> LlamaModel::forward(std::span<const SequenceInput> b
       }
     }
   } catch (const c10::Error& e) {
-    throw Error(fmt::format("forward: model {} on {}: {}", dir_, device_.str(),
+    throw Error(fmt::format("forward: model {} on {}: {}", dir(), device().str(),
                             e.what_without_backtrace()));
   }
   return out;
 }
 
-at::Tensor LlamaModel::forward_tokens(std::span<const std::int64_t> tokens) const {
-  c10::InferenceMode guard;
-  SequenceInput in;
-  in.tokens.assign(tokens.begin(), tokens.end());
-  auto res =
-      forward(std::span<const SequenceInput>(&in, 1), ForwardOptions{LogitsMode::All, false});
-  return res.front().logits;
-}
+// ---- the llama family -------------------------------------------------------------------------
 
-at::Tensor LlamaModel::hidden_states(std::span<const std::int64_t> tokens) const {
-  c10::InferenceMode guard;
-  SequenceInput in;
-  in.tokens.assign(tokens.begin(), tokens.end());
-  auto res =
-      forward(std::span<const SequenceInput>(&in, 1), ForwardOptions{LogitsMode::None, true});
-  return res.front().hidden;
+DecoderFamily llama_family() {
+  DecoderFamily f;
+  f.name = "llama";
+  f.model_types = {"llama"};
+  f.architectures = {"LlamaForCausalLM", "LlamaForTokenClassification"};
+  f.load = [](const hf::ModelConfig& cfg, const std::string& dir, const LoadOptions& options) {
+    // attention_bias puts a bias on q, k, v and o; mlp_bias on the three MLP projections.
+    LlamaLayout layout;
+    layout.qkv_bias = cfg.attention_bias;
+    layout.o_bias = cfg.attention_bias;
+    layout.mlp_bias = cfg.mlp_bias;
+    return std::shared_ptr<Decoder>(LlamaDecoder::load(cfg, dir, options, layout, "llama"));
+  };
+  return f;
 }
 
 }  // namespace qstar::lm

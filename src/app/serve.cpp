@@ -13,7 +13,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/cli.hpp"
+#include "app/app.hpp"
 #include "qstar/error.hpp"
 #include "qstar/http/server.hpp"
 
@@ -41,59 +41,19 @@ Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling a
   --api-key-env VAR      require "Authorization: Bearer $VAR" on every request
 )";
 
-template <class I>
-I to_int(const std::string& flag, const std::string& v, I lo, I hi) {
-  I x{};
-  const auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (r.ec != std::errc() || r.ptr != v.data() + v.size())
-    throw InvalidArgument(fmt::format("--{}: '{}' is not an integer", flag, v));
-  if (x < lo || x > hi) throw InvalidArgument(fmt::format("--{}: {} is out of range [{}, {}]", flag, v, lo, hi));
-  return x;
-}
-
-double to_double(const std::string& flag, const std::string& v) {
-  std::size_t used = 0;
-  double x = 0;
-  try {
-    x = std::stod(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size() || !std::isfinite(x))
-    throw InvalidArgument(fmt::format("--{}: '{}' is not a number", flag, v));
-  return x;
-}
-
 }  // namespace
 
 int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
-  static const std::set<std::string> known = {
-      "model", "prm", "prm-kind", "step-tag", "host", "port", "name", "device", "dtype", "kv-cache-mb",
-      "max-n", "max-tokens", "max-prompt-bytes", "max-inputs", "batch-window-ms", "max-batch", "threads", "api-key-env"};
-  std::map<std::string, std::string> kv;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--help" || a == "-h") {
+  for (std::size_t i = 1; i < args.size(); ++i)
+    if (args[i] == "--help" || args[i] == "-h") {
       out << kServeUsage;
       return 0;
     }
-    if (a.size() <= 2 || a.rfind("--", 0) != 0)
-      throw InvalidArgument(fmt::format("serve: unexpected argument '{}' (flags only; see qstar serve --help)", a));
-    std::string name = a.substr(2), value;
-    if (const auto eq = name.find('='); eq != std::string::npos) {
-      value = name.substr(eq + 1);
-      name.resize(eq);
-    } else {
-      if (i + 1 >= args.size()) throw InvalidArgument(fmt::format("flag --{} needs a value", name));
-      value = args[++i];
-    }
-    if (!known.count(name)) throw InvalidArgument(fmt::format("serve: unknown flag --{}", name));
-    if (!kv.emplace(name, value).second) throw InvalidArgument(fmt::format("flag --{} given twice", name));
-  }
-  auto get = [&](const char* k) -> const std::string* {
-    auto it = kv.find(k);
-    return it == kv.end() ? nullptr : &it->second;
-  };
+  const Args a(args, 1, "serve");  // the flag table's "serve" rows
+  if (!a.positional().empty())
+    throw UsageError(
+        fmt::format("serve: unexpected argument '{}' (flags only; see qstar serve --help)", a.positional()[0]));
+  auto get = [&](const char* k) { return a.get(k); };
   http::ServeParams p;
   if (auto v = get("model")) p.model_dir = *v;
   if (auto v = get("prm")) p.prm_path = *v;
@@ -101,19 +61,19 @@ int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
   if (auto v = get("prm-kind")) p.prm.kind = *v;
   if (auto v = get("step-tag")) p.prm.step_tag = unescape(*v);
   if (auto v = get("host")) p.host = *v;
-  if (auto v = get("port")) p.port = to_int<int>("port", *v, 0, 65535);
+  if (auto v = get("port")) p.port = parse_int<int>("port", *v, 0, 65535);
   if (auto v = get("name")) p.served_model_name = *v;
   if (auto v = get("device")) p.lm.device = p.prm.device = *v;
   if (auto v = get("dtype")) p.lm.dtype = p.prm.dtype = *v;
   if (auto v = get("kv-cache-mb"))
-    p.lm.kv_cache_bytes = p.prm.kv_cache_bytes = to_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
-  if (auto v = get("max-n")) p.max_n = to_int<int>("max-n", *v, 1, 1 << 16);
-  if (auto v = get("max-tokens")) p.max_tokens = to_int<int>("max-tokens", *v, 1, 1 << 24);
-  if (auto v = get("max-prompt-bytes")) p.max_prompt_bytes = to_int<std::size_t>("max-prompt-bytes", *v, 1, std::size_t{1} << 32);
-  if (auto v = get("max-inputs")) p.max_inputs = to_int<std::size_t>("max-inputs", *v, 1, 1 << 20);
-  if (auto v = get("batch-window-ms")) p.batch_window_ms = to_double("batch-window-ms", *v);
-  if (auto v = get("max-batch")) p.max_batch_requests = to_int<std::size_t>("max-batch", *v, 1, 1 << 20);
-  if (auto v = get("threads")) p.threads = to_int<int>("threads", *v, 1, 4096);
+    p.lm.kv_cache_bytes = p.prm.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
+  if (auto v = get("max-n")) p.max_n = parse_int<int>("max-n", *v, 1, 1 << 16);
+  if (auto v = get("max-tokens")) p.max_tokens = parse_int<int>("max-tokens", *v, 1, 1 << 24);
+  if (auto v = get("max-prompt-bytes")) p.max_prompt_bytes = parse_int<std::size_t>("max-prompt-bytes", *v, 1, std::size_t{1} << 32);
+  if (auto v = get("max-inputs")) p.max_inputs = parse_int<std::size_t>("max-inputs", *v, 1, 1 << 20);
+  if (auto v = get("batch-window-ms")) p.batch_window_ms = parse_double("batch-window-ms", *v);
+  if (auto v = get("max-batch")) p.max_batch_requests = parse_int<std::size_t>("max-batch", *v, 1, 1 << 20);
+  if (auto v = get("threads")) p.threads = parse_int<int>("threads", *v, 1, 4096);
   if (auto v = get("api-key-env")) p.api_key_env = *v;
   p.validate();
 

@@ -9,9 +9,9 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/hf/model_io.hpp"
-#include "qstar/torch/train.hpp"
+#include "qstar/tasks/game24/train_recipe.hpp"
 
-namespace qstar::train {
+namespace qstar::game24 {
 
 namespace {
 
@@ -28,12 +28,12 @@ std::string pct(double x) { return fmt::format("{:.1f}%", 100.0 * x); }
 std::string minutes(double s) { return fmt::format("{:.1f} min ({:.0f} s)", s / 60.0, s); }
 
 // What the vocabulary is, read from the generator's tokenizer.json (the PRM and ORM share
-// it): the word-level tokenizer of hf::game24_word_tokenizer_json, or one token per character.
+// it): the word-level tokenizer of hf::word_tokenizer_json, or one token per character.
 std::string vocabulary_kind(const std::string& out_dir) {
   const auto tj = try_read(out_dir + "/generator/tokenizer.json");
   if (tj && tj->contains("pre_tokenizer") && tj->at("pre_tokenizer").contains("pattern") &&
       tj->at("pre_tokenizer").at("pattern").contains("Regex") &&
-      tj->at("pre_tokenizer").at("pattern").get_string("Regex") == hf::game24_word_pattern())
+      tj->at("pre_tokenizer").at("pattern").get_string("Regex") == hf::word_tokenizer_pattern())
     return "word-level: `<unk>`, printable ASCII characters, the numbers 0-999 and the prompt's "
            "words, each alone and after a space";
   return "characters: `<unk>`, `\\n`, printable ASCII";
@@ -230,4 +230,4 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
   }
 }
 
-}  // namespace qstar::train
+}  // namespace qstar::game24

@@ -1,14 +1,14 @@
-// Internal, torch-typed: the Llama model as trainable tensors (autograd) for the trainer,
-// with the same math as the inference LlamaModel (llama.hpp): embedding, per layer
-// x += o_proj(attn(RMSNorm(x))) and x += down(silu(gate(h)) * up(h)), final RMSNorm,
-// RMSNorm in float32, RoPE half-split, GQA (query head h reads kv head h / n_rep),
-// softmax in float32 with an additive causal mask. CPU / float32.
+// Internal, torch-typed: a Llama-style decoder as trainable tensors (autograd) for the
+// trainer, built from the same layer functions as the inference decoder
+// (src/torch/models/layers.hpp: RMSNorm, RoPE, grouped-query attention, SwiGLU MLP), so the
+// training forward computes what inference computes. CPU / float32; no biases (the
+// architectures hf::ModelSpec describes).
 //
-// Shared-prefix forward: every training sequence of the Game of 24 starts with the same
-// ~140-character instruction. hidden(prefix, ids) runs that prefix once (batch 1) and lets
-// all B suffixes attend to its keys and values, so a batch costs P + B*S tokens instead of
-// B*(P+S), with exactly the logits of the full sequences (tests pin this against
-// LlamaModel). Gradients flow into the prefix's computation from every suffix.
+// Shared-prefix forward: when every sequence of a batch starts with the same tokens (an
+// instruction common to all prompts), hidden(prefix, ids) runs that prefix once (batch 1)
+// and lets all B suffixes attend to its keys and values, so a batch costs P + B*S tokens
+// instead of B*(P+S), with exactly the logits of the full sequences (tests pin this against
+// the inference decoder). Gradients flow into the prefix's computation from every suffix.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -22,12 +22,13 @@
 
 namespace qstar::train::detail {
 
-class TrainNet {
+class TrainableDecoder {
  public:
   /// Trainable copies of `tensors` (expected_tensors(spec) order, float32).
-  static TrainNet from_tensors(const hf::ModelSpec& spec, const std::vector<hf::NamedTensor>& tensors);
+  static TrainableDecoder from_tensors(const hf::ModelSpec& spec,
+                                       const std::vector<hf::NamedTensor>& tensors);
   /// read_model_spec + read_model_tensors of `dir`.
-  static TrainNet load(const std::string& dir);
+  static TrainableDecoder load(const std::string& dir);
 
   const hf::ModelSpec& spec() const { return spec_; }
   /// Every trainable tensor (requires_grad), in expected_tensors() order.
@@ -35,8 +36,8 @@ class TrainNet {
   const std::vector<std::string>& names() const { return names_; }
 
   /// Final (normed) hidden states [B, S, D] of the sequences prefix + ids[b]: `prefix` is a
-  /// [P] int64 tensor (P may be 0), `ids` [B, S] int64 (right-padded rows are fine: a
-  /// position never sees later ones).
+  /// [P] int64 tensor (P may be 0, or the tensor undefined), `ids` [B, S] int64
+  /// (right-padded rows are fine: a position never sees later ones).
   at::Tensor hidden(const at::Tensor& prefix, const at::Tensor& ids) const;
   /// [..., vocab] (lm_head, or the tied embedding). Causal LMs only.
   at::Tensor lm_logits(const at::Tensor& hidden) const;
@@ -49,11 +50,10 @@ class TrainNet {
   void save(const std::string& dir, const std::string& tokenizer_json,
             const std::map<std::string, std::string>& metadata = {}) const;
   /// A token classifier with this model's trunk and a fresh score head (init from `seed`).
-  TrainNet as_token_classifier(int num_labels, std::uint64_t seed) const;
+  TrainableDecoder as_token_classifier(int num_labels, std::uint64_t seed) const;
 
  private:
   const at::Tensor& p(const std::string& name) const;
-  at::Tensor rms(const at::Tensor& x, const at::Tensor& w) const;
 
   hf::ModelSpec spec_;
   std::vector<std::string> names_;

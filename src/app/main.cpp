@@ -4,7 +4,7 @@
 
 #include <unistd.h>
 
-#include "cli/cli.hpp"
+#include "app/cli.hpp"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);

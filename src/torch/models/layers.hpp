@@ -1,0 +1,81 @@
+// Internal, torch-typed: the layer functions of the Llama-style decoders (HF
+// `modeling_llama.py` / `modeling_qwen2.py` math), shared by the inference forward
+// (models/llama.cpp) and the trainable decoder (src/train/trainable_decoder.cpp) so that
+// both compute the same thing with the same operations. Each works with autograd (the
+// trainer) and under c10::InferenceMode (inference).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <utility>
+
+namespace qstar::lm::layers {
+
+/// x @ w^T (+ b when defined).
+inline at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
+  return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+/// RMSNorm: in float32 (HF), cast back to x's dtype, then times the weight.
+inline at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  const at::Tensor xf = x.to(at::kFloat);
+  const at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return w * (xf * at::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+/// RoPE's inverse frequencies 1 / theta^(arange(0, d, 2) / d), float32 on the CPU (as HF).
+inline at::Tensor rope_inv_freq(std::int64_t head_dim, double theta) {
+  const at::Tensor ar =
+      at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) /
+      static_cast<double>(head_dim);
+  return at::reciprocal(at::pow(theta, ar));
+}
+
+/// cos / sin tables [..., T, head_dim] of float32 positions [..., T] (computed in float32,
+/// cast to `dtype`, as HF).
+inline std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions,
+                                                     const at::Tensor& inv_freq,
+                                                     at::ScalarType dtype) {
+  const at::Tensor freqs = positions.unsqueeze(-1) * inv_freq;
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+/// The half-split rotation of RoPE.
+inline at::Tensor rotate_half(const at::Tensor& x) {
+  const std::int64_t half = x.size(-1) / 2;
+  return at::cat({x.narrow(-1, half, half).neg(), x.narrow(-1, 0, half)}, -1);
+}
+
+/// x * cos + rotate_half(x) * sin.
+inline at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  return x * cos + rotate_half(x) * sin;
+}
+
+/// Grouped-query attention without repeating KV: q [B, H, T, hd] (contiguous), K / V
+/// [B, KV, S, hd], `mask` float32 additive, broadcastable to [B, KV, H/KV, T, S] (-inf =
+/// not seen). Query head h = g * n_rep + r reads kv head g. Scores are softmaxed in float32
+/// and cast back to `dtype`. Returns [B, T, H * hd].
+inline at::Tensor gqa_attention(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
+                                const at::Tensor& mask, double scale, at::ScalarType dtype) {
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+  const std::int64_t KV = K.size(1), S = K.size(2), n_rep = H / KV;
+  const at::Tensor qg = q.reshape({B, KV, n_rep * T, hd});
+  at::Tensor scores = at::matmul(qg, K.transpose(-2, -1)) * scale;  // [B, KV, n_rep*T, S]
+  scores = scores.view({B, KV, n_rep, T, S}).to(at::kFloat) + mask;
+  const at::Tensor probs = at::softmax(scores, -1).to(dtype).view({B, KV, n_rep * T, S});
+  return at::matmul(probs, V)  // [B, KV, n_rep*T, hd]
+      .view({B, H, T, hd})
+      .transpose(1, 2)
+      .reshape({B, T, H * hd});
+}
+
+/// SwiGLU MLP: down(silu(gate(h)) * up(h)) (biases when defined).
+inline at::Tensor swiglu_mlp(const at::Tensor& h, const at::Tensor& w_gate, const at::Tensor& b_gate,
+                             const at::Tensor& w_up, const at::Tensor& b_up,
+                             const at::Tensor& w_down, const at::Tensor& b_down) {
+  return linear(at::silu(linear(h, w_gate, b_gate)) * linear(h, w_up, b_up), w_down, b_down);
+}
+
+}  // namespace qstar::lm::layers

@@ -1,0 +1,67 @@
+// Internal, torch-typed: the Llama-style decoder (HF `modeling_llama.py` math) that the
+// llama and qwen2 families share. A family is a LlamaLayout (which projections carry
+// biases) plus its registration; see llama.cpp and qwen2.cpp.
+//
+// Math (HF parity): token embedding; per layer x += o_proj(attn(RMSNorm(x))) and
+// x += down(silu(gate(h)) * up(h)) with h = RMSNorm(x); final RMSNorm; lm_head (or the tied
+// embedding) / the token-classification `score` head. RMSNorm in float32 (cast back, then
+// times the weight), RoPE half-split `rotate_half` with inv_freq/cos/sin in float32 (cast
+// to the compute dtype), GQA query head h reads kv head h / n_rep, attention scores
+// softmaxed in float32 with an explicit additive mask (models/layers.hpp). Only the default
+// RoPE is supported (other rope_scaling types are rejected at load); Qwen2's optional
+// sliding-window attention (use_sliding_window) is not applied.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "torch/decoder.hpp"
+
+namespace qstar::lm {
+
+/// Which linear layers of a Llama-style checkpoint have biases.
+struct LlamaLayout {
+  bool qkv_bias = false;  ///< q_proj, k_proj, v_proj
+  bool o_bias = false;    ///< o_proj
+  bool mlp_bias = false;  ///< gate_proj, up_proj, down_proj
+};
+
+class LlamaDecoder final : public Decoder {
+ public:
+  /// Loads `dir` (config already read and validated) with `layout`, checking every
+  /// tensor's shape against the config. `family` names it.
+  static std::shared_ptr<LlamaDecoder> load(const hf::ModelConfig& config, const std::string& dir,
+                                            const LoadOptions& options, const LlamaLayout& layout,
+                                            std::string family);
+
+  bool has_lm_head() const override { return lm_head_.defined(); }
+  bool has_score_head() const override { return score_w_.defined(); }
+  std::size_t weight_bytes() const override;
+  std::vector<SequenceOutput> forward(std::span<const SequenceInput> batch,
+                                      const ForwardOptions& options = {}) const override;
+  at::Tensor score(const at::Tensor& hidden) const override;
+  at::Tensor lm_logits(const at::Tensor& hidden) const override;
+
+ private:
+  struct Layer {
+    at::Tensor input_norm, post_norm;
+    at::Tensor wq, wk, wv, wo, bq, bk, bv, bo;
+    at::Tensor w_gate, w_up, w_down, b_gate, b_up, b_down;
+  };
+
+  using Decoder::Decoder;
+
+  at::Tensor embed_;  // [vocab, hidden]
+  std::vector<Layer> layers_;
+  at::Tensor norm_;
+  at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined for token cls
+  at::Tensor score_w_, score_b_;
+  at::Tensor inv_freq_;  // float32 [head_dim/2] on the device
+};
+
+/// The built-in families (registered by the registry in decoder.cpp).
+DecoderFamily llama_family();
+DecoderFamily qwen2_family();
+
+}  // namespace qstar::lm

@@ -1,0 +1,21 @@
+// The qwen2 family: the Llama-style decoder with biases on q_proj, k_proj and v_proj (none
+// on o_proj or the MLP), as HF `modeling_qwen2.py`. Sliding-window attention
+// (use_sliding_window) is not applied.
+#include "torch/models/llama.hpp"
+
+namespace qstar::lm {
+
+DecoderFamily qwen2_family() {
+  DecoderFamily f;
+  f.name = "qwen2";
+  f.model_types = {"qwen2"};
+  f.architectures = {"Qwen2ForCausalLM", "Qwen2ForTokenClassification"};
+  f.load = [](const hf::ModelConfig& cfg, const std::string& dir, const LoadOptions& options) {
+    LlamaLayout layout;
+    layout.qkv_bias = true;
+    return std::shared_ptr<Decoder>(LlamaDecoder::load(cfg, dir, options, layout, "qwen2"));
+  };
+  return f;
+}
+
+}  // namespace qstar::lm
