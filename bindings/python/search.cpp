@@ -15,7 +15,7 @@
 #include "qstar/search/registry.hpp"
 #include "qstar/search/run.hpp"
 #include "qstar/search/search.hpp"
-#include "qstar/tasks/game24.hpp"
+#include "qstar/tasks/builtin.hpp"
 
 namespace qstar::python {
 
@@ -124,42 +124,25 @@ SearchParams params_from(const std::string& algo, const py::dict& values, const 
 
 // ---- built-in tasks by name -----------------------------------------------------------------
 
-/// A task qstar.search runs by name (task="game24"; None means kDefaultTask).
-struct BuiltinTask {
-  const char* name;
-  const char* description;
-  /// Throws ParseError naming problems[i] when a problem is not one of the task's.
-  void (*check_problems)(std::span<const Problem>);
-  std::vector<SearchResult> (*run)(std::span<const Problem>, AnyGenerator&, VerifierSet*, const SearchParams&,
-                                   std::uint64_t);
-};
+/// The built-in task named `name` (qstar/tasks/builtin.hpp); InvalidArgument listing them.
+const TaskEntry& builtin_task(const std::string& name) {
+  const auto& r = builtin_tasks();
+  if (const auto* e = r.find(name)) return *e;
+  std::string names;
+  for (const auto& n : r.names()) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", n);
+  throw InvalidArgument(fmt::format("task: '{}' is not a built-in task (built-in: {}); pass a task object", name, names));
+}
 
-void check_game24_problems(std::span<const Problem> problems) {
+/// Throws ParseError naming problems[i] when a problem is not one of the task's.
+void check_problems(const TaskEntry& task, std::span<const Problem> problems) {
+  if (!task.parse_problem) return;
   for (std::size_t i = 0; i < problems.size(); ++i) {
     try {
-      game24::parse_puzzle(problems[i].text);
+      task.parse_problem(problems[i].text);
     } catch (const ParseError& e) {
       throw ParseError(fmt::format("problems[{}]: {}", i, e.what()));
     }
   }
-}
-
-/// The task qstar.search runs for task=None (qstar.DEFAULT_TASK).
-constexpr const char* kDefaultTask = "game24";
-
-const BuiltinTask kTasks[] = {
-    {"game24", "The Game of 24: a problem is four numbers (\"4 5 6 10\"), an answer an expression equal to 24.",
-     &check_game24_problems,
-     [](std::span<const Problem> problems, AnyGenerator& gen, VerifierSet* ver, const SearchParams& sp,
-        std::uint64_t seed) { return run_search(problems, game24::Game24Task{}, gen, ver, sp, seed); }},
-};
-
-const BuiltinTask& builtin_task(const std::string& name) {
-  for (const auto& t : kTasks)
-    if (name == t.name) return t;
-  std::string names;
-  for (const auto& t : kTasks) names += fmt::format("{}'{}'", names.empty() ? "" : ", ", t.name);
-  throw InvalidArgument(fmt::format("task: '{}' is not a built-in task (built-in: {}); pass a task object", name, names));
 }
 
 }  // namespace
@@ -171,10 +154,10 @@ void bind_search(py::module_& m) {
          std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation, py::handle task_obj) {
         const std::vector<Problem> problems = problems_from_python(problems_obj);
         // A str names a built-in task; anything else is a Python task object.
-        const BuiltinTask* builtin = nullptr;
+        const TaskEntry* builtin = nullptr;
         if (PyUnicode_Check(task_obj.ptr())) {
           builtin = &builtin_task(task_obj.cast<std::string>());
-          builtin->check_problems(problems);
+          check_problems(*builtin, problems);
         } else if (task_obj.is_none()) {
           throw InvalidArgument("task: expected a built-in task's name or a task object (qstar.search passes "
                                 "its default name for None)");
@@ -194,7 +177,7 @@ void bind_search(py::module_& m) {
         {
           py::gil_scoped_release release;
           VerifierSet* v = ver ? &*ver : nullptr;
-          results = builtin != nullptr ? builtin->run(problems, gen, v, sp, seed)
+          results = builtin != nullptr ? run_search(problems, builtin->make_task(), gen, v, sp, seed)
                                        : run_search(problems, *py_task, gen, v, sp, seed);
         }
         if (py_task && !py_task->has_check()) {
@@ -214,13 +197,13 @@ void bind_search(py::module_& m) {
         return out;
       },
       "problems"_a, "algo"_a, "generator"_a, "verifier"_a, "seed"_a, "params"_a, "custom_aggregation"_a, "task"_a);
-  m.attr("_DEFAULT_TASK") = kDefaultTask;
+  m.attr("_DEFAULT_TASK") = builtin_tasks().names().front();
   m.attr("_ALGORITHMS") = py::cast(algorithm_names());
   m.def(
       "_tasks",
       [] {
         py::dict d;
-        for (const auto& t : kTasks) d[t.name] = t.description;
+        for (const auto& n : builtin_tasks().names()) d[n.c_str()] = builtin_tasks().at(n).summary;
         return d;
       },
       "The built-in tasks qstar.search runs by name: {name: description}.");

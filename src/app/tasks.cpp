@@ -3,18 +3,11 @@
 #include <filesystem>
 
 #include "app/app.hpp"
-#include "qstar/tasks/game24/entry.hpp"
+#include "qstar/tasks/builtin.hpp"
 
 namespace qstar::cli {
 
-const TaskRegistry& builtin_tasks() {
-  static const TaskRegistry registry = [] {
-    TaskRegistry r;
-    r.add(game24::task_entry());  // the default
-    return r;
-  }();
-  return registry;
-}
+const TaskRegistry& builtin_tasks() { return qstar::builtin_tasks(); }
 
 const TaskEntry& task_of(const Args& a) {
   const auto& r = builtin_tasks();
