@@ -281,19 +281,13 @@ double plugin_call_seconds(py::handle plugin, const std::string& kind, int batch
 // ---- built-in plug-ins called from Python ------------------------------------------------------
 
 /// `call` on chunks of at most `max_batch` requests (0: the whole batch), results joined in
-/// order: what the search engine does before it calls a plug-in, so that a Python plug-in
+/// order, through the search engine's splitter (core/concepts.hpp), so that a Python plug-in
 /// that passes a whole batch on gets the calls the built-in would get inside a search.
-template <class Out, class R, class F>
-std::vector<Out> call_in_chunks(const std::vector<R>& reqs, std::size_t max_batch, F&& call) {
-  const std::span<const R> all(reqs);
-  if (max_batch == 0 || all.size() <= max_batch) return call(all);
-  std::vector<Out> out;
-  out.reserve(all.size());
-  for (std::size_t i = 0; i < all.size(); i += max_batch) {
-    auto part = call(all.subspan(i, std::min(max_batch, all.size() - i)));
-    for (auto& x : part) out.push_back(std::move(x));
-  }
-  return out;
+template <class R, class F>
+auto split_like_a_search(const std::vector<R>& reqs, std::size_t max_batch, const std::string& who, F&& call) {
+  return call_in_chunks(std::span<const R>(reqs), max_batch, call, [&](std::size_t got, std::size_t want) {
+    throw PluginError(fmt::format("plug-in '{}' returned {} results for a batch of {}", who, got, want));
+  });
 }
 
 AnyGenerator& built_generator(GeneratorHandle& g) {
@@ -305,8 +299,8 @@ std::vector<std::vector<Step>> builtin_expand(GeneratorHandle& g, py::handle bat
   AnyGenerator& gen = built_generator(g);
   const std::vector<ExpandRequest> reqs = expand_requests(batch, "expand");
   py::gil_scoped_release release;  // an LM generator runs for a while; Python plug-ins take it back
-  return call_in_chunks<std::vector<Step>>(reqs, gen.max_batch_size(),
-                                           [&](std::span<const ExpandRequest> b) { return gen.expand(b); });
+  return split_like_a_search(reqs, gen.max_batch_size(), gen.name(),
+                             [&](std::span<const ExpandRequest> b) { return gen.expand(b); });
 }
 
 std::vector<std::vector<double>> builtin_score_steps(VerifierHandle& v, py::handle batch) {
@@ -317,8 +311,8 @@ std::vector<std::vector<double>> builtin_score_steps(VerifierHandle& v, py::hand
   const std::vector<StepScoreRequest> reqs = step_score_requests(batch, "score_steps");
   AnyStepVerifier& step = *v.step;
   py::gil_scoped_release release;
-  return call_in_chunks<std::vector<double>>(
-      reqs, step.max_batch_size(), [&](std::span<const StepScoreRequest> b) { return step.score_steps(b); });
+  return split_like_a_search(reqs, step.max_batch_size(), v.label,
+                             [&](std::span<const StepScoreRequest> b) { return step.score_steps(b); });
 }
 
 std::vector<double> builtin_score_outcomes(VerifierHandle& v, py::handle batch) {
@@ -328,8 +322,8 @@ std::vector<double> builtin_score_outcomes(VerifierHandle& v, py::handle batch) 
   const std::vector<OutcomeRequest> reqs = outcome_requests(batch, "score_outcomes");
   AnyOutcomeVerifier& outcome = *v.outcome;
   py::gil_scoped_release release;
-  return call_in_chunks<double>(reqs, outcome.max_batch_size(),
-                                [&](std::span<const OutcomeRequest> b) { return outcome.score_outcomes(b); });
+  return split_like_a_search(reqs, outcome.max_batch_size(), v.label,
+                             [&](std::span<const OutcomeRequest> b) { return outcome.score_outcomes(b); });
 }
 
 /// The verifier's batch cap as a search sees it: the smaller nonzero one of its parts.

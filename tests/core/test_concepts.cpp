@@ -92,3 +92,54 @@ TEST_CASE("type-erased plug-ins forward calls, names and batch limits") {
   std::vector<OutcomeRequest> oreqs(3);
   CHECK(r.score_outcomes(oreqs).size() == 3);
 }
+
+namespace {
+// Records the size of every batch it receives; answers one step per request, whose text is
+// the request's seed, so the joined results show the order.
+struct RecordingGen {
+  std::vector<std::size_t> sizes;
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> b) {
+    sizes.push_back(b.size());
+    std::vector<std::vector<Step>> out;
+    for (const auto& r : b) {
+      Step s;
+      s.text = std::to_string(r.seed);
+      out.push_back({s});
+    }
+    return out;
+  }
+};
+struct ShortGen {  // drops the last request's result
+  std::vector<std::vector<Step>> expand(std::span<const ExpandRequest> b) {
+    return std::vector<std::vector<Step>>(b.empty() ? 0 : b.size() - 1);
+  }
+};
+}  // namespace
+
+TEST_CASE("call_in_chunks and BatchSplit split a direct call into capped chunks, in order") {
+  std::vector<ExpandRequest> reqs(7);
+  for (std::size_t i = 0; i < reqs.size(); ++i) reqs[i].seed = 100 + i;
+  RecordingGen inner;
+  BatchSplit<RecordingGen> split{inner, 3};
+  const auto out = split.expand(reqs);
+  CHECK(inner.sizes == std::vector<std::size_t>{3, 3, 1});
+  REQUIRE(out.size() == 7);
+  for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i].at(0).text == std::to_string(100 + i));
+
+  // 0 = unlimited: one call; a batch at the cap: one call.
+  RecordingGen whole;
+  const auto all = call_in_chunks(std::span<const ExpandRequest>(reqs), 0,
+                                  [&](std::span<const ExpandRequest> p) { return whole.expand(p); },
+                                  [](std::size_t, std::size_t) { FAIL("no mismatch expected"); });
+  CHECK(whole.sizes == std::vector<std::size_t>{7});
+  CHECK(all.size() == 7);
+  RecordingGen capped;
+  BatchSplit<RecordingGen> at_cap{capped, 7};
+  (void)at_cap.expand(reqs);
+  CHECK(capped.sizes == std::vector<std::size_t>{7});
+
+  // A plug-in that answers a chunk with the wrong number of results is named.
+  ShortGen bad;
+  BatchSplit<ShortGen> bad_split{bad, 3};
+  CHECK_THROWS_WITH_AS(bad_split.expand(reqs), "plug-in 'plug-in' returned 2 results for a batch of 3", PluginError);
+}

@@ -31,6 +31,7 @@
 //   max_batch_size() -> std::size_t            (the core splits larger calls; 0 = unlimited)
 #pragma once
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -38,6 +39,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "qstar/core/tree.hpp"
@@ -115,6 +118,31 @@ std::string plugin_name(const P& p, const char* fallback) {
   } else {
     return fallback;
   }
+}
+
+/// Calls `call(part)` on consecutive chunks of at most `max_batch` requests of `batch` (0: the
+/// whole batch in one call) and joins the results in request order. Each call must return one
+/// result per request of its chunk; otherwise `on_mismatch(returned, requested)` is called
+/// (it should throw). The one batch splitter: the engine's phases, adapters/batch_split.hpp
+/// and the Python bindings all call plug-ins through it.
+template <class R, class F, class OnMismatch>
+auto call_in_chunks(std::span<const R> batch, std::size_t max_batch, F&& call, OnMismatch&& on_mismatch)
+    -> std::invoke_result_t<F&, std::span<const R>> {
+  using Out = std::invoke_result_t<F&, std::span<const R>>;
+  if (max_batch == 0 || batch.size() <= max_batch) {
+    Out got = call(batch);
+    if (got.size() != batch.size()) on_mismatch(got.size(), batch.size());
+    return got;
+  }
+  Out out;
+  out.reserve(batch.size());
+  for (std::size_t lo = 0; lo < batch.size(); lo += max_batch) {
+    const auto part = batch.subspan(lo, std::min(max_batch, batch.size() - lo));
+    Out got = call(part);
+    if (got.size() != part.size()) on_mismatch(got.size(), part.size());
+    for (auto& x : got) out.push_back(std::move(x));
+  }
+  return out;
 }
 
 /// The plug-in's maximum batch size, 0 when unlimited or not declared.

@@ -224,19 +224,14 @@ class Engine {
     if (reqs.empty()) return out;
 
     const auto t0 = Clock::now();
-    std::vector<std::vector<Step>> steps;
-    steps.reserve(reqs.size());
-    const std::size_t chunk = plugin_max_batch(gen_);
-    for (std::size_t lo = 0; lo < reqs.size();) {
-      const std::size_t hi = chunk ? std::min(reqs.size(), lo + chunk) : reqs.size();
-      std::span<const ExpandRequest> part(reqs.data() + lo, hi - lo);
-      auto got = call_plugin(gen_name_, "generator", [&] { return gen_.expand(part); });
-      if (got.size() != part.size())
-        throw PluginError(fmt::format("generator '{}' returned {} results for a batch of {}",
-                                      gen_name_, got.size(), part.size()));
-      for (auto& g : got) steps.push_back(std::move(g));
-      lo = hi;
-    }
+    std::vector<std::vector<Step>> steps = call_in_chunks(
+        std::span<const ExpandRequest>(reqs), plugin_max_batch(gen_),
+        [&](std::span<const ExpandRequest> part) {
+          return call_plugin(gen_name_, "generator", [&] { return gen_.expand(part); });
+        },
+        [&](std::size_t got, std::size_t want) {
+          throw PluginError(fmt::format("generator '{}' returned {} results for a batch of {}", gen_name_, got, want));
+        });
     const double dt = seconds_since(t0);
     account_call(reqs, dt, /*generator=*/true);
 
@@ -317,19 +312,14 @@ class Engine {
       }
       if (reqs.empty()) return;
       const auto t0 = Clock::now();
-      std::vector<std::vector<double>> scores;
-      scores.reserve(reqs.size());
-      const std::size_t chunk = plugin_max_batch(ver_);
-      for (std::size_t lo = 0; lo < reqs.size();) {
-        const std::size_t hi = chunk ? std::min(reqs.size(), lo + chunk) : reqs.size();
-        std::span<const StepScoreRequest> part(reqs.data() + lo, hi - lo);
-        auto got = call_plugin(ver_name_, "verifier", [&] { return ver_.score_steps(part); });
-        if (got.size() != part.size())
-          throw PluginError(fmt::format("verifier '{}' returned {} results for a batch of {}",
-                                        ver_name_, got.size(), part.size()));
-        for (auto& g : got) scores.push_back(std::move(g));
-        lo = hi;
-      }
+      std::vector<std::vector<double>> scores = call_in_chunks(
+          std::span<const StepScoreRequest>(reqs), plugin_max_batch(ver_),
+          [&](std::span<const StepScoreRequest> part) {
+            return call_plugin(ver_name_, "verifier", [&] { return ver_.score_steps(part); });
+          },
+          [&](std::size_t got, std::size_t want) {
+            throw PluginError(fmt::format("verifier '{}' returned {} results for a batch of {}", ver_name_, got, want));
+          });
       account_call(reqs, seconds_since(t0), /*generator=*/false);
       for (std::size_t r = 0; r < reqs.size(); ++r) {
         const auto& req = reqs[r];
@@ -384,19 +374,15 @@ class Engine {
     }
     if (reqs.empty()) return out;
     const auto t0 = Clock::now();
-    std::vector<double> scores;
-    scores.reserve(reqs.size());
-    const std::size_t chunk = plugin_max_batch(ver_);
-    for (std::size_t lo = 0; lo < reqs.size();) {
-      const std::size_t hi = chunk ? std::min(reqs.size(), lo + chunk) : reqs.size();
-      std::span<const OutcomeRequest> part(reqs.data() + lo, hi - lo);
-      auto got = call_plugin(ver_name_, "verifier", [&] { return ver_.score_outcomes(part); });
-      if (got.size() != part.size())
-        throw PluginError(fmt::format("verifier '{}' returned {} outcome scores for a batch of {}",
-                                      ver_name_, got.size(), part.size()));
-      scores.insert(scores.end(), got.begin(), got.end());
-      lo = hi;
-    }
+    std::vector<double> scores = call_in_chunks(
+        std::span<const OutcomeRequest>(reqs), plugin_max_batch(ver_),
+        [&](std::span<const OutcomeRequest> part) {
+          return call_plugin(ver_name_, "verifier", [&] { return ver_.score_outcomes(part); });
+        },
+        [&](std::size_t got, std::size_t want) {
+          throw PluginError(
+              fmt::format("verifier '{}' returned {} outcome scores for a batch of {}", ver_name_, got, want));
+        });
     account_call(reqs, seconds_since(t0), /*generator=*/false);
     for (std::size_t r = 0; r < reqs.size(); ++r) {
       check_score(scores[r]);
