@@ -1,5 +1,5 @@
 """game24.DEFAULT_DATA is found at run time (no source path compiled into the module): the
-package's copy of data/game24/24.csv, or $QSTAR_DATA/game24/24.csv when that is set."""
+package's copy of data/game24/24.csv, or $QSTAR_DATA_DIR/game24/24.csv when that is set."""
 import filecmp
 import os
 import subprocess
@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_default_data_is_package_data_identical_to_the_source_copy():
     d = Path(qstar.game24.DEFAULT_DATA)
-    if os.environ.get("QSTAR_DATA"):
-        pytest.skip("QSTAR_DATA is set")
+    if os.environ.get("QSTAR_DATA_DIR"):
+        pytest.skip("QSTAR_DATA_DIR is set")
     assert d == Path(qstar.__file__).resolve().parent / "data" / "game24" / "24.csv"
     assert filecmp.cmp(d, REPO / "data" / "game24" / "24.csv", shallow=False)
     assert [p.id for p in qstar.game24.load(ranks="901-903")] == ["901", "902", "903"]
@@ -38,9 +38,9 @@ def _load_in_subprocess(env):
 def test_qstar_data_overrides(tmp_path):
     (tmp_path / "game24").mkdir()
     (tmp_path / "game24" / "24.csv").write_bytes((REPO / "data" / "game24" / "24.csv").read_bytes())
-    env = dict(os.environ, QSTAR_DATA=str(tmp_path))
+    env = dict(os.environ, QSTAR_DATA_DIR=str(tmp_path))
     path, n = _load_in_subprocess(env)
     assert path == str(tmp_path / "game24" / "24.csv") and n == "2"
-    env["QSTAR_DATA"] = str(tmp_path / "empty")
+    env["QSTAR_DATA_DIR"] = str(tmp_path / "empty")
     path, err = _load_in_subprocess(env)
-    assert err.startswith("IoError") and "QSTAR_DATA" in err and "empty" in err
+    assert err.startswith("IoError") and "QSTAR_DATA_DIR" in err and "empty" in err
