@@ -35,7 +35,7 @@
 #include "qstar/hf/safetensors.hpp"
 
 namespace fs = std::filesystem;
-namespace lm = qstar::lm;
+namespace hf = qstar::hf;
 using qstar_fuzz::shown;
 
 namespace {
