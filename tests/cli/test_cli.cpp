@@ -112,7 +112,7 @@ TEST_CASE("bad input prints one line naming the problem and exits 2") {
       {{"solve", "4 5 x 10"}, "'x' is not a number"},
       {{"solve", "4 5 6"}, "4 5 6"},
       {{"solve", "4 5 6 99"}, "99"},
-      {{"solve"}, "give the puzzle"},
+      {{"solve"}, "give the problem"},
       {{"solve", "4 5 6 10", "--n", "0"}, "--n"},
       {{"solve", "4 5 6 10", "--n", "abc"}, "--n: 'abc' is not an integer"},
       {{"solve", "4 5 6 10", "--algo", "bogo"}, "--algo: 'bogo'"},

@@ -118,6 +118,16 @@ struct TaskEntry {
   /// prompt. Unset when the task's prompts are plain text only.
   std::function<AnyTask(std::function<std::string(const std::vector<std::pair<std::string, std::string>>&)> render)>
       make_chat_task;
+  /// The grading modes `qstar task check --mode` accepts, the default first (empty when the
+  /// task has no answer grader).
+  std::vector<std::string> check_modes;
+  /// Whether `answer` equals the reference answer `gold` under `mode` (one of check_modes), for
+  /// `qstar task check` and evaluation pipelines; unset when the task grades no (gold, answer)
+  /// pairs. Never throws on hostile answers (they are simply not equal).
+  std::function<bool(std::string_view gold, std::string_view answer, std::string_view mode)> check_answer;
+  /// The final answer of a whole solution text, for `qstar task extract`; unset when the task
+  /// has no text-level extractor.
+  std::function<std::optional<std::string>(std::string_view text)> extract_text;
   /// The data file used when none is given, relative to qstar's data directory ("" = none).
   std::string default_data;
   /// The task's own plug-ins by kind ("programmatic", "oracle").

@@ -91,6 +91,11 @@ inline TaskEntry task_entry() {
   e.load_data_with = [](const std::string& path, std::optional<std::pair<int, int>> ranks, const PluginOptions& o) {
     return load_jsonl(path, data_params_from(ranks, o));
   };
+  e.check_modes = {"lenient", "strict"};
+  e.check_answer = [](std::string_view gold, std::string_view answer, std::string_view mode) {
+    return answers_equal(gold, answer, grade_mode_from_string(mode, "--mode"));
+  };
+  e.extract_text = [](std::string_view text) { return extract_answer(text); };
   e.default_data = "math/gsm8k_test.jsonl";
   return e;
 }
