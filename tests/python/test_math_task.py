@@ -70,7 +70,7 @@ def test_check_modes_extract_and_keys():
 
 
 def test_math_task_prompts():
-    p = qstar.Problem("1", "What is 1+1?", "2")
+    p = qstar.Problem("What is 1+1?", id="1", gold="2")
     t = qstar.math.MathTask()
     assert t.format(p) == "What is 1+1?\n" + qstar.math.instruction_preset("boxed") + "\n\n"
     assert t.mode == "lenient" and t.step_delimiter == "\n\n" and not t.uses_chat
@@ -86,7 +86,9 @@ def test_math_task_prompts():
     assert seen[-1] == [{"role": "system", "content": "Be exact."}, {"role": "user", "content": "What is 1+1?"}]
     assert c.extract_answer(["First.", "So \\boxed{2}."]) == "2"
     assert c.extract_answer(["No answer."]) is None
-    assert c.check(p, "2.0") is False  # strict: 2.0 is a decimal, not the integer 2
+    half = qstar.Problem("q", gold="1/2")
+    assert c.check(half, "2/4") is False  # strict: plain fractions must be written identically
+    assert t.check(half, "2/4") is True   # lenient: an unreduced fraction equals the reduced one
     assert t.check(p, "2.0") is True
     assert t.canonicalize("0.5") == t.canonicalize("\\frac12")
     with pytest.raises(qstar.InvalidArgument, match="user_template"):
@@ -141,7 +143,7 @@ def test_search_votes_by_value(task):
         return "<|user|>" + messages[-1]["content"] + "<|assistant|>"
 
     t = "math" if task == "math" else qstar.math.MathTask(chat_template=render)
-    problem = qstar.Problem("cake", "What fraction of the cake is left?", "\\frac{1}{2}")
+    problem = qstar.Problem("What fraction of the cake is left?", id="cake", gold="\\frac{1}{2}")
     r = qstar.search([problem], algo="best-of-n", generator=gen, verifier=None, task=t, n=7, scoring="none",
                      voting="majority")[0]
     assert len(r.candidates) == 7
