@@ -86,7 +86,9 @@ TEST_CASE("lenient decimal tolerance is relative 1e-4") {
   CHECK(lenient("\\frac{1}{3}", "0.33333"));
   CHECK(lenient("3.14159", "\\pi"));
   CHECK_FALSE(lenient("3.14", "\\pi"));
-  CHECK(lenient("100000", "100001.0"));  // 1e-5 relative
+  CHECK(lenient("100000", "100000.5"));  // 5e-6 relative
+  CHECK_FALSE(lenient("100000", "100001.0"));  // an integral decimal is exact
+  CHECK(lenient("100000", "100000.0"));
   CHECK_FALSE(lenient("100000", "100001"));  // both exact integers: no tolerance
   CHECK_FALSE(lenient("0.00001", "0.00002"));
 }

@@ -246,7 +246,8 @@ std::string normalize_answer(std::string_view answer) {
   }
   drop_unit_words(s);
   mixed_number(s);
-  // Spaces go, except one between two letters ("\pi r", "x y").
+  // Spaces go, except one between two letters ("\pi r", "x y") or two digits (the mixed
+  // number "8 2/3" inside a tuple, normalised again per element).
   std::string out;
   out.reserve(s.size());
   for (std::size_t k = 0; k < s.size(); ++k) {
@@ -255,7 +256,9 @@ std::string normalize_answer(std::string_view answer) {
       continue;
     }
     while (k + 1 < s.size() && is_space(s[k + 1])) ++k;
-    if (!out.empty() && is_alpha(out.back()) && k + 1 < s.size() && is_alpha(s[k + 1])) out += ' ';
+    if (!out.empty() && k + 1 < s.size() &&
+        ((is_alpha(out.back()) && is_alpha(s[k + 1])) || (is_digit(out.back()) && is_digit(s[k + 1]))))
+      out += ' ';
   }
   s = std::move(out);
   // "x = 5", "y=2x+1", "\theta = 30": a lone variable on the left goes.
@@ -272,6 +275,7 @@ std::string normalize_answer(std::string_view answer) {
     if (k > 0 && k + 1 < lhs.size() && lhs[k] == '_') k = lhs.size();  // x_1, a_{n}
     if (k > 0 && k == lhs.size() && eq + 1 < s.size()) s = std::string(trim(std::string_view(s).substr(eq + 1)));
   }
+  mixed_number(s);  // "x = 3 1/2"
   thousands(s);
   return s;
 }

@@ -545,7 +545,7 @@ void collect_vars(const Node& n, std::vector<std::string>& out) {
 }
 
 bool has_decimal(const Node& n) {
-  return (n.op == Op::Num && n.decimal) || (n.a && has_decimal(*n.a)) || (n.b && has_decimal(*n.b));
+  return (n.op == Op::Num && n.decimal && boost::multiprecision::denominator(n.value) != 1) || (n.a && has_decimal(*n.a)) || (n.b && has_decimal(*n.b));
 }
 
 }  // namespace qstar::math::detail

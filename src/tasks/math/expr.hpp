@@ -66,7 +66,8 @@ std::complex<double> eval_complex(const Node& n, const Assignment& vars, Budget&
 /// Variable names used (sorted, unique).
 void collect_vars(const Node& n, std::vector<std::string>& out);
 
-/// Whether any number literal in the tree is a decimal.
+/// Whether any number literal in the tree is a decimal with a nonzero fractional part
+/// ("0.333", not "12.0": an integral decimal is read as exact).
 bool has_decimal(const Node& n);
 
 }  // namespace qstar::math::detail
