@@ -41,13 +41,15 @@ enum class GradeMode { Lenient, Strict };
 struct GraderLimits {
   /// Longest answer (bytes, before normalisation) that is parsed; longer ones compare as text.
   std::size_t max_answer_bytes = 1024;
-  /// Largest |integer exponent| evaluated exactly (larger ones go to floating point).
+  /// Largest |integer exponent| of an exactly evaluated power (an answer with a larger one
+  /// compares as text).
   int max_exponent = 1000;
   /// Deepest nesting of brackets/braces/operators the parser follows.
   int max_depth = 64;
   /// Most parse + evaluation steps (AST nodes visited, summed over all evaluations).
   std::size_t max_steps = 200000;
-  /// Largest exact number (bits of numerator + denominator) before falling back to doubles.
+  /// Largest exact number (bits of numerator + denominator); an answer whose exact value
+  /// would be larger compares as text (never approximately).
   std::size_t max_exact_bits = 8192;
   /// Most elements in a tuple, list, set or matrix.
   std::size_t max_elements = 64;
