@@ -5,6 +5,7 @@
 #include <string>
 #include <string_view>
 
+#include "expr.hpp"
 #include "qstar/tasks/math/grader.hpp"
 
 namespace qstar::math {
@@ -181,6 +182,31 @@ void thousands(std::string& s) {
   s.erase(std::remove(s.begin(), s.end(), ','), s.end());
 }
 
+bool top_level_comma(std::string_view s) {
+  int depth = 0;
+  for (char c : s) {
+    if (c == '(' || c == '[' || c == '{') ++depth;
+    else if (c == ')' || c == ']' || c == '}') --depth;
+    else if (c == ',' && depth == 0) return true;
+  }
+  return false;
+}
+
+/// "_{9}" -> "_9", "^{x}" -> "^x": one-character braces after a sub/superscript.
+void single_char_scripts(std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t k = 0; k < s.size(); ++k) {
+    out += s[k];
+    if ((s[k] == '_' || s[k] == '^') && k + 3 < s.size() + 0 && s[k + 1] == '{' && s[k + 3] == '}' &&
+        (is_alpha(s[k + 2]) || is_digit(s[k + 2]))) {
+      out += s[k + 2];
+      k += 3;
+    }
+  }
+  s = std::move(out);
+}
+
 }  // namespace
 
 std::optional<std::string> extract_answer(std::string_view text) {
@@ -221,7 +247,39 @@ std::optional<std::string> extract_answer(std::string_view text) {
   return std::nullopt;
 }
 
-std::string normalize_answer(std::string_view answer) {
+namespace detail {
+
+std::size_t lone_variable_prefix(std::string_view s) {
+  std::size_t rel = s.find('='), rel_len = 1;
+  for (std::size_t at = s.find("\\in"); at != std::string_view::npos; at = s.find("\\in", at + 1)) {
+    if (at + 3 < s.size() && is_alpha(s[at + 3])) continue;  // \infty
+    if (rel == std::string_view::npos || at < rel) {
+      rel = at;
+      rel_len = 3;
+    }
+    break;
+  }
+  if (rel == std::string_view::npos || rel + rel_len >= s.size()) return 0;
+  if (rel_len == 1 && s.find('=', rel + 1) != std::string_view::npos) return 0;
+  const std::string_view lhs = trim(s.substr(0, rel));
+  std::size_t k = 0;
+  if (!lhs.empty() && lhs[0] == '\\') {
+    ++k;
+    while (k < lhs.size() && is_alpha(lhs[k])) ++k;
+  } else if (!lhs.empty() && is_alpha(lhs[0])) {
+    k = 1;
+  }
+  if (k > 0 && k + 1 < lhs.size() && lhs[k] == '_') {  // x_1, a_{n}
+    const std::string_view sub = lhs.substr(k + 1);
+    const bool braced = sub.size() >= 2 && sub.front() == '{' && sub.back() == '}' &&
+                        sub.find_first_of("{}", 1) == sub.size() - 1;
+    if (braced || (sub.size() == 1 && (is_alpha(sub[0]) || is_digit(sub[0])))) k = lhs.size();
+  }
+  if (k == 0 || k != lhs.size()) return 0;
+  return rel + rel_len;
+}
+
+std::string normalize_text(std::string_view answer, bool strip_lhs) {
   std::string s(trim(answer));
   for (auto cmd : {"\\displaystyle", "\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big"})
     remove_command(s, cmd);
@@ -246,7 +304,8 @@ std::string normalize_answer(std::string_view answer) {
   }
   drop_unit_words(s);
   mixed_number(s);
-  // Spaces go, except one between two letters ("\pi r", "x y").
+  // Spaces go, except one between two letters ("\pi r", "x y") or two digits (the mixed
+  // number "8 2/3" inside a tuple, normalised again per element).
   std::string out;
   out.reserve(s.size());
   for (std::size_t k = 0; k < s.size(); ++k) {
@@ -255,25 +314,25 @@ std::string normalize_answer(std::string_view answer) {
       continue;
     }
     while (k + 1 < s.size() && is_space(s[k + 1])) ++k;
-    if (!out.empty() && is_alpha(out.back()) && k + 1 < s.size() && is_alpha(s[k + 1])) out += ' ';
+    if (!out.empty() && k + 1 < s.size() &&
+        ((is_alpha(out.back()) && is_alpha(s[k + 1])) || (is_digit(out.back()) && is_digit(s[k + 1]))))
+      out += ' ';
   }
   s = std::move(out);
-  // "x = 5", "y=2x+1", "\theta = 30": a lone variable on the left goes.
-  if (const auto eq = s.find('='); eq != std::string::npos && s.find('=', eq + 1) == std::string::npos &&
-                                    s.find(',') == std::string::npos) {
-    std::string_view lhs = trim(std::string_view(s).substr(0, eq));
-    std::size_t k = 0;
-    if (!lhs.empty() && lhs[0] == '\\') {
-      ++k;
-      while (k < lhs.size() && is_alpha(lhs[k])) ++k;
-    } else if (!lhs.empty() && is_alpha(lhs[0])) {
-      k = 1;
-    }
-    if (k > 0 && k + 1 < lhs.size() && lhs[k] == '_') k = lhs.size();  // x_1, a_{n}
-    if (k > 0 && k == lhs.size() && eq + 1 < s.size()) s = std::string(trim(std::string_view(s).substr(eq + 1)));
+  // "x = 5", "y=2x+1", "\theta = 30", "x \in [1, 2]": a lone variable on the left goes.
+  if (strip_lhs && !top_level_comma(s)) {
+    if (const auto at = detail::lone_variable_prefix(s); at != 0) s = std::string(trim(std::string_view(s).substr(at)));
   }
+  // "(C)": a multiple-choice letter.
+  if (s.size() == 3 && s[0] == '(' && s[2] == ')' && s[1] >= 'A' && s[1] <= 'Z') s = s.substr(1, 1);
+  mixed_number(s);  // "x = 3 1/2"
+  single_char_scripts(s);
   thousands(s);
   return s;
 }
+
+}  // namespace detail
+
+std::string normalize_answer(std::string_view answer) { return detail::normalize_text(answer, true); }
 
 }  // namespace qstar::math

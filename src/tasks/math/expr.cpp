@@ -344,8 +344,9 @@ bool too_big(const Rational& r, const GraderLimits& lim) {
   return bits > lim.max_exact_bits;
 }
 
+/// Past max_exact_bits the answer is not compared approximately: LimitHit (text only).
 std::optional<Exact> checked(Exact v, const GraderLimits& lim) {
-  if (too_big(v.re, lim) || too_big(v.im, lim)) return std::nullopt;
+  if (too_big(v.re, lim) || too_big(v.im, lim)) throw LimitHit{};
   return v;
 }
 
@@ -436,7 +437,7 @@ std::optional<Exact> eval_exact(const Node& n, Budget& budget) {
       }
       if (boost::multiprecision::denominator(e->re) != 1) return std::nullopt;
       const Int k = boost::multiprecision::numerator(e->re);
-      if (boost::multiprecision::abs(k) > lim.max_exponent) return std::nullopt;
+      if (boost::multiprecision::abs(k) > lim.max_exponent) throw LimitHit{};
       long long kk = k.convert_to<long long>();
       const bool neg = kk < 0;
       if (neg) kk = -kk;
@@ -453,7 +454,7 @@ std::optional<Exact> eval_exact(const Node& n, Budget& budget) {
           bits = std::max<std::size_t>(bits, msb(boost::multiprecision::abs(boost::multiprecision::numerator(*r))) +
                                                  msb(boost::multiprecision::denominator(*r)) + 2);
         }
-        if (bits * static_cast<std::size_t>(kk) > lim.max_exact_bits) return std::nullopt;
+        if (bits * static_cast<std::size_t>(kk) > lim.max_exact_bits) throw LimitHit{};
       }
       Exact result{1, 0}, base = *a;
       while (kk > 0) {
@@ -545,7 +546,7 @@ void collect_vars(const Node& n, std::vector<std::string>& out) {
 }
 
 bool has_decimal(const Node& n) {
-  return (n.op == Op::Num && n.decimal) || (n.a && has_decimal(*n.a)) || (n.b && has_decimal(*n.b));
+  return (n.op == Op::Num && n.decimal && boost::multiprecision::denominator(n.value) != 1) || (n.a && has_decimal(*n.a)) || (n.b && has_decimal(*n.b));
 }
 
 }  // namespace qstar::math::detail

@@ -56,7 +56,8 @@ using NodePtr = std::unique_ptr<Node>;
 NodePtr parse_expression(std::string_view text, Budget& budget);
 
 /// Exact value, when the expression is built from numbers, i, + - * /, integer powers and
-/// square roots of perfect squares only (bounded by max_exponent / max_exact_bits).
+/// square roots of perfect squares only. Throws LimitHit past max_exponent / max_exact_bits
+/// (such an answer compares as text, never approximately).
 std::optional<Exact> eval_exact(const Node& n, Budget& budget);
 
 /// Complex floating-point value with the given variable assignment.
@@ -66,7 +67,16 @@ std::complex<double> eval_complex(const Node& n, const Assignment& vars, Budget&
 /// Variable names used (sorted, unique).
 void collect_vars(const Node& n, std::vector<std::string>& out);
 
-/// Whether any number literal in the tree is a decimal.
+/// Whether any number literal in the tree is a decimal with a nonzero fractional part
+/// ("0.333", not "12.0": an integral decimal is read as exact).
 bool has_decimal(const Node& n);
+
+/// normalize_answer's text rules; strip_lhs=false keeps a "x =" prefix (list elements whose
+/// left-hand sides differ, "a = 1, b = 2").
+std::string normalize_text(std::string_view answer, bool strip_lhs);
+
+/// Where the value starts after a lone-variable left-hand side ("x =", "\\theta=", "a_{1} =",
+/// "x \\in"), or 0 when there is none.
+std::size_t lone_variable_prefix(std::string_view s);
 
 }  // namespace qstar::math::detail

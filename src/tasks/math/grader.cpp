@@ -16,7 +16,7 @@ namespace {
 
 using namespace detail;
 
-enum class Kind { Text, Scalar, Seq, List, Set, Union, Matrix };
+enum class Kind { Text, Scalar, Seq, List, Set, Union, Matrix, Equation };
 
 struct Answer {
   Kind kind = Kind::Text;
@@ -68,10 +68,11 @@ bool wraps(std::string_view s) {
 
 Answer parse_answer(std::string text, Budget& budget, int depth);
 
-bool parse_elems(Answer& a, const std::vector<std::string_view>& parts, Budget& budget, int depth) {
+bool parse_elems(Answer& a, const std::vector<std::string_view>& parts, Budget& budget, int depth,
+                 bool strip_lhs = true) {
   if (parts.size() > budget.limits->max_elements) throw LimitHit{};
   for (auto p : parts) {
-    a.elems.push_back(parse_answer(normalize_answer(p), budget, depth + 1));
+    a.elems.push_back(parse_answer(normalize_text(p, strip_lhs), budget, depth + 1));
     if (a.elems.back().text.empty()) return false;
   }
   return true;
@@ -130,7 +131,11 @@ Answer parse_answer(std::string text, Budget& budget, int depth) {
   if (auto parts = split_top(s, ","); parts.size() > 1) {
     Answer list;
     list.kind = Kind::List;
-    if (!parse_elems(list, parts, budget, depth)) return a;
+    // "x = 1, x = -2" are roots (the "x =" goes); "a = 1, b = 2" keep their names.
+    bool same_lhs = true;
+    for (auto p : parts) same_lhs = same_lhs && p.substr(0, lone_variable_prefix(p)) ==
+                                                    parts[0].substr(0, lone_variable_prefix(parts[0]));
+    if (!parse_elems(list, parts, budget, depth, same_lhs)) return a;
     list.text = std::move(a.text);
     return list;
   }
@@ -139,6 +144,16 @@ Answer parse_answer(std::string text, Budget& budget, int depth) {
   if (!body.empty() && body.back() == '%') {
     percent = true;
     body.remove_suffix(1);
+  }
+  if (const auto eq = body.find('='); eq != std::string_view::npos && !percent) {
+    // An equation "lhs = rhs" (x^2+y^2=1): its sides, compared as written or swapped.
+    if (body.find('=', eq + 1) != std::string_view::npos || body.find_first_of("<>!") != std::string_view::npos)
+      return a;
+    Answer e;
+    e.kind = Kind::Equation;
+    if (!parse_elems(e, {body.substr(0, eq), body.substr(eq + 1)}, budget, depth, false)) return a;
+    e.text = std::move(a.text);
+    return e;
   }
   if (body.find('=') != std::string_view::npos || body.find('%') != std::string_view::npos) return a;
   auto e = parse_expression(body, budget);
@@ -257,6 +272,9 @@ bool equal(const Answer& g, const Answer& a, GradeMode mode, Budget& budget) {
   if (g.kind != a.kind || g.elems.size() != a.elems.size()) return false;
   switch (g.kind) {
     case Kind::Scalar: return scalar_equal(g, a, mode, budget);
+    case Kind::Equation:
+      return (equal(g.elems[0], a.elems[0], mode, budget) && equal(g.elems[1], a.elems[1], mode, budget)) ||
+             (equal(g.elems[0], a.elems[1], mode, budget) && equal(g.elems[1], a.elems[0], mode, budget));
     case Kind::Seq:
       if (g.open != a.open || g.close != a.close) return false;
       [[fallthrough]];
@@ -312,7 +330,7 @@ std::string key_of(const Answer& a, Budget& budget) {
     default: break;
   }
   for (std::size_t k = 0; k < keys.size(); ++k) {
-    if (k) out += a.kind == Kind::Union ? " U " : ",";
+    if (k) out += a.kind == Kind::Union ? " U " : a.kind == Kind::Equation ? "=" : ",";
     out += keys[k];
   }
   switch (a.kind) {

@@ -26,7 +26,7 @@ namespace qstar::math {
 
 /// How forgiving answers_equal is.
 ///  * Lenient (the default; like Qwen2.5-Math's math_equal): relative tolerance 1e-4 when
-///    either side is written as a decimal, `50\%` equals `50` and `0.5`, an unreduced
+///    either side holds a decimal with a nonzero fractional part (`0.3333`; `12.0` is exact), `50\%` equals `50` and `0.5`, an unreduced
 ///    fraction equals the reduced one, `4.0` equals `4`, text compares case-insensitively.
 ///  * Strict (like PRM800K's grader): no decimal tolerance, a percent sign is only dropped
 ///    (`50\%` equals `50`, not `0.5`), an integer gold needs the same integer written as an
@@ -41,13 +41,15 @@ enum class GradeMode { Lenient, Strict };
 struct GraderLimits {
   /// Longest answer (bytes, before normalisation) that is parsed; longer ones compare as text.
   std::size_t max_answer_bytes = 1024;
-  /// Largest |integer exponent| evaluated exactly (larger ones go to floating point).
+  /// Largest |integer exponent| of an exactly evaluated power (an answer with a larger one
+  /// compares as text).
   int max_exponent = 1000;
   /// Deepest nesting of brackets/braces/operators the parser follows.
   int max_depth = 64;
   /// Most parse + evaluation steps (AST nodes visited, summed over all evaluations).
   std::size_t max_steps = 200000;
-  /// Largest exact number (bits of numerator + denominator) before falling back to doubles.
+  /// Largest exact number (bits of numerator + denominator); an answer whose exact value
+  /// would be larger compares as text (never approximately).
   std::size_t max_exact_bits = 8192;
   /// Most elements in a tuple, list, set or matrix.
   std::size_t max_elements = 64;
