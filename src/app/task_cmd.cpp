@@ -81,9 +81,10 @@ std::optional<std::string> text_field(const json::Value& o, std::string_view key
 }  // namespace
 
 int cmd_task(const std::vector<std::string>& args, std::ostream& out) {
-  if (args.size() < 2 || args[1] == "--help" || args[1] == "help") {
+  if (args.size() < 2) throw UsageError("task: give a subcommand, check or extract (qstar task --help)");
+  if (args[1] == "--help" || args[1] == "help") {
     out << kTaskUsage;
-    return args.size() < 2 ? 2 : 0;
+    return 0;
   }
   const std::string sub = args[1];
   if (sub != "check" && sub != "extract")

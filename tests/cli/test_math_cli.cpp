@@ -119,6 +119,10 @@ TEST_CASE("qstar task check/extract: errors name FILE:line or the flag, exit 2, 
   r = run({"task", "extract", "--task", "math", "--pairs", arr});
   CHECK(r.code == 2);
   CHECK(r.err.find("unknown flag --pairs") != std::string::npos);
+  r = run({"task"});
+  CHECK(r.code == 2);
+  CHECK(r.out.empty());
+  CHECK(r.err.find("task: give a subcommand, check or extract") != std::string::npos);
   r = run({"task", "grade"});
   CHECK(r.code == 2);
   CHECK(r.err.find("task: unknown subcommand 'grade'") != std::string::npos);
