@@ -218,6 +218,15 @@ TEST_CASE("limits: hostile answers are bounded and never hang") {
   small.max_answer_bytes = 4;
   CHECK_FALSE(answers_equal("12345", "12345.0", GradeMode::Lenient, small));
   CHECK(answers_equal("12345", "12345", GradeMode::Lenient, small));  // same text
+  CHECK(canonical_key("12345", small) == "12345");
+  CHECK(canonical_key("\\frac{1}{2}", small) == "\\frac{1}{2}");  // too long to parse: as text
+  // Oversized input is never normalised (normalisation is not linear-time in the worst case).
+  std::string many;
+  for (int k = 0; k < 200000; ++k) many += "\\text{";
+  const auto t1 = std::chrono::steady_clock::now();
+  CHECK_FALSE(lenient("1", many.c_str()));
+  CHECK(canonical_key(many) == many);
+  CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count() < 1.0);
 }
 
 namespace {

@@ -355,9 +355,10 @@ void GraderLimits::validate() const {
 
 bool answers_equal(std::string_view gold, std::string_view answer, GradeMode mode, const GraderLimits& limits) {
   limits.validate();
+  if (gold.size() > limits.max_answer_bytes || answer.size() > limits.max_answer_bytes)
+    return gold == answer && gold.find_first_not_of(" \t\r\n") != std::string_view::npos;
   const std::string g = normalize_answer(gold), a = normalize_answer(answer);
   if (g == a) return !g.empty();
-  if (gold.size() > limits.max_answer_bytes || answer.size() > limits.max_answer_bytes) return false;
   Budget budget{&limits};
   try {
     const Answer ga = parse_answer(g, budget, 0);
@@ -370,8 +371,8 @@ bool answers_equal(std::string_view gold, std::string_view answer, GradeMode mod
 
 std::string canonical_key(std::string_view answer, const GraderLimits& limits) {
   limits.validate();
+  if (answer.size() > limits.max_answer_bytes) return std::string(answer);  // as text, unparsed
   std::string text = normalize_answer(answer);
-  if (answer.size() > limits.max_answer_bytes) return text;
   Budget budget{&limits};
   try {
     return key_of(parse_answer(text, budget, 0), budget);

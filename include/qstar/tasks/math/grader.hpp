@@ -39,7 +39,8 @@ enum class GradeMode { Lenient, Strict };
 /// as text (never equal to anything but the same text) rather than hanging or exhausting
 /// memory.
 struct GraderLimits {
-  /// Longest answer (bytes, before normalisation) that is parsed; longer ones compare as text.
+  /// Longest answer (bytes, before normalisation) that is normalised and parsed; a longer one
+  /// equals only the byte-identical text (if not blank), and is its own voting key.
   std::size_t max_answer_bytes = 1024;
   /// Largest |integer exponent| of an exactly evaluated power (an answer with a larger one
   /// compares as text).
@@ -81,7 +82,8 @@ std::string canonical_key(std::string_view answer, const GraderLimits& limits = 
 /// The normalised text: \left/\right, \text{...} units, ^\circ, \$ and $, "x =" prefixes,
 /// spacing commands (\! \, \;), \displaystyle, trailing punctuation and spaces stripped;
 /// \dfrac/\tfrac become \frac, \% becomes %, \leq/\geq become \le/\ge, thousands separators
-/// in a lone number are removed. Linear in the input; never throws.
+/// in a lone number are removed. Never throws. Unbounded input: answers_equal and
+/// canonical_key only call it on answers within GraderLimits::max_answer_bytes.
 std::string normalize_answer(std::string_view answer);
 
 }  // namespace qstar::math
