@@ -128,6 +128,17 @@ Answer parse_answer(std::string text, Budget& budget, int depth) {
       return seq;
     }
   }
+  if (const auto pm = s.find("\\pm"); pm != std::string_view::npos && s.find("\\pm", pm + 1) == std::string_view::npos &&
+                                       split_top(s, ",").size() == 1) {
+    // "1 \pm \sqrt{2}": the two roots, unordered.
+    const std::string plus = std::string(s.substr(0, pm)) + "+" + std::string(s.substr(pm + 3));
+    const std::string minus = std::string(s.substr(0, pm)) + "-" + std::string(s.substr(pm + 3));
+    Answer list;
+    list.kind = Kind::List;
+    if (!parse_elems(list, {plus, minus}, budget, depth)) return a;
+    list.text = std::move(a.text);
+    return list;
+  }
   if (auto parts = split_top(s, ","); parts.size() > 1) {
     Answer list;
     list.kind = Kind::List;
