@@ -165,7 +165,13 @@ TEST_CASE("structures: tuples, intervals, root lists, sets, unions, matrices") {
   CHECK_FALSE(lenient("1, -2", "1, 2"));
   CHECK_FALSE(lenient("1, -2", "1"));
   CHECK(lenient("\\{1, 2\\}", "\\{2, 1\\}"));
+  CHECK(lenient("\\{-1, 2\\}", "2, -1"));
+  CHECK(canonical_key("\\{-1, 2\\}") == canonical_key("2,-1"));
   CHECK(lenient("a = 2, b = 3", "b=3, a=2"));
+  CHECK(lenient("1 \\pm \\sqrt{2}", "1-\\sqrt{2}, 1+\\sqrt{2}"));
+  CHECK(lenient("x = \\frac{-1 \\pm \\sqrt{5}}{2}", "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}"));
+  CHECK_FALSE(lenient("1 \\pm \\sqrt{2}", "1+\\sqrt{2}"));
+  CHECK(lenient("\\boxed{\\frac12}", "0.5"));
   CHECK_FALSE(lenient("a = 2, b = 3", "a = 3, b = 2"));
   CHECK(lenient("\\text{(C)}", "C"));
   CHECK_FALSE(lenient("\\text{(C)}", "D"));

@@ -281,6 +281,13 @@ std::size_t lone_variable_prefix(std::string_view s) {
 
 std::string normalize_text(std::string_view answer, bool strip_lhs) {
   std::string s(trim(answer));
+  for (std::string_view box : {"\\boxed", "\\fbox"}) {  // a whole answer still boxed
+    std::size_t open = box.size();
+    if (s.compare(0, box.size(), box) != 0) continue;
+    while (open < s.size() && is_space(s[open])) ++open;
+    if (open < s.size() && s[open] == '{' && match_brace(s, open) == s.size())
+      s = std::string(trim(std::string_view(s).substr(open + 1, s.size() - open - 2)));
+  }
   for (auto cmd : {"\\displaystyle", "\\left", "\\right", "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big"})
     remove_command(s, cmd);
   replace_all(s, "\\\\", "\x01");  // a row break "\\\\" is not the spacing "\\ "

@@ -16,7 +16,7 @@ namespace {
 
 using namespace detail;
 
-enum class Kind { Text, Scalar, Seq, List, Set, Union, Matrix, Equation };
+enum class Kind { Text, Scalar, Seq, List, Union, Matrix, Equation };  // List: unordered (sets too)
 
 struct Answer {
   Kind kind = Kind::Text;
@@ -111,7 +111,7 @@ Answer parse_answer(std::string text, Budget& budget, int depth) {
   }
   if (starts_with(s, "\\{") && ends_with(s, "\\}") && s.size() >= 4) {
     Answer set;
-    set.kind = Kind::Set;
+    set.kind = Kind::List;  // a set equals the same roots listed without braces
     if (!parse_elems(set, split_top(s.substr(2, s.size() - 4), ","), budget, depth)) return a;
     set.text = std::move(a.text);
     return set;
@@ -127,6 +127,17 @@ Answer parse_answer(std::string text, Budget& budget, int depth) {
       seq.text = std::move(a.text);
       return seq;
     }
+  }
+  if (const auto pm = s.find("\\pm"); pm != std::string_view::npos && s.find("\\pm", pm + 1) == std::string_view::npos &&
+                                       split_top(s, ",").size() == 1) {
+    // "1 \pm \sqrt{2}": the two roots, unordered.
+    const std::string plus = std::string(s.substr(0, pm)) + "+" + std::string(s.substr(pm + 3));
+    const std::string minus = std::string(s.substr(0, pm)) + "-" + std::string(s.substr(pm + 3));
+    Answer list;
+    list.kind = Kind::List;
+    if (!parse_elems(list, {plus, minus}, budget, depth)) return a;
+    list.text = std::move(a.text);
+    return list;
   }
   if (auto parts = split_top(s, ","); parts.size() > 1) {
     Answer list;
@@ -284,8 +295,7 @@ bool equal(const Answer& g, const Answer& a, GradeMode mode, Budget& budget) {
       for (std::size_t k = 0; k < g.elems.size(); ++k)
         if (!equal(g.elems[k], a.elems[k], mode, budget)) return false;
       return true;
-    case Kind::List:
-    case Kind::Set: {
+    case Kind::List: {
       std::vector<bool> used(a.elems.size(), false);
       for (const auto& ge : g.elems) {
         bool found = false;
@@ -321,11 +331,10 @@ std::string key_of(const Answer& a, Budget& budget) {
   }
   std::vector<std::string> keys;
   for (const auto& e : a.elems) keys.push_back(key_of(e, budget));
-  if (a.kind == Kind::List || a.kind == Kind::Set) std::sort(keys.begin(), keys.end());
+  if (a.kind == Kind::List) std::sort(keys.begin(), keys.end());
   std::string out;
   switch (a.kind) {
     case Kind::Seq: out += a.open; break;
-    case Kind::Set: out += "{"; break;
     case Kind::Matrix: out += "matrix" + std::to_string(a.cols) + "["; break;
     default: break;
   }
@@ -335,7 +344,6 @@ std::string key_of(const Answer& a, Budget& budget) {
   }
   switch (a.kind) {
     case Kind::Seq: out += a.close; break;
-    case Kind::Set: out += "}"; break;
     case Kind::Matrix: out += "]"; break;
     default: break;
   }
