@@ -136,6 +136,14 @@ TEST_CASE("jinja: output follows Python's str() and repr()") {
   CHECK(R("{{ none }} {{ true }} {{ [1, 'a', none, 1.5, {'k': \"it's\"}] }} {{ (1,) }} {{ nothing }}|") ==
         "None True [1, 'a', None, 1.5, {'k': \"it's\"}] (1,) |");
   CHECK(R("{{ 'esc: \\t \\u00e9 \\x41' }}") == "esc: \t é A");
+  CHECK(R("{{ {'a': 1}.items() }} {{ (1, 2) + (3,) }} {{ (1,) * 2 }} {{ [nothing] }} {{ 2.5|round }} {{ 3|round }}") ==
+        "dict_items([('a', 1)]) (1, 2, 3) (1, 1) [Undefined] 2.0 3");
+  // jinja2 quirks kept: failed subscripts are undefined, select/map of a falsy value are empty
+  CHECK(R("{{ 1['x'] is defined }} {{ [1][5] is defined }} {{ 0|select('odd')|list }} {{ none|map('string')|list }}") ==
+        "False False [] []");
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ [1] + (2,) }}"); }), "can only concatenate"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ [1] in {} }}"); }), "unhashable type: 'list'"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ 5[1:] }}"); }), "not subscriptable"));
 }
 
 TEST_CASE("jinja: variables, kwargs, bos/eos, message extra fields") {

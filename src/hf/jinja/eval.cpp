@@ -55,12 +55,12 @@ bool to_int64(const Value& v, std::int64_t& out) {
 }
 
 Value python_index(Evaluator& ev, const Node& at, const Value& obj, const Value& key) {
+  if (obj.view) return Value::undefined();  // dict views are not subscriptable
   if (obj.k == K::List || obj.k == K::Str) {
     std::int64_t i = 0;
-    if (!to_int64(key, i)) {
-      if (obj.k == K::Str && key.k == K::Str) return method_of(obj, key.s);
-      if (key.is_undefined()) return Value::undefined();
-      fail(ev, at, fmt::format("{} indices must be integers, not {}", type_name(obj), type_name(key)));
+    if (!to_int64(key, i)) {  // jinja2: a failed lookup is undefined, a str key tries getattr
+      if (key.k == K::Str) return method_of(obj, key.s);
+      return Value::undefined();
     }
     if (obj.k == K::List) {
       const auto n = static_cast<std::int64_t>(obj.list->size());
@@ -110,6 +110,7 @@ Value slice(Evaluator& ev, const Node& at, const Value& obj, const Value* parts[
   if (st[2] == 0) fail(ev, at, "slice step cannot be zero");
   std::vector<std::uint32_t> cps;
   std::int64_t n = 0;
+  if (obj.view) fail(ev, at, "dict views are not subscriptable");
   if (obj.k == K::List) n = static_cast<std::int64_t>(obj.list->size());
   else if (obj.k == K::Str) { cps = decode_utf8(obj.s); n = static_cast<std::int64_t>(cps.size()); }
   else fail(ev, at, fmt::format("'{}' object is not subscriptable with a slice", type_name(obj)));
@@ -144,6 +145,12 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
     charge_string(*this, at, s.size());
     return Value::str(std::move(s));
   }
+  if (op == "%" && a.k == K::Str) {  // printf-style formatting: only the no-placeholder cases
+    if (a.s.find('%') != std::string::npos) fail(*this, at, "printf-style string formatting is not supported");
+    // Python treats an argument with __getitem__ (list, dict, Undefined) as a mapping: no error
+    if ((b.k == K::List && (!b.tuple || b.list->empty())) || b.k == K::Dict || b.is_undefined()) return a;
+    fail(*this, at, "not all arguments converted during string formatting");
+  }
   if (a.is_undefined() || b.is_undefined())
     fail(*this, at, fmt::format("'{}' is undefined (operand of '{}')", (a.is_undefined() ? a : b).s.empty() ? "value" : (a.is_undefined() ? a : b).s, op));
   if (op == "+") {
@@ -152,10 +159,12 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
       return Value::str(a.s + b.s);
     }
     if (a.k == K::List && b.k == K::List) {
+      if (a.tuple != b.tuple || a.view || b.view)
+        fail(*this, at, fmt::format("can only concatenate {} to {}", b.tuple ? "tuple" : "list", a.tuple ? "tuple" : "list"));
       charge_string(*this, at, (a.list->size() + b.list->size()) * sizeof(Value));
       List l = *a.list;
       l.insert(l.end(), b.list->begin(), b.list->end());
-      return Value::make_list(std::move(l));
+      return a.tuple ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
     }
   }
   if (op == "*" && ((a.k == K::Str || a.k == K::List) != (b.k == K::Str || b.k == K::List))) {
@@ -174,7 +183,7 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
     }
     List l;
     for (std::int64_t i = 0; i < n; ++i) l.insert(l.end(), seq.list->begin(), seq.list->end());
-    return Value::make_list(std::move(l));
+    return seq.tuple ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
   }
   if (!a.is_numeric() || !b.is_numeric())
     fail(*this, at, fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(a), type_name(b)));
@@ -237,9 +246,10 @@ bool Evaluator::contains(const Node& at, const Value& needle, const Value& hay) 
         if (equals(e, needle)) return true;
       return false;
     case K::Dict:
+      if ((needle.k == K::List && !needle.tuple) || needle.k == K::Dict || needle.k == K::Namespace)
+        fail(*this, at, fmt::format("unhashable type: '{}'", type_name(needle)));
       return needle.k == K::Str && hay.find(needle.s) != nullptr;
-    case K::Undefined:
-      fail(*this, at, fmt::format("'{}' is undefined (right operand of 'in')", hay.s.empty() ? "value" : hay.s));
+    case K::Undefined: return false;  // jinja2's Undefined iterates as empty
     default:
       fail(*this, at, fmt::format("argument of type '{}' is not iterable", type_name(hay)));
   }

@@ -208,10 +208,11 @@ std::string py_replace(Evaluator& ev, const Node& at, const std::string& s, cons
 }
 
 /// jinja2's attribute getter for selectattr/map/sort/join: "a.b" item-then-attribute per part.
-Value get_path(const Value& v, const std::string& path) {
+Value get_path(Evaluator& ev, const Node& at, const Value& v, const std::string& path) {
   Value cur = v;
   std::size_t start = 0;
   while (true) {
+    if (cur.is_undefined()) fail(ev, at, fmt::format("'{}' is undefined (reading attribute '{}')", cur.s.empty() ? "value" : cur.s, path));
     const std::size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (cur.k == K::List) {
@@ -241,7 +242,7 @@ std::string to_str_checked(Evaluator& ev, const Node& at, const Value& v) {
 
 Value select_like(Evaluator& ev, const Node& at, const std::string& fname, const Value& v, const Args& args,
                   bool by_attr, bool keep_if) {
-  List items = ev.iterate(at, v);
+  List items = truthy(v) ? ev.iterate(at, v) : List{};  // jinja2: `if value:` before iterating
   List out;
   std::size_t first_arg = 0;
   std::string attr;
@@ -258,7 +259,7 @@ Value select_like(Evaluator& ev, const Node& at, const std::string& fname, const
     targs.assign(args.begin() + static_cast<std::ptrdiff_t>(first_arg + 1), args.end());
   }
   for (const auto& item : items) {
-    const Value x = by_attr ? get_path(item, attr) : item;
+    const Value x = by_attr ? get_path(ev, at, item, attr) : item;
     const bool r = test.empty() ? truthy(x) : apply_test(ev, at, test, x, targs);
     if (r == keep_if) out.push_back(item);
   }
@@ -348,7 +349,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     for (const auto& item : ev.iterate(at, v)) {
       if (!first) out += sep;
       first = false;
-      out += to_str(attr && attr->k == K::Str ? get_path(item, attr->s) : item);
+      out += to_str(attr && attr->k == K::Str ? get_path(ev, at, item, attr->s) : item);
       charge_string(ev, at, out.size());
     }
     return Value::str(std::move(out));
@@ -398,7 +399,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const bool case_sensitive = cs && truthy(*cs);
     List items = ev.iterate(at, v);
     auto key = [&](const Value& x) {
-      Value k = attr && attr->k == K::Str ? get_path(x, attr->s) : x;
+      Value k = attr && attr->k == K::Str ? get_path(ev, at, x, attr->s) : x;
       if (!case_sensitive && k.k == K::Str) k.s = map_case(k.s, 0);
       return k;
     };
@@ -418,6 +419,9 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     if (name == "unique") {
       List out;
       for (const auto& x : items) {
+        const Value kx = key(x);
+        if ((kx.k == K::List && !kx.tuple) || kx.k == K::Dict || kx.k == K::Namespace)
+          fail(ev, at, fmt::format("unique: unhashable type: '{}'", type_name(kx)));
         bool seen = false;
         for (const auto& y : out) seen = seen || equals(key(x), key(y));
         if (!seen) out.push_back(x);
@@ -441,10 +445,11 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
       else if (k == "default") dflt = &x;
       else if (args.empty()) fail(ev, at, fmt::format("map: unexpected keyword argument '{}'", k));
     }
+    if (!truthy(v)) return Value::make_list({});  // jinja2: `if value:` before iterating
     if (attr) {
       if (attr->k != K::Str) fail(ev, at, "map: attribute must be a string");
       for (const auto& item : ev.iterate(at, v)) {
-        Value x = get_path(item, attr->s);
+        Value x = get_path(ev, at, item, attr->s);
         out.push_back(x.is_undefined() && dflt ? *dflt : x);
       }
       return Value::make_list(std::move(out));
@@ -460,13 +465,14 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const Value* start = arg(args, kw, 1, "start");
     Value acc = start ? *start : Value::integer(0);
     for (const auto& item : ev.iterate(at, v))
-      acc = ev.arith(at, "+", acc, attr && attr->k == K::Str ? get_path(item, attr->s) : item);
+      acc = ev.arith(at, "+", acc, attr && attr->k == K::Str ? get_path(ev, at, item, attr->s) : item);
     return acc;
   }
   if (name == "int" || name == "float") {
     check_arity(ev, at, what, args, kw, name == "int" ? std::initializer_list<const char*>{"default", "base"} : std::initializer_list<const char*>{"default"});
     const Value* d = arg(args, kw, 0, "default");
     const Value dv = d ? *d : (name == "int" ? Value::integer(0) : Value::number(0.0));
+    if (v.is_undefined()) fail(ev, at, fmt::format("{}: '{}' is undefined", name, v.s.empty() ? "value" : v.s));
     if (v.k == K::Int || v.k == K::Bool) return name == "int" ? Value::integer(v.k == K::Int ? v.i : v.b) : Value::number(static_cast<double>(v.k == K::Int ? v.i : v.b));
     if (v.k == K::Float) {
       if (name == "float") return v;
@@ -510,6 +516,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const std::string method = m && m->k == K::Str ? m->s : "common";
     if (!v.is_numeric()) fail(ev, at, "round: not a number");
     if (prec < 0 || prec > 15) fail(ev, at, "round: precision must be in [0, 15]");
+    if (method == "common" && v.k != K::Float) return Value::integer(v.k == K::Int ? v.i : v.b);  // round(int) is an int
     const double x = v.k == K::Float ? v.f : static_cast<double>(v.k == K::Int ? v.i : v.b);
     const double scale = std::pow(10.0, static_cast<double>(prec));
     double r = 0;
@@ -533,7 +540,8 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     else if (w->k == K::Str) pad = w->s;
     else if (w->k == K::Int && w->i >= 0 && w->i <= 256) pad.assign(static_cast<std::size_t>(w->i), ' ');
     else fail(ev, at, "indent: width must be an integer in [0, 256] or a string");
-    std::string s = to_str(v);
+    if (v.k != K::Str) fail(ev, at, fmt::format("indent: expected a string, got {}", type_name(v)));
+    const std::string& s = v.s;
     std::string out;
     std::size_t start = 0;
     bool first_line = true;
@@ -613,20 +621,15 @@ bool apply_test(Evaluator& ev, const Node& at, const std::string& name, const Va
       default: return false;
     }
   }
-  if (name == "odd" || name == "even") {
+  if (name == "odd" || name == "even") {  // value % 2 == 1 / == 0, as jinja2 computes it
     nargs(0);
-    if (v.k != K::Int && v.k != K::Bool) fail(ev, at, fmt::format("test '{}' needs an integer", name));
-    const std::int64_t x = v.k == K::Int ? v.i : v.b;
-    return ((x % 2) != 0) == (name == "odd");
+    const Value r = ev.arith(at, "%", v, Value::integer(2));
+    return equals(r, Value::integer(name == "odd" ? 1 : 0));
   }
   if (name == "divisibleby") {
     nargs(1);
-    std::int64_t x = 0, y = 0;
-    if (!((v.k == K::Int && (x = v.i, true)) && (args[0].k == K::Int && (y = args[0].i, true))))
-      fail(ev, at, "test 'divisibleby' needs integers");
-    if (y == 0) fail(ev, at, "integer division or modulo by zero");
-    if (y == -1) return true;
-    return x % y == 0;
+    if (args[0].k == K::Int && args[0].i == -1 && v.k == K::Int) return true;  // no INT64_MIN % -1
+    return equals(ev.arith(at, "%", v, args[0]), Value::integer(0));
   }
   if (name == "lower" || name == "upper") {
     nargs(0);
@@ -655,6 +658,8 @@ Value method_of(const Value& v, const std::string& name) {
   } else if (v.k == K::Dict) {
     for (const char* m : dict_methods)
       if (name == m) return Value::func("dict." + name, std::make_shared<Value>(v));
+  } else if (v.k == K::List && (name == "count" || name == "index")) {
+    return Value::func("list." + name, std::make_shared<Value>(v));
   }
   return Value::undefined(name);
 }
@@ -675,7 +680,9 @@ Value call_method(Evaluator& ev, const Node& at, const Value& fn, const Args& ar
       else if (m == "dict.keys") l.push_back(Value::str(key));
       else l.push_back(e);
     }
-    return Value::make_list(std::move(l));
+    Value r = Value::make_list(std::move(l));
+    r.view = m == "dict.items" ? 1 : m == "dict.keys" ? 2 : 3;
+    return r;
   }
   if (m == "dict.get") {
     check_arity(ev, at, what, args, kw, {"key", "default"});
@@ -683,6 +690,18 @@ Value call_method(Evaluator& ev, const Node& at, const Value& fn, const Args& ar
     if (args[0].k == K::Str)
       if (const Value* x = self.find(args[0].s)) return *x;
     return args.size() > 1 ? args[1] : Value::none();
+  }
+  if (m == "list.count" || m == "list.index") {
+    check_arity(ev, at, what, args, kw, {"value"});
+    if (args.size() != 1) fail(ev, at, fmt::format("{} takes exactly one argument", what));
+    std::int64_t n = 0;
+    for (std::size_t j = 0; j < self.list->size(); ++j)
+      if (equals((*self.list)[j], args[0])) {
+        if (m == "list.index") return Value::integer(static_cast<std::int64_t>(j));
+        ++n;
+      }
+    if (m == "list.index") fail(ev, at, fmt::format("{} is not in list", repr(args[0])));
+    return Value::integer(n);
   }
   const std::string& s = self.s;
   if (m == "str.startswith" || m == "str.endswith") {

@@ -37,6 +37,7 @@ struct Value {
   K k = K::Undefined;
   bool b = false;
   bool tuple = false;                 // List: a tuple (repr with parentheses, != a list)
+  std::uint8_t view = 0;              // List: 1 dict_items, 2 dict_keys, 3 dict_values (repr only)
   std::int64_t i = 0;
   double f = 0;
   std::string s;                      // Str; Func: its name; Undefined: what was looked up
