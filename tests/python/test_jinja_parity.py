@@ -56,10 +56,16 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+def _strftime_now(format):
+    import datetime
+    return datetime.datetime.now().strftime(format)
+
+
 def _env():
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
     return env
 
 
@@ -222,6 +228,7 @@ OWN = {
     "macro": "{% macro fmt(role, content='none', sep=': ') %}{{ role|upper }}{{ sep }}{{ content }}{% endmacro %}{% for m in messages %}{{ fmt(m.role, m.content) }}|{{ fmt(m.role, sep=' = ') }}\n{% endfor %}",
     "raise": "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('tool messages are not supported') }}{% endif %}{{ m.content }}{% endfor %}",
     "raise_on_alternation": "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}[{{ message['role'] }}]{% endfor %}",
+    "strftime": "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %A %B %j') }}|{% if strftime_now is defined %}def{% endif %}",
     "kwargs_and_tokens": "{{ bos_token }}{% if enable_thinking is defined %}think={{ enable_thinking }}{% else %}think=undefined{% endif %} tools={{ tools }} docs={{ documents is none }}{{ eos_token }}{% if add_generation_prompt %}GEN{% endif %}",
     "range_and_dict": "{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}{% for k in {'p': 1, 'q': 2} %}{{ k }}{% endfor %}{% for c in 'ab' %}{{ c }}.{% endfor %}{{ dict(a=1) }}",
     "undefined_behaviour": "{{ nothing }}|{{ nothing|length }}|{{ nothing|string }}|{{ nothing|trim }}|{% for x in nothing %}x{% endfor %}|{{ messages[99] is defined }}|{{ {'a': 1}.b is defined }}|{{ nothing == none }}|{% if nothing %}t{% else %}f{% endif %}",

@@ -6,22 +6,26 @@
 // Covered: {{ }} {% %} {# #} with whitespace control (- and +), trim_blocks/lstrip_blocks,
 // one trailing newline dropped; if/elif/else, for (tuple targets, `if` filter, else, loop.index,
 // index0, revindex, revindex0, first, last, length, previtem, nextitem, cycle), break/continue,
-// set (names, tuples, ns.attr, block set), macro; namespace(), range(), raise_exception();
+// set (names, tuples, ns.attr, block set), macro; namespace(), dict(), range(),
+// raise_exception(), strftime_now() (transformers' global: the local time, strftime format);
 // literals (strings, numbers, lists, tuples, dicts, true/false/none), attribute/item access,
 // slicing, calls, arithmetic (+ - * / // % **), `~`, comparisons, `in`/`not in`, and/or/not,
 // a if b else c; filters (trim, length, count, tojson, string, upper, lower, capitalize,
 // title, replace, join, default/d, items, first, last, list, reverse, sort, unique,
 // selectattr, rejectattr, map, select, reject, int, float, abs, round, indent, safe, e/escape,
-// wordcount, min, max, sum, batch-free subset); tests (defined, undefined, none, string, mapping,
+// wordcount, min, max, sum); tests (defined, undefined, none, string, mapping,
 // iterable, number, integer, float, sequence, boolean, true, false, callable, equalto/eq/==,
 // ne, lt, le, gt, ge, in, sameas, odd, even, divisibleby, lower, upper); Python methods on
 // strings (startswith, endswith, split, rsplit, strip, lstrip, rstrip, lower, upper, title,
-// capitalize, replace, find, count, join, format-free), dicts (items, keys, values, get) and
-// nothing that mutates (the sandbox is immutable, as in transformers).
+// capitalize, replace, find, rfind, count, join, splitlines, isdigit, isalpha, isspace, isupper,
+// islower), dicts (items, keys, values, get), lists (count, index), and nothing that mutates
+// (the sandbox is immutable, as in transformers).
 // Output follows Python: None/True/False print as such, floats as repr(), lists and dicts
 // as their Python repr; undefined values print as "" and fail on attribute access.
 // Not covered (a ParseError names the tag): include/import/extends/block, call blocks,
-// filter blocks, raw, generation. strftime_now is not defined (templates test for it).
+// filter blocks, raw, generation, recursive loops. Integers are 64-bit (overflow is an error,
+// Python's are unbounded); filters jinja2 makes lazy (map, select, reverse, ...) return lists,
+// so printing one unlisted differs from jinja2's "<generator object ...>"; Markup is a str.
 //
 // Errors: a syntax error is a qstar::ParseError, a rendering error (type error, undefined
 // attribute, raise_exception, a limit) a qstar::InvalidArgument; both read

@@ -1,6 +1,7 @@
 // The evaluator: scopes (a for loop's or macro's body gets its own, as in jinja2, so `set`
 // inside a loop does not leak), loops, macros, operators, and the limits; ChatTemplate.
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -263,8 +264,9 @@ Value Evaluator::eval(const Node& n) {
     case N::Lit: return n.lit;
     case N::Name: {
       if (const Value* v = lookup(n.str)) return *v;
-      if (n.str == "namespace" || n.str == "range" || n.str == "raise_exception" || n.str == "dict" || n.str == "lipsum" || n.str == "cycler" || n.str == "joiner")
-        return n.str == "lipsum" || n.str == "cycler" || n.str == "joiner" ? Value::undefined(n.str) : Value::func(n.str);
+      if (n.str == "namespace" || n.str == "range" || n.str == "raise_exception" || n.str == "dict" ||
+          n.str == "strftime_now")
+        return Value::func(n.str);
       return Value::undefined(n.str);
     }
     case N::Attr: return attribute(*this, n, eval(*n.kids[0]), n.str);
@@ -411,6 +413,16 @@ Value Evaluator::call(const Node& at, const Value& fn, const std::vector<Value>&
     Value v = Value::make_dict(std::move(d));
     if (fn.s == "namespace") v.k = K::Namespace;
     return v;
+  }
+  if (fn.s == "strftime_now") {  // transformers' global: datetime.now().strftime(format)
+    if (args.size() != 1 || args[0].k != K::Str || !kwargs.empty()) fail(*this, at, "strftime_now() takes one format string");
+    if (args[0].s.size() > 256) fail(*this, at, "strftime_now(): format longer than 256 bytes");
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[2048];
+    const std::size_t len = args[0].s.empty() ? 0 : std::strftime(buf, sizeof buf, args[0].s.c_str(), &tm);
+    return Value::str(std::string(buf, len));
   }
   if (fn.s == "range") {
     std::int64_t a[3] = {0, 0, 1};
