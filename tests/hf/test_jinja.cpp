@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -82,6 +83,17 @@ TEST_CASE("jinja: set scoping, namespace, tuple and block set, macros") {
   CHECK(R("{% set a, b = 1, 2 %}{{ b }}{{ a }}") == "21");
   CHECK(R("{% set c %}[{{ 1 + 1 }}]{% endset %}{{ c }}{{ c|length }}") == "[2]3");
   CHECK(R("{% macro f(x, y='d') %}{{ x }}-{{ y }}{% endmacro %}{{ f(1) }} {{ f(2, y='e') }}") == "1-d 2-e");
+  CHECK(R("{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  [{{ m.content }}]\n  {% endgeneration %}\n{% endif %}{% endfor %}") ==
+        "  [4]\n");
+}
+
+TEST_CASE("jinja: strftime_now is transformers' global") {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char year[16];
+  std::strftime(year, sizeof year, "%Y", &tm);
+  CHECK(R("{{ strftime_now('%Y') }}|{{ strftime_now is defined }}") == std::string(year) + "|True");
 }
 
 TEST_CASE("jinja: if/elif/else, operators, comparisons, in, ternary") {

@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 
 jinja2 = pytest.importorskip("jinja2", reason="python3-jinja2 is not installed")
+import jinja2.ext  # noqa: E402
+import jinja2.nodes  # noqa: E402
 from jinja2.ext import loopcontrols  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
@@ -61,8 +63,23 @@ def _strftime_now(format):
     return datetime.datetime.now().strftime(format)
 
 
+class _AssistantTracker(jinja2.ext.Extension):
+    """transformers' {% generation %} tag: renders its body (the index tracking left out)."""
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
+
+    @jinja2.pass_eval_context
+    def _generation_support(self, context, caller):
+        return caller()
+
+
 def _env():
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[_AssistantTracker, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -228,6 +245,7 @@ OWN = {
     "macro": "{% macro fmt(role, content='none', sep=': ') %}{{ role|upper }}{{ sep }}{{ content }}{% endmacro %}{% for m in messages %}{{ fmt(m.role, m.content) }}|{{ fmt(m.role, sep=' = ') }}\n{% endfor %}",
     "raise": "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('tool messages are not supported') }}{% endif %}{{ m.content }}{% endfor %}",
     "raise_on_alternation": "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}[{{ message['role'] }}]{% endfor %}",
+    "generation": "{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  [{{ m.content }}]\n  {% endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}",
     "strftime": "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %A %B %j') }}|{% if strftime_now is defined %}def{% endif %}",
     "kwargs_and_tokens": "{{ bos_token }}{% if enable_thinking is defined %}think={{ enable_thinking }}{% else %}think=undefined{% endif %} tools={{ tools }} docs={{ documents is none }}{{ eos_token }}{% if add_generation_prompt %}GEN{% endif %}",
     "range_and_dict": "{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}{% for k in {'p': 1, 'q': 2} %}{{ k }}{% endfor %}{% for c in 'ab' %}{{ c }}.{% endfor %}{{ dict(a=1) }}",

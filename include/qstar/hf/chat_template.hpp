@@ -23,7 +23,7 @@
 // Output follows Python: None/True/False print as such, floats as repr(), lists and dicts
 // as their Python repr; undefined values print as "" and fail on attribute access.
 // Not covered (a ParseError names the tag): include/import/extends/block, call blocks,
-// filter blocks, raw, generation, recursive loops. Integers are 64-bit (overflow is an error,
+// filter blocks, raw, recursive loops. {% generation %} (transformers' tag) renders its body. Integers are 64-bit (overflow is an error,
 // Python's are unbounded); filters jinja2 makes lazy (map, select, reverse, ...) return lists,
 // so printing one unlisted differs from jinja2's "<generator object ...>"; Markup is a str.
 //

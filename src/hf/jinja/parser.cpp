@@ -572,6 +572,13 @@ struct Parser {
       for (auto& d : defaults) n->kids.push_back(std::move(d));
       return n;
     }
+    if (w == "generation") {  // transformers' AssistantTracker: renders its body as is
+      expect_block_end();
+      NodePtr b = body({"endgeneration"}, "generation", line);
+      ++p;
+      expect_block_end();
+      return b;
+    }
     if (w == "break" || w == "continue") {
       auto n = node(w == "break" ? N::Break : N::Continue, line);
       expect_block_end();
