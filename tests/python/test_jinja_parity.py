@@ -185,6 +185,11 @@ MESSAGE_SETS = [
 ]
 
 KWARG_SETS = [{}, {"enable_thinking": False}, {"enable_thinking": True}]
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city, in °C.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                   "required": ["city"]}}}]
+REAL_KWARG_SETS = KWARG_SETS + [{"tools": TOOLS}, {"tools": TOOLS, "enable_thinking": False}]
 
 # Seeded random conversations on top of the hand-written ones: alternating or shuffled roles,
 # contents with the characters templates treat specially (think tags, tool-response wrappers,
@@ -332,7 +337,7 @@ def test_real_templates(model):
     if isinstance(tpl, list):
         tpl = next(t["template"] for t in tpl if t["name"] == "default")
     cases = cases_for(model, tpl, bos=_token(cfg.get("bos_token")), eos=_token(cfg.get("eos_token")),
-                      random_sets=RANDOM_SETS)
+                      kwarg_sets=REAL_KWARG_SETS, random_sets=RANDOM_SETS)
     check(cases, model, REPORT)
     assert REPORT[model]["identical"] > 0
 
