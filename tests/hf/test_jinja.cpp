@@ -230,6 +230,15 @@ TEST_CASE("jinja: limits") {
                    ChatTemplate::from_string("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "t", lim).render({}, false);
                  }),
                  "max_depth 8"));
+  // long chains are bounded too (evaluating and destroying the tree recurse): 4 * max_depth
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += "+1";
+  chain += " }}";
+  CHECK(contains(error_of<qstar::ParseError>([&] { ChatTemplate::from_string(chain, "t"); }),
+                 "t:1: expression nested deeper than 256"));
+  std::string ok_chain = "{{ 1";
+  for (int i = 0; i < 200; ++i) ok_chain += "+1";
+  CHECK(ChatTemplate::from_string(ok_chain + " }}").render({}, false) == "201");
   lim = {};
   lim.max_depth = 1;
   CHECK(contains(error_of<qstar::InvalidArgument>([&] { lim.validate(); }), "max_depth"));

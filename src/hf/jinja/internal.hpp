@@ -138,6 +138,7 @@ struct Node {
   std::vector<std::string> strs;
   std::size_t npos = 0;
   bool flag = false;
+  int height = 1;  // of the expression tree below (the parser bounds it: evaluation and destruction recurse)
 };
 
 struct Program {
