@@ -230,6 +230,23 @@ TEST_CASE("jinja: limits") {
                    ChatTemplate::from_string("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "t", lim).render({}, false);
                  }),
                  "max_depth 8"));
+  // memory and copying: a list of references to a big string, and a big string read in a loop
+  CHECK(contains(error_of<qstar::InvalidArgument>([] {
+                   R("{% set ns = namespace(l=[], s='x' * 1000000) %}{% for i in range(1000) %}"
+                     "{% set ns.l = ns.l + [ns.s] %}{% endfor %}{{ ns.l|length }}");
+                 }),
+                 "max_alloc_bytes 268435456"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] {
+                   R("{% set s = 'x' * 10000000 %}{% for i in range(100000) %}{% if s %}{% endif %}{% endfor %}");
+                 }),
+                 "max_alloc_bytes"));
+  lim = {};
+  lim.max_alloc_bytes = 1000;
+  CHECK(contains(error_of<qstar::InvalidArgument>([&] {
+                   ChatTemplate::from_string("{% for m in messages %}{{ m.content }}{% endfor %}", "t", lim)
+                       .render({{"user", std::string(2000, 'a'), {}}}, false);
+                 }),
+                 "t:1: the render built or copied more than max_alloc_bytes 1000"));
   // long chains are bounded too (evaluating and destroying the tree recurse): 4 * max_depth
   std::string chain = "{{ 1";
   for (int i = 0; i < 100000; ++i) chain += "+1";

@@ -31,7 +31,7 @@
 // attribute, raise_exception, a limit) a qstar::InvalidArgument; both read
 // "<name>:<line>: <reason>", the line 1-based in the template source.
 // Limits (ChatTemplateLimits) bound the template size, the nesting depth, the output size,
-// loop iterations and evaluation steps, so a hostile template cannot hang or exhaust memory.
+// the bytes built during a render, loop iterations and evaluation steps, so a hostile template cannot hang or exhaust memory.
 // The interpreter never executes anything but the template: no files, no imports.
 #pragma once
 
@@ -55,6 +55,9 @@ struct ChatTemplateLimits {
   std::size_t max_output_bytes = 16u << 20;      ///< rendered text (bytes), and any string built
   std::size_t max_loop_iterations = 1'000'000;   ///< loop bodies run, all loops together
   std::size_t max_steps = 20'000'000;            ///< expression/statement evaluations per render
+  /// bytes of strings and list/dict elements built by operators, literals, filters, calls and
+  /// loops during one render, all together (bounds memory and copying, not only the output)
+  std::size_t max_alloc_bytes = 256u << 20;
   int max_depth = 64;                            ///< nesting of expressions/blocks and macro calls
   void validate() const;
 };

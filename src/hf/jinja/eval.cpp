@@ -41,6 +41,41 @@ void Evaluator::step(const Node& at) {
   if (++steps > limits.max_steps) fail(*this, at, fmt::format("more than max_steps {} evaluation steps", limits.max_steps));
 }
 
+namespace {
+// Approximate bytes of a value: string bytes plus 32 per element, nested; stops counting past `cap`.
+std::size_t weight(const Value& v, std::size_t cap, int depth = 0) {
+  std::size_t w = 32 + v.s.size();
+  if (depth > 300) return w;
+  if (v.k == K::List && v.list)
+    for (const auto& e : *v.list) {
+      w += weight(e, cap, depth + 1);
+      if (w > cap) return w;
+    }
+  if ((v.k == K::Dict || v.k == K::Namespace) && v.dict)
+    for (const auto& [key, e] : *v.dict) {
+      w += key.size() + weight(e, cap, depth + 1);
+      if (w > cap) return w;
+    }
+  return w;
+}
+}  // namespace
+
+void Evaluator::charge_alloc(const Node& at, std::size_t bytes) {
+  allocated += bytes;
+  if (allocated > limits.max_alloc_bytes)
+    fail(*this, at, fmt::format("the render built or copied more than max_alloc_bytes {} bytes", limits.max_alloc_bytes));
+}
+
+Value Evaluator::alloc(const Node& at, Value v) {
+  if (v.k == K::Str || v.k == K::List || v.k == K::Dict) charge_alloc(at, weight(v, limits.max_alloc_bytes));
+  return v;
+}
+
+Value Evaluator::copied(const Node& at, Value v) {
+  if (v.k == K::Str) charge_alloc(at, v.s.size());
+  return v;
+}
+
 void Evaluator::emit(const Node& at, std::string_view s) {
   if (out->size() + s.size() > limits.max_output_bytes)
     fail(*this, at, fmt::format("output exceeds max_output_bytes {}", limits.max_output_bytes));
@@ -263,18 +298,18 @@ Value Evaluator::eval(const Node& n) {
   switch (n.kind) {
     case N::Lit: return n.lit;
     case N::Name: {
-      if (const Value* v = lookup(n.str)) return *v;
+      if (const Value* v = lookup(n.str)) return copied(n, *v);
       if (n.str == "namespace" || n.str == "range" || n.str == "raise_exception" || n.str == "dict" ||
           n.str == "strftime_now")
         return Value::func(n.str);
       return Value::undefined(n.str);
     }
-    case N::Attr: return attribute(*this, n, eval(*n.kids[0]), n.str);
+    case N::Attr: return copied(n, attribute(*this, n, eval(*n.kids[0]), n.str));
     case N::Item: {
       Value obj = eval(*n.kids[0]);
       Value key = eval(*n.kids[1]);
       if (obj.is_undefined()) fail(*this, n, fmt::format("'{}' is undefined", obj.s.empty() ? "value" : obj.s));
-      return python_index(*this, n, obj, key);
+      return copied(n, python_index(*this, n, obj, key));
     }
     case N::Slice: {
       Value obj = eval(*n.kids[0]);
@@ -286,7 +321,7 @@ Value Evaluator::eval(const Node& n) {
           pp[j] = &parts[j];
         }
       if (obj.is_undefined()) fail(*this, n, fmt::format("'{}' is undefined", obj.s.empty() ? "value" : obj.s));
-      return slice(*this, n, obj, pp);
+      return alloc(n, slice(*this, n, obj, pp));
     }
     case N::Call: {
       Value fn = eval(*n.kids[0]);
@@ -294,7 +329,7 @@ Value Evaluator::eval(const Node& n) {
       std::vector<std::pair<std::string, Value>> kwargs;
       for (std::size_t j = 0; j < n.npos; ++j) args.push_back(eval(*n.kids[1 + j]));
       for (std::size_t j = 0; j < n.strs.size(); ++j) kwargs.emplace_back(n.strs[j], eval(*n.kids[1 + n.npos + j]));
-      return call(n, fn, args, kwargs);
+      return alloc(n, call(n, fn, args, kwargs));
     }
     case N::Filter: {
       Value v = eval(*n.kids[0]);
@@ -302,7 +337,7 @@ Value Evaluator::eval(const Node& n) {
       std::vector<std::pair<std::string, Value>> kwargs;
       for (std::size_t j = 0; j < n.npos; ++j) args.push_back(eval(*n.kids[1 + j]));
       for (std::size_t j = 0; j < n.strs.size(); ++j) kwargs.emplace_back(n.strs[j], eval(*n.kids[1 + n.npos + j]));
-      return apply_filter(*this, n, n.str, v, args, kwargs);
+      return alloc(n, apply_filter(*this, n, n.str, v, args, kwargs));
     }
     case N::Test: {
       Value v = eval(*n.kids[0]);
@@ -334,7 +369,7 @@ Value Evaluator::eval(const Node& n) {
       }
       Value a = eval(*n.kids[0]);
       Value b = eval(*n.kids[1]);
-      return arith(n, n.str, a, b);
+      return alloc(n, arith(n, n.str, a, b));
     }
     case N::Compare: {
       Value left = eval(*n.kids[0]);
@@ -367,7 +402,7 @@ Value Evaluator::eval(const Node& n) {
     case N::TupleLit: {
       List l;
       for (const auto& k : n.kids) l.push_back(eval(*k));
-      return n.kind == N::TupleLit ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
+      return alloc(n, n.kind == N::TupleLit ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l)));
     }
     case N::DictLit: {
       Dict d;
@@ -380,7 +415,7 @@ Value Evaluator::eval(const Node& n) {
           if (kk == key.s) { vv = v; replaced = true; }
         if (!replaced) d.emplace_back(key.s, std::move(v));
       }
-      return Value::make_dict(std::move(d));
+      return alloc(n, Value::make_dict(std::move(d)));
     }
     default: fail(*this, n, "statement where an expression was expected");
   }
@@ -580,6 +615,7 @@ List Evaluator::iterate(const Node& at, const Value& v) {
 Flow Evaluator::exec_for(const Node& n) {
   const Value seq = eval(*n.kids[0]);
   List items = iterate(n, seq);
+  alloc(n, seq);  // the loop copies the sequence (and each item again for loop.previtem/nextitem)
   auto bind = [&](Scope& sc, const Value& item) {
     if (n.strs.size() == 1) {
       sc.emplace_back(n.strs[0], item);
