@@ -25,6 +25,7 @@ set(QSTAR_HF_JINJA_SOURCES
   src/hf/jinja/eval.cpp
   src/hf/jinja/filters.cpp
   src/hf/jinja/lexer.cpp
+  src/hf/jinja/methods.cpp
   src/hf/jinja/parser.cpp
   src/hf/jinja/value.cpp)
 set(QSTAR_HF_SOURCES

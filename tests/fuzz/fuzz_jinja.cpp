@@ -50,6 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   lim.max_loop_iterations = 2000;
   lim.max_steps = 100000;
   lim.max_depth = 48;
+  lim.max_alloc_bytes = 8u << 20;
   qstar::hf::ChatTemplate t;
   try {
     t = qstar::hf::ChatTemplate::from_string(std::string(src), "fuzz", lim);

@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -82,6 +83,17 @@ TEST_CASE("jinja: set scoping, namespace, tuple and block set, macros") {
   CHECK(R("{% set a, b = 1, 2 %}{{ b }}{{ a }}") == "21");
   CHECK(R("{% set c %}[{{ 1 + 1 }}]{% endset %}{{ c }}{{ c|length }}") == "[2]3");
   CHECK(R("{% macro f(x, y='d') %}{{ x }}-{{ y }}{% endmacro %}{{ f(1) }} {{ f(2, y='e') }}") == "1-d 2-e");
+  CHECK(R("{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  [{{ m.content }}]\n  {% endgeneration %}\n{% endif %}{% endfor %}") ==
+        "  [4]\n");
+}
+
+TEST_CASE("jinja: strftime_now is transformers' global") {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char year[16];
+  std::strftime(year, sizeof year, "%Y", &tm);
+  CHECK(R("{{ strftime_now('%Y') }}|{{ strftime_now is defined }}") == std::string(year) + "|True");
 }
 
 TEST_CASE("jinja: if/elif/else, operators, comparisons, in, ternary") {
@@ -136,6 +148,14 @@ TEST_CASE("jinja: output follows Python's str() and repr()") {
   CHECK(R("{{ none }} {{ true }} {{ [1, 'a', none, 1.5, {'k': \"it's\"}] }} {{ (1,) }} {{ nothing }}|") ==
         "None True [1, 'a', None, 1.5, {'k': \"it's\"}] (1,) |");
   CHECK(R("{{ 'esc: \\t \\u00e9 \\x41' }}") == "esc: \t é A");
+  CHECK(R("{{ {'a': 1}.items() }} {{ (1, 2) + (3,) }} {{ (1,) * 2 }} {{ [nothing] }} {{ 2.5|round }} {{ 3|round }}") ==
+        "dict_items([('a', 1)]) (1, 2, 3) (1, 1) [Undefined] 2.0 3");
+  // jinja2 quirks kept: failed subscripts are undefined, select/map of a falsy value are empty
+  CHECK(R("{{ 1['x'] is defined }} {{ [1][5] is defined }} {{ 0|select('odd')|list }} {{ none|map('string')|list }}") ==
+        "False False [] []");
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ [1] + (2,) }}"); }), "can only concatenate"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ [1] in {} }}"); }), "unhashable type: 'list'"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] { R("{{ 5[1:] }}"); }), "not subscriptable"));
 }
 
 TEST_CASE("jinja: variables, kwargs, bos/eos, message extra fields") {
@@ -210,6 +230,32 @@ TEST_CASE("jinja: limits") {
                    ChatTemplate::from_string("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "t", lim).render({}, false);
                  }),
                  "max_depth 8"));
+  // memory and copying: a list of references to a big string, and a big string read in a loop
+  CHECK(contains(error_of<qstar::InvalidArgument>([] {
+                   R("{% set ns = namespace(l=[], s='x' * 1000000) %}{% for i in range(1000) %}"
+                     "{% set ns.l = ns.l + [ns.s] %}{% endfor %}{{ ns.l|length }}");
+                 }),
+                 "max_alloc_bytes 268435456"));
+  CHECK(contains(error_of<qstar::InvalidArgument>([] {
+                   R("{% set s = 'x' * 10000000 %}{% for i in range(100000) %}{% if s %}{% endif %}{% endfor %}");
+                 }),
+                 "max_alloc_bytes"));
+  lim = {};
+  lim.max_alloc_bytes = 1000;
+  CHECK(contains(error_of<qstar::InvalidArgument>([&] {
+                   ChatTemplate::from_string("{% for m in messages %}{{ m.content }}{% endfor %}", "t", lim)
+                       .render({{"user", std::string(2000, 'a'), {}}}, false);
+                 }),
+                 "t:1: the render built or copied more than max_alloc_bytes 1000"));
+  // long chains are bounded too (evaluating and destroying the tree recurse): 4 * max_depth
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += "+1";
+  chain += " }}";
+  CHECK(contains(error_of<qstar::ParseError>([&] { ChatTemplate::from_string(chain, "t"); }),
+                 "t:1: expression nested deeper than 256"));
+  std::string ok_chain = "{{ 1";
+  for (int i = 0; i < 200; ++i) ok_chain += "+1";
+  CHECK(ChatTemplate::from_string(ok_chain + " }}").render({}, false) == "201");
   lim = {};
   lim.max_depth = 1;
   CHECK(contains(error_of<qstar::InvalidArgument>([&] { lim.validate(); }), "max_depth"));

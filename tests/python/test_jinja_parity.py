@@ -13,6 +13,7 @@ build*/tests/chat_template_tool). Every case must agree byte for byte, or both m
     message when npm or the registry is unavailable. Nothing fetched is committed.
 Set QSTAR_JINJA_PARITY_REPORT=FILE to get the counts per template as JSON.
 """
+import copy
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 
 jinja2 = pytest.importorskip("jinja2", reason="python3-jinja2 is not installed")
+import jinja2.ext  # noqa: E402
+import jinja2.nodes  # noqa: E402
 from jinja2.ext import loopcontrols  # noqa: E402
 from jinja2.sandbox import ImmutableSandboxedEnvironment  # noqa: E402
 
@@ -55,25 +58,52 @@ def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False
     return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
+def _strftime_now(format):
+    import datetime
+    return datetime.datetime.now().strftime(format)
+
+
+class _AssistantTracker(jinja2.ext.Extension):
+    """transformers' {% generation %} tag: renders its body (the index tracking left out)."""
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return jinja2.nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
+
+    @jinja2.pass_eval_context
+    def _generation_support(self, context, caller):
+        return caller()
+
+
 def _env():
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[_AssistantTracker, loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
     return env
 
 
 ENV = _env()
 
 
+_COMPILED = {}
+
+
 def reference(case):
     try:
-        t = ENV.from_string(case["template"])
+        t = _COMPILED.get(case["template"])
+        if t is None:
+            t = _COMPILED[case["template"]] = ENV.from_string(case["template"])
     except Exception as e:  # noqa: BLE001  (any syntax error)
         return {"error": "syntax", "message": f"{type(e).__name__}: {e}"}
-    variables = {"messages": case["messages"], "tools": None, "documents": None,
+    # deep copies: jinja2's indent filter extends a list argument in place
+    variables = {"messages": copy.deepcopy(case["messages"]), "tools": None, "documents": None,
                  "add_generation_prompt": case.get("add_generation_prompt", False),
                  "bos_token": case.get("bos_token", ""), "eos_token": case.get("eos_token", "")}
-    variables.update(case.get("kwargs") or {})
+    variables.update(copy.deepcopy(case.get("kwargs") or {}))
     try:
         return {"text": t.render(**variables)}
     except Exception as e:  # noqa: BLE001  (any rendering error)
@@ -155,11 +185,45 @@ MESSAGE_SETS = [
 ]
 
 KWARG_SETS = [{}, {"enable_thinking": False}, {"enable_thinking": True}]
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Weather in a city, in °C.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                   "required": ["city"]}}}]
+REAL_KWARG_SETS = KWARG_SETS + [{"tools": TOOLS}, {"tools": TOOLS, "enable_thinking": False}]
+
+# Seeded random conversations on top of the hand-written ones: alternating or shuffled roles,
+# contents with the characters templates treat specially (think tags, tool-response wrappers,
+# quotes, backslashes, Unicode whitespace that str.strip() removes, non-ASCII, newlines).
+_PIECES = ["x", "2+2", " ", "\n", "\n\n", "<think>", "</think>", "<tool_response>", "</tool_response>", "'",
+           '"', "\\", "\t", "\u00a0", "\u2003", "é", "数", "🙂", "{{ not a tag }}", "[INST]", "\\boxed{4}",
+           "<|im_end|>", "  ", "The answer is 4."]
 
 
-def cases_for(name, template, bos="", eos="", kwarg_sets=KWARG_SETS):
+def random_conversations(n, seed=21):
+    import random
+    rng = random.Random(seed)
     out = []
-    for msgs in MESSAGE_SETS:
+    for _ in range(n):
+        msgs = []
+        k = rng.randint(1, 6)
+        roles = ["user", "assistant"] * 3 if rng.random() < 0.7 else [rng.choice(["system", "user", "assistant", "tool"]) for _ in range(6)]
+        if rng.random() < 0.4:
+            msgs.append({"role": "system", "content": "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 5)))})
+        for i in range(k):
+            m = {"role": roles[i], "content": "".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 8)))}
+            if m["role"] == "assistant" and rng.random() < 0.15:
+                m["reasoning_content"] = "because " + rng.choice(_PIECES)
+            msgs.append(m)
+        out.append(msgs)
+    return out
+
+
+RANDOM_SETS = random_conversations(150)
+
+
+def cases_for(name, template, bos="", eos="", kwarg_sets=KWARG_SETS, random_sets=()):
+    out = []
+    for msgs in MESSAGE_SETS + list(random_sets):
         for agp in (False, True):
             for kw in kwarg_sets:
                 out.append({"name": name, "template": template, "messages": msgs, "add_generation_prompt": agp,
@@ -186,6 +250,8 @@ OWN = {
     "macro": "{% macro fmt(role, content='none', sep=': ') %}{{ role|upper }}{{ sep }}{{ content }}{% endmacro %}{% for m in messages %}{{ fmt(m.role, m.content) }}|{{ fmt(m.role, sep=' = ') }}\n{% endfor %}",
     "raise": "{% for m in messages %}{% if m.role == 'tool' %}{{ raise_exception('tool messages are not supported') }}{% endif %}{{ m.content }}{% endfor %}",
     "raise_on_alternation": "{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}[{{ message['role'] }}]{% endfor %}",
+    "generation": "{% for m in messages %}{% if m.role == 'assistant' %}\n  {% generation %}\n  [{{ m.content }}]\n  {% endgeneration %}\n{% else %}{{ m.content }}{% endif %}{% endfor %}",
+    "strftime": "{{ strftime_now('%d %b %Y') }}|{{ strftime_now('%Y-%m-%d %A %B %j') }}|{% if strftime_now is defined %}def{% endif %}",
     "kwargs_and_tokens": "{{ bos_token }}{% if enable_thinking is defined %}think={{ enable_thinking }}{% else %}think=undefined{% endif %} tools={{ tools }} docs={{ documents is none }}{{ eos_token }}{% if add_generation_prompt %}GEN{% endif %}",
     "range_and_dict": "{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}{% for k, v in {'x': 1, 'y': 2}.items() %}{{ k }}={{ v }};{% endfor %}{% for k in {'p': 1, 'q': 2} %}{{ k }}{% endfor %}{% for c in 'ab' %}{{ c }}.{% endfor %}{{ dict(a=1) }}",
     "undefined_behaviour": "{{ nothing }}|{{ nothing|length }}|{{ nothing|string }}|{{ nothing|trim }}|{% for x in nothing %}x{% endfor %}|{{ messages[99] is defined }}|{{ {'a': 1}.b is defined }}|{{ nothing == none }}|{% if nothing %}t{% else %}f{% endif %}",
@@ -208,7 +274,8 @@ OWN = {
 def test_own_templates():
     cases = []
     for name, tpl in OWN.items():
-        cases += cases_for(name, tpl, bos="<s>", eos="</s>", kwarg_sets=[{}, {"enable_thinking": False}])
+        cases += cases_for(name, tpl, bos="<s>", eos="</s>", kwarg_sets=[{}, {"enable_thinking": False}],
+                           random_sets=RANDOM_SETS[:30])
     check(cases, "own templates", REPORT)
     # every construct really rendered somewhere (not only errors), except the error templates
     for name in OWN:
@@ -269,6 +336,69 @@ def test_real_templates(model):
     tpl = cfg["chat_template"]
     if isinstance(tpl, list):
         tpl = next(t["template"] for t in tpl if t["name"] == "default")
-    cases = cases_for(model, tpl, bos=_token(cfg.get("bos_token")), eos=_token(cfg.get("eos_token")))
+    cases = cases_for(model, tpl, bos=_token(cfg.get("bos_token")), eos=_token(cfg.get("eos_token")),
+                      kwarg_sets=REAL_KWARG_SETS, random_sets=RANDOM_SETS)
     check(cases, model, REPORT)
     assert REPORT[model]["identical"] > 0
+
+
+# ---- (c) seeded random expressions ---------------------------------------------------------------
+def random_expression(rng, depth=0):
+    """A random Jinja expression over literals, the messages and an undefined name."""
+    atoms = ["0", "1", "2", "-3", "7", "300", "0.5", "2.5", "1e20", "1e-7", "3.0", "'ab'", "'A b '", "''", "'é数'",
+             "\"it's\"", "'x,y,z'", "none", "true", "false", "[1, 2, 3]", "['b', 'a']", "[]", "{'k': 1, 'j': 'v'}",
+             "{}", "(1, 'a')", "messages", "messages[0]", "messages[0].content", "messages[-1].role", "nothing",
+             "bos_token", "add_generation_prompt", "(range(4)|list)", "ns.n"]
+    if depth > 3 or rng.random() < 0.3:
+        return rng.choice(atoms)
+    a = random_expression(rng, depth + 1)
+    b = random_expression(rng, depth + 1)
+    kind = rng.randrange(9)
+    if kind == 0:
+        return f"({a} {rng.choice(['+', '-', '*', '/', '//', '%', '~'])} {b})"
+    if kind == 1:
+        return f"({a} {rng.choice(['==', '!=', '<', '>', '<=', '>=', 'in', 'not in', 'and', 'or'])} {b})"
+    if kind == 2:
+        return f"(not {a})" if rng.random() < 0.5 else f"({a} if {b} else {random_expression(rng, depth + 1)})"
+    if kind == 3:
+        f = rng.choice(["trim", "length", "tojson", "string", "upper", "lower", "capitalize", "title", "first",
+                        "last", "list", "reverse", "items", "join", "join(', ')", "default('d')", "int", "float",
+                        "abs", "round", "round(1)", "sort", "unique", "sum", "min", "max", "wordcount",
+                        "replace('a', 'o')", "indent(2)", "tojson(indent=1)", "map('string')", "select('odd')",
+                        "e", "selectattr('role')", "map(attribute='role')", "reject('none')", "rejectattr('role')"])
+        if f.startswith(("items", "map", "select", "reject", "unique", "reverse")):  # lazy generators in jinja2: list them
+            f += "|list"
+        return f"({a}|{f})"
+    if kind == 4:
+        t = rng.choice(["defined", "undefined", "none", "string", "mapping", "iterable", "number", "integer", "float",
+                        "sequence", "boolean", "odd", "even", "divisibleby 3", "equalto 1", "lower", "upper",
+                        "in [1, 'ab']", "true", "false"])
+        return f"({a} is {rng.choice(['', 'not '])}{t})"
+    if kind == 5:
+        sub = rng.choice(["0", "-1", "1:", ":2", "::-1", "1:-1", "nothing", "'k'", "5"])
+        if ":" in sub:  # slices of run-time sequences (jinja2 folds constant slices differently)
+            a = rng.choice(["messages", "messages[0].content", "bos_token", "messages[-1].role"])
+        return f"({a})[{sub}]"
+    if kind == 6:
+        m = rng.choice(["split()", "split(',')", "strip()", "strip('a')", "lstrip()", "rstrip('b ')", "upper()",
+                        "startswith('a')", "endswith(('b', 'z'))", "replace('a', 'A')", "find('b')", "count('a')",
+                        "title()", "get('k')", "get('zz', 0)", "items()", "keys()", "values()", "rsplit(',', 1)"])
+        return f"({a}).{m}"
+    if kind == 7:
+        return f"[{a}, {b}]" if rng.random() < 0.5 else f"{{'p': {a}, 'q': {b}}}"
+    return f"(-{a})" if rng.random() < 0.5 else f"({a} ** {rng.choice(['0', '1', '2', '3'])})"
+
+
+def test_random_expressions():
+    import random
+    rng = random.Random(2121)
+    msgs = MESSAGE_SETS[2]
+    cases = []
+    for i in range(3000):
+        e = random_expression(rng)
+        tpl = ("{% set ns = namespace(n=2) %}" + (f"{{{{ {e} }}}}" if i % 2 == 0 else
+               f"{{% if {e} %}}T{{% else %}}F{{% endif %}}{{% for x in [{e}] %}}{{{{ loop.index }}}}{{% endfor %}}"))
+        cases.append({"name": "random_expressions", "template": tpl, "messages": msgs,
+                      "add_generation_prompt": True, "kwargs": {}, "bos_token": "<s>", "eos_token": "</s>"})
+    check(cases, "random expressions", REPORT)
+    assert REPORT["random_expressions"]["identical"] > 1000

@@ -6,28 +6,32 @@
 // Covered: {{ }} {% %} {# #} with whitespace control (- and +), trim_blocks/lstrip_blocks,
 // one trailing newline dropped; if/elif/else, for (tuple targets, `if` filter, else, loop.index,
 // index0, revindex, revindex0, first, last, length, previtem, nextitem, cycle), break/continue,
-// set (names, tuples, ns.attr, block set), macro; namespace(), range(), raise_exception();
+// set (names, tuples, ns.attr, block set), macro; namespace(), dict(), range(),
+// raise_exception(), strftime_now() (transformers' global: the local time, strftime format);
 // literals (strings, numbers, lists, tuples, dicts, true/false/none), attribute/item access,
 // slicing, calls, arithmetic (+ - * / // % **), `~`, comparisons, `in`/`not in`, and/or/not,
 // a if b else c; filters (trim, length, count, tojson, string, upper, lower, capitalize,
 // title, replace, join, default/d, items, first, last, list, reverse, sort, unique,
 // selectattr, rejectattr, map, select, reject, int, float, abs, round, indent, safe, e/escape,
-// wordcount, min, max, sum, batch-free subset); tests (defined, undefined, none, string, mapping,
+// wordcount, min, max, sum); tests (defined, undefined, none, string, mapping,
 // iterable, number, integer, float, sequence, boolean, true, false, callable, equalto/eq/==,
 // ne, lt, le, gt, ge, in, sameas, odd, even, divisibleby, lower, upper); Python methods on
 // strings (startswith, endswith, split, rsplit, strip, lstrip, rstrip, lower, upper, title,
-// capitalize, replace, find, count, join, format-free), dicts (items, keys, values, get) and
-// nothing that mutates (the sandbox is immutable, as in transformers).
+// capitalize, replace, find, rfind, count, join, splitlines, isdigit, isalpha, isspace, isupper,
+// islower), dicts (items, keys, values, get), lists (count, index), and nothing that mutates
+// (the sandbox is immutable, as in transformers).
 // Output follows Python: None/True/False print as such, floats as repr(), lists and dicts
 // as their Python repr; undefined values print as "" and fail on attribute access.
 // Not covered (a ParseError names the tag): include/import/extends/block, call blocks,
-// filter blocks, raw, generation. strftime_now is not defined (templates test for it).
+// filter blocks, raw, recursive loops. {% generation %} (transformers' tag) renders its body. Integers are 64-bit (overflow is an error,
+// Python's are unbounded); filters jinja2 makes lazy (map, select, reverse, ...) return lists,
+// so printing one unlisted differs from jinja2's "<generator object ...>"; Markup is a str.
 //
 // Errors: a syntax error is a qstar::ParseError, a rendering error (type error, undefined
 // attribute, raise_exception, a limit) a qstar::InvalidArgument; both read
 // "<name>:<line>: <reason>", the line 1-based in the template source.
 // Limits (ChatTemplateLimits) bound the template size, the nesting depth, the output size,
-// loop iterations and evaluation steps, so a hostile template cannot hang or exhaust memory.
+// the bytes built during a render, loop iterations and evaluation steps, so a hostile template cannot hang or exhaust memory.
 // The interpreter never executes anything but the template: no files, no imports.
 #pragma once
 
@@ -51,6 +55,9 @@ struct ChatTemplateLimits {
   std::size_t max_output_bytes = 16u << 20;      ///< rendered text (bytes), and any string built
   std::size_t max_loop_iterations = 1'000'000;   ///< loop bodies run, all loops together
   std::size_t max_steps = 20'000'000;            ///< expression/statement evaluations per render
+  /// bytes of strings and list/dict elements built by operators, literals, filters, calls and
+  /// loops during one render, all together (bounds memory and copying, not only the output)
+  std::size_t max_alloc_bytes = 256u << 20;
   int max_depth = 64;                            ///< nesting of expressions/blocks and macro calls
   void validate() const;
 };

@@ -12,6 +12,7 @@ void ChatTemplateLimits::validate() const {
   if (max_output_bytes == 0) throw InvalidArgument("max_output_bytes: must be positive");
   if (max_loop_iterations == 0) throw InvalidArgument("max_loop_iterations: must be positive");
   if (max_steps == 0) throw InvalidArgument("max_steps: must be positive");
+  if (max_alloc_bytes == 0) throw InvalidArgument("max_alloc_bytes: must be positive");
   if (max_depth < 4 || max_depth > 1000)
     throw InvalidArgument(fmt::format("max_depth: must be in [4, 1000], got {}", max_depth));
 }

@@ -1,6 +1,7 @@
 // The evaluator: scopes (a for loop's or macro's body gets its own, as in jinja2, so `set`
 // inside a loop does not leak), loops, macros, operators, and the limits; ChatTemplate.
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -40,6 +41,41 @@ void Evaluator::step(const Node& at) {
   if (++steps > limits.max_steps) fail(*this, at, fmt::format("more than max_steps {} evaluation steps", limits.max_steps));
 }
 
+namespace {
+// Approximate bytes of a value: string bytes plus 32 per element, nested; stops counting past `cap`.
+std::size_t weight(const Value& v, std::size_t cap, int depth = 0) {
+  std::size_t w = 32 + v.s.size();
+  if (depth > 300) return w;
+  if (v.k == K::List && v.list)
+    for (const auto& e : *v.list) {
+      w += weight(e, cap, depth + 1);
+      if (w > cap) return w;
+    }
+  if ((v.k == K::Dict || v.k == K::Namespace) && v.dict)
+    for (const auto& [key, e] : *v.dict) {
+      w += key.size() + weight(e, cap, depth + 1);
+      if (w > cap) return w;
+    }
+  return w;
+}
+}  // namespace
+
+void Evaluator::charge_alloc(const Node& at, std::size_t bytes) {
+  allocated += bytes;
+  if (allocated > limits.max_alloc_bytes)
+    fail(*this, at, fmt::format("the render built or copied more than max_alloc_bytes {} bytes", limits.max_alloc_bytes));
+}
+
+Value Evaluator::alloc(const Node& at, Value v) {
+  if (v.k == K::Str || v.k == K::List || v.k == K::Dict) charge_alloc(at, weight(v, limits.max_alloc_bytes));
+  return v;
+}
+
+Value Evaluator::copied(const Node& at, Value v) {
+  if (v.k == K::Str) charge_alloc(at, v.s.size());
+  return v;
+}
+
 void Evaluator::emit(const Node& at, std::string_view s) {
   if (out->size() + s.size() > limits.max_output_bytes)
     fail(*this, at, fmt::format("output exceeds max_output_bytes {}", limits.max_output_bytes));
@@ -55,12 +91,12 @@ bool to_int64(const Value& v, std::int64_t& out) {
 }
 
 Value python_index(Evaluator& ev, const Node& at, const Value& obj, const Value& key) {
+  if (obj.view) return Value::undefined();  // dict views are not subscriptable
   if (obj.k == K::List || obj.k == K::Str) {
     std::int64_t i = 0;
-    if (!to_int64(key, i)) {
-      if (obj.k == K::Str && key.k == K::Str) return method_of(obj, key.s);
-      if (key.is_undefined()) return Value::undefined();
-      fail(ev, at, fmt::format("{} indices must be integers, not {}", type_name(obj), type_name(key)));
+    if (!to_int64(key, i)) {  // jinja2: a failed lookup is undefined, a str key tries getattr
+      if (key.k == K::Str) return method_of(obj, key.s);
+      return Value::undefined();
     }
     if (obj.k == K::List) {
       const auto n = static_cast<std::int64_t>(obj.list->size());
@@ -110,6 +146,7 @@ Value slice(Evaluator& ev, const Node& at, const Value& obj, const Value* parts[
   if (st[2] == 0) fail(ev, at, "slice step cannot be zero");
   std::vector<std::uint32_t> cps;
   std::int64_t n = 0;
+  if (obj.view) fail(ev, at, "dict views are not subscriptable");
   if (obj.k == K::List) n = static_cast<std::int64_t>(obj.list->size());
   else if (obj.k == K::Str) { cps = decode_utf8(obj.s); n = static_cast<std::int64_t>(cps.size()); }
   else fail(ev, at, fmt::format("'{}' object is not subscriptable with a slice", type_name(obj)));
@@ -144,6 +181,12 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
     charge_string(*this, at, s.size());
     return Value::str(std::move(s));
   }
+  if (op == "%" && a.k == K::Str) {  // printf-style formatting: only the no-placeholder cases
+    if (a.s.find('%') != std::string::npos) fail(*this, at, "printf-style string formatting is not supported");
+    // Python treats an argument with __getitem__ (list, dict, Undefined) as a mapping: no error
+    if ((b.k == K::List && (!b.tuple || b.list->empty())) || b.k == K::Dict || b.is_undefined()) return a;
+    fail(*this, at, "not all arguments converted during string formatting");
+  }
   if (a.is_undefined() || b.is_undefined())
     fail(*this, at, fmt::format("'{}' is undefined (operand of '{}')", (a.is_undefined() ? a : b).s.empty() ? "value" : (a.is_undefined() ? a : b).s, op));
   if (op == "+") {
@@ -152,10 +195,12 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
       return Value::str(a.s + b.s);
     }
     if (a.k == K::List && b.k == K::List) {
+      if (a.tuple != b.tuple || a.view || b.view)
+        fail(*this, at, fmt::format("can only concatenate {} to {}", b.tuple ? "tuple" : "list", a.tuple ? "tuple" : "list"));
       charge_string(*this, at, (a.list->size() + b.list->size()) * sizeof(Value));
       List l = *a.list;
       l.insert(l.end(), b.list->begin(), b.list->end());
-      return Value::make_list(std::move(l));
+      return a.tuple ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
     }
   }
   if (op == "*" && ((a.k == K::Str || a.k == K::List) != (b.k == K::Str || b.k == K::List))) {
@@ -174,7 +219,7 @@ Value Evaluator::arith(const Node& at, const std::string& op, const Value& a, co
     }
     List l;
     for (std::int64_t i = 0; i < n; ++i) l.insert(l.end(), seq.list->begin(), seq.list->end());
-    return Value::make_list(std::move(l));
+    return seq.tuple ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
   }
   if (!a.is_numeric() || !b.is_numeric())
     fail(*this, at, fmt::format("unsupported operand type(s) for {}: '{}' and '{}'", op, type_name(a), type_name(b)));
@@ -237,9 +282,10 @@ bool Evaluator::contains(const Node& at, const Value& needle, const Value& hay) 
         if (equals(e, needle)) return true;
       return false;
     case K::Dict:
+      if ((needle.k == K::List && !needle.tuple) || needle.k == K::Dict || needle.k == K::Namespace)
+        fail(*this, at, fmt::format("unhashable type: '{}'", type_name(needle)));
       return needle.k == K::Str && hay.find(needle.s) != nullptr;
-    case K::Undefined:
-      fail(*this, at, fmt::format("'{}' is undefined (right operand of 'in')", hay.s.empty() ? "value" : hay.s));
+    case K::Undefined: return false;  // jinja2's Undefined iterates as empty
     default:
       fail(*this, at, fmt::format("argument of type '{}' is not iterable", type_name(hay)));
   }
@@ -252,17 +298,18 @@ Value Evaluator::eval(const Node& n) {
   switch (n.kind) {
     case N::Lit: return n.lit;
     case N::Name: {
-      if (const Value* v = lookup(n.str)) return *v;
-      if (n.str == "namespace" || n.str == "range" || n.str == "raise_exception" || n.str == "dict" || n.str == "lipsum" || n.str == "cycler" || n.str == "joiner")
-        return n.str == "lipsum" || n.str == "cycler" || n.str == "joiner" ? Value::undefined(n.str) : Value::func(n.str);
+      if (const Value* v = lookup(n.str)) return copied(n, *v);
+      if (n.str == "namespace" || n.str == "range" || n.str == "raise_exception" || n.str == "dict" ||
+          n.str == "strftime_now")
+        return Value::func(n.str);
       return Value::undefined(n.str);
     }
-    case N::Attr: return attribute(*this, n, eval(*n.kids[0]), n.str);
+    case N::Attr: return copied(n, attribute(*this, n, eval(*n.kids[0]), n.str));
     case N::Item: {
       Value obj = eval(*n.kids[0]);
       Value key = eval(*n.kids[1]);
       if (obj.is_undefined()) fail(*this, n, fmt::format("'{}' is undefined", obj.s.empty() ? "value" : obj.s));
-      return python_index(*this, n, obj, key);
+      return copied(n, python_index(*this, n, obj, key));
     }
     case N::Slice: {
       Value obj = eval(*n.kids[0]);
@@ -274,7 +321,7 @@ Value Evaluator::eval(const Node& n) {
           pp[j] = &parts[j];
         }
       if (obj.is_undefined()) fail(*this, n, fmt::format("'{}' is undefined", obj.s.empty() ? "value" : obj.s));
-      return slice(*this, n, obj, pp);
+      return alloc(n, slice(*this, n, obj, pp));
     }
     case N::Call: {
       Value fn = eval(*n.kids[0]);
@@ -282,7 +329,7 @@ Value Evaluator::eval(const Node& n) {
       std::vector<std::pair<std::string, Value>> kwargs;
       for (std::size_t j = 0; j < n.npos; ++j) args.push_back(eval(*n.kids[1 + j]));
       for (std::size_t j = 0; j < n.strs.size(); ++j) kwargs.emplace_back(n.strs[j], eval(*n.kids[1 + n.npos + j]));
-      return call(n, fn, args, kwargs);
+      return alloc(n, call(n, fn, args, kwargs));
     }
     case N::Filter: {
       Value v = eval(*n.kids[0]);
@@ -290,7 +337,7 @@ Value Evaluator::eval(const Node& n) {
       std::vector<std::pair<std::string, Value>> kwargs;
       for (std::size_t j = 0; j < n.npos; ++j) args.push_back(eval(*n.kids[1 + j]));
       for (std::size_t j = 0; j < n.strs.size(); ++j) kwargs.emplace_back(n.strs[j], eval(*n.kids[1 + n.npos + j]));
-      return apply_filter(*this, n, n.str, v, args, kwargs);
+      return alloc(n, apply_filter(*this, n, n.str, v, args, kwargs));
     }
     case N::Test: {
       Value v = eval(*n.kids[0]);
@@ -322,7 +369,7 @@ Value Evaluator::eval(const Node& n) {
       }
       Value a = eval(*n.kids[0]);
       Value b = eval(*n.kids[1]);
-      return arith(n, n.str, a, b);
+      return alloc(n, arith(n, n.str, a, b));
     }
     case N::Compare: {
       Value left = eval(*n.kids[0]);
@@ -355,7 +402,7 @@ Value Evaluator::eval(const Node& n) {
     case N::TupleLit: {
       List l;
       for (const auto& k : n.kids) l.push_back(eval(*k));
-      return n.kind == N::TupleLit ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l));
+      return alloc(n, n.kind == N::TupleLit ? Value::make_tuple(std::move(l)) : Value::make_list(std::move(l)));
     }
     case N::DictLit: {
       Dict d;
@@ -368,7 +415,7 @@ Value Evaluator::eval(const Node& n) {
           if (kk == key.s) { vv = v; replaced = true; }
         if (!replaced) d.emplace_back(key.s, std::move(v));
       }
-      return Value::make_dict(std::move(d));
+      return alloc(n, Value::make_dict(std::move(d)));
     }
     default: fail(*this, n, "statement where an expression was expected");
   }
@@ -401,6 +448,16 @@ Value Evaluator::call(const Node& at, const Value& fn, const std::vector<Value>&
     Value v = Value::make_dict(std::move(d));
     if (fn.s == "namespace") v.k = K::Namespace;
     return v;
+  }
+  if (fn.s == "strftime_now") {  // transformers' global: datetime.now().strftime(format)
+    if (args.size() != 1 || args[0].k != K::Str || !kwargs.empty()) fail(*this, at, "strftime_now() takes one format string");
+    if (args[0].s.size() > 256) fail(*this, at, "strftime_now(): format longer than 256 bytes");
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&now, &tm);
+    char buf[2048];
+    const std::size_t len = args[0].s.empty() ? 0 : std::strftime(buf, sizeof buf, args[0].s.c_str(), &tm);
+    return Value::str(std::string(buf, len));
   }
   if (fn.s == "range") {
     std::int64_t a[3] = {0, 0, 1};
@@ -558,6 +615,7 @@ List Evaluator::iterate(const Node& at, const Value& v) {
 Flow Evaluator::exec_for(const Node& n) {
   const Value seq = eval(*n.kids[0]);
   List items = iterate(n, seq);
+  alloc(n, seq);  // the loop copies the sequence (and each item again for loop.previtem/nextitem)
   auto bind = [&](Scope& sc, const Value& item) {
     if (n.strs.size() == 1) {
       sc.emplace_back(n.strs[0], item);

@@ -13,12 +13,17 @@ struct Evaluator {
   ChatTemplateLimits limits;
   std::vector<Scope> scopes;     // [0]: the render's variables; one per loop body / macro call
   std::string* out = nullptr;    // where text goes (a buffer inside set blocks and macros)
-  std::size_t steps = 0, iterations = 0;
+  std::size_t steps = 0, iterations = 0, allocated = 0;
   int depth = 0, macro_depth = 0;
 
   const Value* lookup(const std::string& n) const;
   void assign(const std::string& n, Value v);
   void step(const Node& at);
+  /// Counts a newly built value's bytes (strings, elements, nested) against max_alloc_bytes.
+  Value alloc(const Node& at, Value v);
+  /// Counts a copied value (a string's bytes; containers are shared) against max_alloc_bytes.
+  Value copied(const Node& at, Value v);
+  void charge_alloc(const Node& at, std::size_t bytes);
   void emit(const Node& at, std::string_view s);
   Value eval(const Node& n);
   Flow exec(const Node& n);

@@ -1,5 +1,5 @@
-// Filters and tests (jinja2's semantics, transformers' tojson), and Python's methods on str,
-// dict and loop.cycle. Nothing here mutates a value (the sandbox is immutable).
+// Filters and tests (jinja2's semantics, transformers' tojson). Nothing here mutates a value
+// (the sandbox is immutable).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -12,206 +12,11 @@
 namespace qstar::hf::jinja {
 namespace {
 
-using Args = std::vector<Value>;
-using Kwargs = std::vector<std::pair<std::string, Value>>;
-
-/// Positional-or-keyword argument `i` named `name`, or nullptr.
-const Value* arg(const Args& args, const Kwargs& kw, std::size_t i, const char* name) {
-  if (i < args.size()) return &args[i];
-  for (const auto& [k, v] : kw)
-    if (k == name) return &v;
-  return nullptr;
-}
-
-void check_arity(Evaluator& ev, const Node& at, const std::string& what, const Args& args, const Kwargs& kw,
-                 std::initializer_list<const char*> names) {
-  if (args.size() > names.size())
-    fail(ev, at, fmt::format("{} takes at most {} argument(s), {} given", what, names.size(), args.size()));
-  for (const auto& [k, v] : kw) {
-    bool known = false;
-    std::size_t idx = 0;
-    for (const char* n : names) {
-      if (k == n) {
-        known = true;
-        if (idx < args.size()) fail(ev, at, fmt::format("{} got multiple values for argument '{}'", what, k));
-      }
-      ++idx;
-    }
-    if (!known) fail(ev, at, fmt::format("{} got an unexpected keyword argument '{}'", what, k));
-  }
-}
-
-std::string need_str(Evaluator& ev, const Node& at, const Value* v, const char* what) {
-  if (!v || v->k != K::Str) fail(ev, at, fmt::format("{} must be a string", what));
-  return v->s;
-}
-
-std::string map_case(const std::string& s, int mode) {  // 0 lower, 1 upper
-  std::string out;
-  for (const std::uint32_t cp : decode_utf8(s))
-    append_utf8(out, static_cast<std::uint32_t>(mode ? utf8proc_toupper(static_cast<utf8proc_int32_t>(cp))
-                                                     : utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
-  return out;
-}
-
-bool is_cased(std::uint32_t cp) {
-  const auto c = static_cast<utf8proc_int32_t>(cp);
-  return utf8proc_tolower(c) != c || utf8proc_toupper(c) != c || utf8proc_totitle(c) != c;
-}
-
-std::string py_capitalize(const std::string& s) {
-  const auto cps = decode_utf8(s);
-  std::string out;
-  for (std::size_t i = 0; i < cps.size(); ++i) {
-    const auto c = static_cast<utf8proc_int32_t>(cps[i]);
-    append_utf8(out, static_cast<std::uint32_t>(i == 0 ? utf8proc_totitle(c) : utf8proc_tolower(c)));
-  }
-  return out;
-}
-
-std::string py_title(const std::string& s) {  // str.title()
-  std::string out;
-  bool prev_cased = false;
-  for (const std::uint32_t cp : decode_utf8(s)) {
-    const auto c = static_cast<utf8proc_int32_t>(cp);
-    append_utf8(out, static_cast<std::uint32_t>(prev_cased ? utf8proc_tolower(c) : utf8proc_totitle(c)));
-    prev_cased = is_cased(cp);
-  }
-  return out;
-}
-
-std::string jinja_title(const std::string& s) {  // the title filter: words split on [-\s({\[<]+
-  std::string out;
-  bool at_word_start = true;
-  for (const std::uint32_t cp : decode_utf8(s)) {
-    const bool sep = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || py_isspace(cp);
-    const auto c = static_cast<utf8proc_int32_t>(cp);
-    if (sep) {
-      append_utf8(out, cp);
-      at_word_start = true;
-    } else {
-      append_utf8(out, static_cast<std::uint32_t>(at_word_start ? utf8proc_toupper(c) : utf8proc_tolower(c)));
-      at_word_start = false;
-    }
-  }
-  return out;
-}
-
-// str.strip / lstrip / rstrip; chars null: whitespace.
-std::string py_strip(const std::string& s, const Value* chars, bool left, bool right) {
-  const auto cps = decode_utf8(s);
-  std::vector<std::uint32_t> set;
-  const bool ws = !chars || chars->k == K::None;
-  if (!ws) set = decode_utf8(chars->s);
-  auto strip_me = [&](std::uint32_t cp) {
-    return ws ? py_isspace(cp) : std::find(set.begin(), set.end(), cp) != set.end();
-  };
-  std::size_t a = 0, b = cps.size();
-  if (left) while (a < b && strip_me(cps[a])) ++a;
-  if (right) while (b > a && strip_me(cps[b - 1])) --b;
-  return encode_utf8(cps, a, b);
-}
-
-Value py_split(Evaluator& ev, const Node& at, const std::string& s, const Value* sep, std::int64_t maxsplit, bool from_right) {
-  List parts;
-  if (!sep || sep->k == K::None) {  // runs of whitespace; no empty strings
-    const auto cps = decode_utf8(s);
-    std::vector<std::pair<std::size_t, std::size_t>> words;
-    std::size_t i = 0;
-    while (i < cps.size()) {
-      while (i < cps.size() && py_isspace(cps[i])) ++i;
-      if (i >= cps.size()) break;
-      std::size_t j = i;
-      while (j < cps.size() && !py_isspace(cps[j])) ++j;
-      words.emplace_back(i, j);
-      i = j;
-    }
-    if (maxsplit >= 0 && static_cast<std::int64_t>(words.size()) > maxsplit + 1) {
-      const auto keep = static_cast<std::size_t>(maxsplit);
-      std::vector<std::pair<std::size_t, std::size_t>> w2;
-      if (!from_right) {
-        for (std::size_t k = 0; k < keep; ++k) w2.push_back(words[k]);
-        w2.emplace_back(words[keep].first, cps.size());
-        // trailing whitespace of the remainder is kept by Python only on the right side
-        std::size_t e = cps.size();
-        while (e > w2.back().first && py_isspace(cps[e - 1])) --e;
-        w2.back().second = e;
-      } else {
-        std::size_t st = 0;
-        while (st < cps.size() && py_isspace(cps[st])) ++st;
-        w2.emplace_back(st, words[words.size() - keep - 1].second);
-        for (std::size_t k = words.size() - keep; k < words.size(); ++k) w2.push_back(words[k]);
-      }
-      words = std::move(w2);
-    }
-    for (const auto& [a, b] : words) parts.push_back(Value::str(encode_utf8(cps, a, b)));
-    return Value::make_list(std::move(parts));
-  }
-  if (sep->k != K::Str) fail(ev, at, "split() separator must be a string or None");
-  if (sep->s.empty()) fail(ev, at, "split(): empty separator");
-  const std::string& d = sep->s;
-  std::vector<std::string> pieces;
-  if (!from_right) {
-    std::size_t start = 0;
-    while (true) {
-      if (maxsplit >= 0 && static_cast<std::int64_t>(pieces.size()) >= maxsplit) break;
-      const std::size_t at_pos = s.find(d, start);
-      if (at_pos == std::string::npos) break;
-      pieces.push_back(s.substr(start, at_pos - start));
-      start = at_pos + d.size();
-    }
-    pieces.push_back(s.substr(start));
-  } else {
-    std::size_t end = s.size();
-    while (true) {
-      if (maxsplit >= 0 && static_cast<std::int64_t>(pieces.size()) >= maxsplit) break;
-      if (end < d.size()) break;
-      const std::size_t at_pos = s.rfind(d, end - d.size());
-      if (at_pos == std::string::npos) break;
-      pieces.push_back(s.substr(at_pos + d.size(), end - at_pos - d.size()));
-      end = at_pos;
-    }
-    pieces.push_back(s.substr(0, end));
-    std::reverse(pieces.begin(), pieces.end());
-  }
-  for (auto& p : pieces) parts.push_back(Value::str(std::move(p)));
-  return Value::make_list(std::move(parts));
-}
-
-std::string py_replace(Evaluator& ev, const Node& at, const std::string& s, const std::string& old,
-                       const std::string& rep, std::int64_t count) {
-  std::string out;
-  if (old.empty()) {  // inserts between every code point
-    const auto cps = decode_utf8(s);
-    std::int64_t done = 0;
-    for (std::size_t i = 0; i <= cps.size(); ++i) {
-      if (count < 0 || done < count) { out += rep; ++done; }
-      if (i < cps.size()) append_utf8(out, cps[i]);
-      charge_string(ev, at, out.size());
-    }
-    return out;
-  }
-  std::size_t start = 0;
-  std::int64_t done = 0;
-  while (count < 0 || done < count) {
-    const std::size_t p = s.find(old, start);
-    if (p == std::string::npos) break;
-    out.append(s, start, p - start);
-    out += rep;
-    charge_string(ev, at, out.size());
-    start = p + old.size();
-    ++done;
-  }
-  out.append(s, start, std::string::npos);
-  charge_string(ev, at, out.size());
-  return out;
-}
-
-/// jinja2's attribute getter for selectattr/map/sort/join: "a.b" item-then-attribute per part.
-Value get_path(const Value& v, const std::string& path) {
+Value get_path(Evaluator& ev, const Node& at, const Value& v, const std::string& path) {
   Value cur = v;
   std::size_t start = 0;
   while (true) {
+    if (cur.is_undefined()) fail(ev, at, fmt::format("'{}' is undefined (reading attribute '{}')", cur.s.empty() ? "value" : cur.s, path));
     const std::size_t dot = path.find('.', start);
     const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (cur.k == K::List) {
@@ -241,7 +46,7 @@ std::string to_str_checked(Evaluator& ev, const Node& at, const Value& v) {
 
 Value select_like(Evaluator& ev, const Node& at, const std::string& fname, const Value& v, const Args& args,
                   bool by_attr, bool keep_if) {
-  List items = ev.iterate(at, v);
+  List items = truthy(v) ? ev.iterate(at, v) : List{};  // jinja2: `if value:` before iterating
   List out;
   std::size_t first_arg = 0;
   std::string attr;
@@ -258,7 +63,7 @@ Value select_like(Evaluator& ev, const Node& at, const std::string& fname, const
     targs.assign(args.begin() + static_cast<std::ptrdiff_t>(first_arg + 1), args.end());
   }
   for (const auto& item : items) {
-    const Value x = by_attr ? get_path(item, attr) : item;
+    const Value x = by_attr ? get_path(ev, at, item, attr) : item;
     const bool r = test.empty() ? truthy(x) : apply_test(ev, at, test, x, targs);
     if (r == keep_if) out.push_back(item);
   }
@@ -348,7 +153,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     for (const auto& item : ev.iterate(at, v)) {
       if (!first) out += sep;
       first = false;
-      out += to_str(attr && attr->k == K::Str ? get_path(item, attr->s) : item);
+      out += to_str(attr && attr->k == K::Str ? get_path(ev, at, item, attr->s) : item);
       charge_string(ev, at, out.size());
     }
     return Value::str(std::move(out));
@@ -398,7 +203,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const bool case_sensitive = cs && truthy(*cs);
     List items = ev.iterate(at, v);
     auto key = [&](const Value& x) {
-      Value k = attr && attr->k == K::Str ? get_path(x, attr->s) : x;
+      Value k = attr && attr->k == K::Str ? get_path(ev, at, x, attr->s) : x;
       if (!case_sensitive && k.k == K::Str) k.s = map_case(k.s, 0);
       return k;
     };
@@ -418,6 +223,9 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     if (name == "unique") {
       List out;
       for (const auto& x : items) {
+        const Value kx = key(x);
+        if ((kx.k == K::List && !kx.tuple) || kx.k == K::Dict || kx.k == K::Namespace)
+          fail(ev, at, fmt::format("unique: unhashable type: '{}'", type_name(kx)));
         bool seen = false;
         for (const auto& y : out) seen = seen || equals(key(x), key(y));
         if (!seen) out.push_back(x);
@@ -441,10 +249,11 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
       else if (k == "default") dflt = &x;
       else if (args.empty()) fail(ev, at, fmt::format("map: unexpected keyword argument '{}'", k));
     }
+    if (!truthy(v)) return Value::make_list({});  // jinja2: `if value:` before iterating
     if (attr) {
       if (attr->k != K::Str) fail(ev, at, "map: attribute must be a string");
       for (const auto& item : ev.iterate(at, v)) {
-        Value x = get_path(item, attr->s);
+        Value x = get_path(ev, at, item, attr->s);
         out.push_back(x.is_undefined() && dflt ? *dflt : x);
       }
       return Value::make_list(std::move(out));
@@ -460,13 +269,14 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const Value* start = arg(args, kw, 1, "start");
     Value acc = start ? *start : Value::integer(0);
     for (const auto& item : ev.iterate(at, v))
-      acc = ev.arith(at, "+", acc, attr && attr->k == K::Str ? get_path(item, attr->s) : item);
+      acc = ev.arith(at, "+", acc, attr && attr->k == K::Str ? get_path(ev, at, item, attr->s) : item);
     return acc;
   }
   if (name == "int" || name == "float") {
     check_arity(ev, at, what, args, kw, name == "int" ? std::initializer_list<const char*>{"default", "base"} : std::initializer_list<const char*>{"default"});
     const Value* d = arg(args, kw, 0, "default");
     const Value dv = d ? *d : (name == "int" ? Value::integer(0) : Value::number(0.0));
+    if (v.is_undefined()) fail(ev, at, fmt::format("{}: '{}' is undefined", name, v.s.empty() ? "value" : v.s));
     if (v.k == K::Int || v.k == K::Bool) return name == "int" ? Value::integer(v.k == K::Int ? v.i : v.b) : Value::number(static_cast<double>(v.k == K::Int ? v.i : v.b));
     if (v.k == K::Float) {
       if (name == "float") return v;
@@ -510,6 +320,7 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     const std::string method = m && m->k == K::Str ? m->s : "common";
     if (!v.is_numeric()) fail(ev, at, "round: not a number");
     if (prec < 0 || prec > 15) fail(ev, at, "round: precision must be in [0, 15]");
+    if (method == "common" && v.k != K::Float) return Value::integer(v.k == K::Int ? v.i : v.b);  // round(int) is an int
     const double x = v.k == K::Float ? v.f : static_cast<double>(v.k == K::Int ? v.i : v.b);
     const double scale = std::pow(10.0, static_cast<double>(prec));
     double r = 0;
@@ -533,7 +344,8 @@ Value apply_filter(Evaluator& ev, const Node& at, const std::string& name, const
     else if (w->k == K::Str) pad = w->s;
     else if (w->k == K::Int && w->i >= 0 && w->i <= 256) pad.assign(static_cast<std::size_t>(w->i), ' ');
     else fail(ev, at, "indent: width must be an integer in [0, 256] or a string");
-    std::string s = to_str(v);
+    if (v.k != K::Str) fail(ev, at, fmt::format("indent: expected a string, got {}", type_name(v)));
+    const std::string& s = v.s;
     std::string out;
     std::size_t start = 0;
     bool first_line = true;
@@ -613,20 +425,15 @@ bool apply_test(Evaluator& ev, const Node& at, const std::string& name, const Va
       default: return false;
     }
   }
-  if (name == "odd" || name == "even") {
+  if (name == "odd" || name == "even") {  // value % 2 == 1 / == 0, as jinja2 computes it
     nargs(0);
-    if (v.k != K::Int && v.k != K::Bool) fail(ev, at, fmt::format("test '{}' needs an integer", name));
-    const std::int64_t x = v.k == K::Int ? v.i : v.b;
-    return ((x % 2) != 0) == (name == "odd");
+    const Value r = ev.arith(at, "%", v, Value::integer(2));
+    return equals(r, Value::integer(name == "odd" ? 1 : 0));
   }
   if (name == "divisibleby") {
     nargs(1);
-    std::int64_t x = 0, y = 0;
-    if (!((v.k == K::Int && (x = v.i, true)) && (args[0].k == K::Int && (y = args[0].i, true))))
-      fail(ev, at, "test 'divisibleby' needs integers");
-    if (y == 0) fail(ev, at, "integer division or modulo by zero");
-    if (y == -1) return true;
-    return x % y == 0;
+    if (args[0].k == K::Int && args[0].i == -1 && v.k == K::Int) return true;  // no INT64_MIN % -1
+    return equals(ev.arith(at, "%", v, args[0]), Value::integer(0));
   }
   if (name == "lower" || name == "upper") {
     nargs(0);
@@ -641,146 +448,6 @@ bool apply_test(Evaluator& ev, const Node& at, const std::string& name, const Va
     return cased;
   }
   fail(ev, at, fmt::format("no test named '{}'", name));
-}
-
-Value method_of(const Value& v, const std::string& name) {
-  static const char* const str_methods[] = {"startswith", "endswith", "split", "rsplit", "strip", "lstrip",
-                                            "rstrip", "lower", "upper", "title", "capitalize", "replace",
-                                            "find", "rfind", "count", "join", "splitlines", "isdigit",
-                                            "isalpha", "isspace", "isupper", "islower"};
-  static const char* const dict_methods[] = {"items", "keys", "values", "get"};
-  if (v.k == K::Str) {
-    for (const char* m : str_methods)
-      if (name == m) return Value::func("str." + name, std::make_shared<Value>(v));
-  } else if (v.k == K::Dict) {
-    for (const char* m : dict_methods)
-      if (name == m) return Value::func("dict." + name, std::make_shared<Value>(v));
-  }
-  return Value::undefined(name);
-}
-
-Value call_method(Evaluator& ev, const Node& at, const Value& fn, const Args& args, const Kwargs& kw) {
-  const Value& self = *fn.self;
-  const std::string& m = fn.s;
-  const std::string what = m + "()";
-  if (m == "loop.cycle") {
-    if (args.empty()) fail(ev, at, "loop.cycle() needs at least one argument");
-    return args[static_cast<std::size_t>(self.i) % args.size()];
-  }
-  if (m == "dict.items" || m == "dict.keys" || m == "dict.values") {
-    check_arity(ev, at, what, args, kw, {});
-    List l;
-    for (const auto& [key, e] : *self.dict) {
-      if (m == "dict.items") l.push_back(Value::make_tuple({Value::str(key), e}));
-      else if (m == "dict.keys") l.push_back(Value::str(key));
-      else l.push_back(e);
-    }
-    return Value::make_list(std::move(l));
-  }
-  if (m == "dict.get") {
-    check_arity(ev, at, what, args, kw, {"key", "default"});
-    if (args.empty()) fail(ev, at, "get() needs a key");
-    if (args[0].k == K::Str)
-      if (const Value* x = self.find(args[0].s)) return *x;
-    return args.size() > 1 ? args[1] : Value::none();
-  }
-  const std::string& s = self.s;
-  if (m == "str.startswith" || m == "str.endswith") {
-    check_arity(ev, at, what, args, kw, {"prefix"});
-    if (args.empty()) fail(ev, at, fmt::format("{} takes at least 1 argument", what));
-    auto test = [&](const Value& p) {
-      if (p.k != K::Str) fail(ev, at, fmt::format("{}: the argument must be str or a tuple of str", what));
-      if (p.s.size() > s.size()) return false;
-      return m == "str.startswith" ? s.compare(0, p.s.size(), p.s) == 0 : s.compare(s.size() - p.s.size(), p.s.size(), p.s) == 0;
-    };
-    if (args[0].k == K::List) {
-      for (const auto& p : *args[0].list)
-        if (test(p)) return Value::boolean(true);
-      return Value::boolean(false);
-    }
-    return Value::boolean(test(args[0]));
-  }
-  if (m == "str.split" || m == "str.rsplit") {
-    check_arity(ev, at, what, args, kw, {"sep", "maxsplit"});
-    const Value* mx = arg(args, kw, 1, "maxsplit");
-    if (mx && mx->k != K::Int) fail(ev, at, "split(): maxsplit must be an integer");
-    return py_split(ev, at, s, arg(args, kw, 0, "sep"), mx ? mx->i : -1, m == "str.rsplit");
-  }
-  if (m == "str.strip" || m == "str.lstrip" || m == "str.rstrip") {
-    check_arity(ev, at, what, args, kw, {"chars"});
-    const Value* chars = arg(args, kw, 0, "chars");
-    if (chars && chars->k != K::Str && chars->k != K::None) fail(ev, at, fmt::format("{}: chars must be str or None", what));
-    return Value::str(py_strip(s, chars, m != "str.rstrip", m != "str.lstrip"));
-  }
-  if (m == "str.lower" || m == "str.upper") { check_arity(ev, at, what, args, kw, {}); return Value::str(map_case(s, m == "str.upper")); }
-  if (m == "str.title") { check_arity(ev, at, what, args, kw, {}); return Value::str(py_title(s)); }
-  if (m == "str.capitalize") { check_arity(ev, at, what, args, kw, {}); return Value::str(py_capitalize(s)); }
-  if (m == "str.replace") {
-    check_arity(ev, at, what, args, kw, {"old", "new", "count"});
-    const Value* c = arg(args, kw, 2, "count");
-    if (c && c->k != K::Int) fail(ev, at, "replace(): count must be an integer");
-    return Value::str(py_replace(ev, at, s, need_str(ev, at, arg(args, kw, 0, "old"), "replace(): old"),
-                                 need_str(ev, at, arg(args, kw, 1, "new"), "replace(): new"), c ? c->i : -1));
-  }
-  if (m == "str.find" || m == "str.rfind" || m == "str.count") {
-    check_arity(ev, at, what, args, kw, {"sub"});
-    const std::string sub = need_str(ev, at, arg(args, kw, 0, "sub"), (what + ": sub").c_str());
-    if (m == "str.count") {
-      if (sub.empty()) return Value::integer(static_cast<std::int64_t>(decode_utf8(s).size()) + 1);
-      std::int64_t n = 0;
-      for (std::size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
-      return Value::integer(n);
-    }
-    const std::size_t p = m == "str.find" ? s.find(sub) : s.rfind(sub);
-    if (p == std::string::npos) return Value::integer(-1);
-    return Value::integer(static_cast<std::int64_t>(utf8_length(std::string_view(s).substr(0, p))));
-  }
-  if (m == "str.join") {
-    check_arity(ev, at, what, args, kw, {"iterable"});
-    if (args.empty()) fail(ev, at, "join() takes exactly one argument");
-    std::string out;
-    bool first = true;
-    for (const auto& item : ev.iterate(at, args[0])) {
-      if (item.k != K::Str) fail(ev, at, fmt::format("join(): expected str instance, {} found", type_name(item)));
-      if (!first) out += s;
-      first = false;
-      out += item.s;
-      charge_string(ev, at, out.size());
-    }
-    return Value::str(std::move(out));
-  }
-  if (m == "str.splitlines") {
-    check_arity(ev, at, what, args, kw, {});
-    List l;
-    std::size_t start = 0;
-    while (start < s.size()) {
-      const std::size_t nl = s.find_first_of("\n\r", start);
-      if (nl == std::string::npos) { l.push_back(Value::str(s.substr(start))); break; }
-      l.push_back(Value::str(s.substr(start, nl - start)));
-      start = nl + ((s[nl] == '\r' && nl + 1 < s.size() && s[nl + 1] == '\n') ? 2 : 1);
-    }
-    return Value::make_list(std::move(l));
-  }
-  if (m == "str.isdigit" || m == "str.isalpha" || m == "str.isspace" || m == "str.isupper" || m == "str.islower") {
-    check_arity(ev, at, what, args, kw, {});
-    const auto cps = decode_utf8(s);
-    if (m == "str.isupper" || m == "str.islower") {
-      Node dummy;
-      return Value::boolean(apply_test(ev, at, m == "str.isupper" ? "upper" : "lower", self, {}));
-    }
-    if (cps.empty()) return Value::boolean(false);
-    for (const std::uint32_t cp : cps) {
-      const auto cat = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-      bool ok = false;
-      if (m == "str.isdigit") ok = cp >= '0' && cp <= '9';
-      else if (m == "str.isspace") ok = py_isspace(cp);
-      else ok = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT ||
-                cat == UTF8PROC_CATEGORY_LM || cat == UTF8PROC_CATEGORY_LO;
-      if (!ok) return Value::boolean(false);
-    }
-    return Value::boolean(true);
-  }
-  fail(ev, at, fmt::format("'{}' is not callable", m));
 }
 
 }  // namespace qstar::hf::jinja

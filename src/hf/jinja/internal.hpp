@@ -3,12 +3,15 @@
 //   parser.cpp   tokens -> Node tree (statements and expressions)
 //   value.cpp    Value: Python-like truthiness, equality, ordering, str()/repr(), tojson,
 //                UTF-8 helpers
-//   filters.cpp  filters, tests and Python methods on str/dict
-//   eval.cpp     the evaluator (scopes, loops, macros, limits) and ChatTemplate
+//   filters.cpp  filters and tests
+//   methods.cpp  Python methods on str/dict/list, loop.cycle, shared string helpers
+//   eval.cpp     the evaluator (scopes, loops, macros, builtins, limits; state in eval.hpp)
+//   chat_template.cpp  ChatTemplate (the public API)
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -37,6 +40,7 @@ struct Value {
   K k = K::Undefined;
   bool b = false;
   bool tuple = false;                 // List: a tuple (repr with parentheses, != a list)
+  std::uint8_t view = 0;              // List: 1 dict_items, 2 dict_keys, 3 dict_values (repr only)
   std::int64_t i = 0;
   double f = 0;
   std::string s;                      // Str; Func: its name; Undefined: what was looked up
@@ -134,6 +138,7 @@ struct Node {
   std::vector<std::string> strs;
   std::size_t npos = 0;
   bool flag = false;
+  int height = 1;  // of the expression tree below (the parser bounds it: evaluation and destruction recurse)
 };
 
 struct Program {
@@ -157,6 +162,26 @@ Value method_of(const Value& v, const std::string& name);
 /// Calls a bound method (Value::func with self).
 Value call_method(Evaluator& ev, const Node& at, const Value& fn, const std::vector<Value>& args,
                   const std::vector<std::pair<std::string, Value>>& kwargs);
+
+// Shared by filters.cpp and methods.cpp (defined in methods.cpp).
+using Args = std::vector<Value>;
+using Kwargs = std::vector<std::pair<std::string, Value>>;
+/// Positional-or-keyword argument `i` named `name`, or nullptr.
+const Value* arg(const Args& args, const Kwargs& kw, std::size_t i, const char* name);
+/// Rejects more positional arguments than `names`, unknown or repeated keywords.
+void check_arity(Evaluator& ev, const Node& at, const std::string& what, const Args& args, const Kwargs& kw,
+                 std::initializer_list<const char*> names);
+std::string need_str(Evaluator& ev, const Node& at, const Value* v, const char* what);
+std::string map_case(const std::string& s, int mode);  // 0 lower, 1 upper (per code point)
+bool is_cased(std::uint32_t cp);
+std::string py_capitalize(const std::string& s);
+std::string py_title(const std::string& s);    // str.title()
+std::string jinja_title(const std::string& s);  // the title filter
+std::string py_strip(const std::string& s, const Value* chars, bool left, bool right);
+Value py_split(Evaluator& ev, const Node& at, const std::string& s, const Value* sep, std::int64_t maxsplit,
+               bool from_right);
+std::string py_replace(Evaluator& ev, const Node& at, const std::string& s, const std::string& old,
+                       const std::string& rep, std::int64_t count);
 
 /// "<name>:<line>: <msg>" as InvalidArgument.
 [[noreturn]] void fail(const Evaluator& ev, const Node& at, const std::string& msg);

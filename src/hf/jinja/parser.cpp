@@ -1,5 +1,6 @@
 // The parser: tokens -> Node tree, with jinja2's operator precedence (filters and tests bind
 // tighter than unary minus and `not`; `a if b else c` lowest).
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -61,6 +62,17 @@ struct Parser {
     if (cur().t != T::BlockEnd) error(fmt::format("expected '%}}', got {}", describe(cur())));
     ++p;
   }
+  // Sets n's height from its kids; a chain (a + b + c ..., x|f|g ..., a.b.c ...) deeper than
+  // 4 * max_depth is refused, so evaluating, checking and destroying the tree cannot overflow the stack.
+  NodePtr tall(NodePtr n) {
+    int h = 0;
+    for (const auto& k : n->kids)
+      if (k) h = std::max(h, k->height);
+    n->height = h + 1;
+    if (n->height > 4 * max_depth)
+      throw ParseError(fmt::format("{}:{}: expression nested deeper than {} (4 * max_depth)", name, n->line, 4 * max_depth));
+    return n;
+  }
   NodePtr node(N kind, int line) {
     auto n = std::make_unique<Node>();
     n->kind = kind;
@@ -85,7 +97,7 @@ struct Parser {
       c->kids.push_back(std::move(a));
       c->kids.push_back(std::move(cond));
       c->kids.push_back(std::move(other));
-      a = std::move(c);
+      a = tall(std::move(c));
     }
     return a;
   }
@@ -94,7 +106,7 @@ struct Parser {
     n->str = op;
     n->kids.push_back(std::move(l));
     n->kids.push_back(std::move(r));
-    return n;
+    return tall(std::move(n));
   }
   NodePtr or_expr() {
     NodePtr a = and_expr();
@@ -121,7 +133,7 @@ struct Parser {
       ++p;
       n->str = "not";
       n->kids.push_back(not_expr());
-      return n;
+      return tall(std::move(n));
     }
     return compare();
   }
@@ -151,7 +163,7 @@ struct Parser {
       c->strs.push_back(op);
       c->kids.push_back(math1());
     }
-    return c ? std::move(c) : std::move(a);
+    return c ? tall(std::move(c)) : std::move(a);
   }
   NodePtr math1() {
     NodePtr a = concat();
@@ -199,7 +211,7 @@ struct Parser {
       u->str = cur().text;
       ++p;
       u->kids.push_back(unary(false));
-      n = std::move(u);
+      n = tall(std::move(u));
     } else {
       n = primary();
     }
@@ -264,7 +276,7 @@ struct Parser {
         tup->kids.push_back(expr());
       }
       expect_op(")");
-      return tup;
+      return tall(std::move(tup));
     }
     if (is_op("[")) {
       ++p;
@@ -275,7 +287,7 @@ struct Parser {
         lst->kids.push_back(expr());
       }
       ++p;
-      return lst;
+      return tall(std::move(lst));
     }
     if (is_op("{")) {
       ++p;
@@ -288,7 +300,7 @@ struct Parser {
         d->kids.push_back(expr());
       }
       ++p;
-      return d;
+      return tall(std::move(d));
     }
     error(fmt::format("unexpected {}", describe(t)));
   }
@@ -331,7 +343,7 @@ struct Parser {
         } else {
           error(fmt::format("expected an attribute name after '.', got {}", describe(cur())));
         }
-        n = std::move(a);
+        n = tall(std::move(a));
       } else if (is_op("[")) {
         ++p;
         NodePtr parts[3];
@@ -352,18 +364,18 @@ struct Parser {
           auto it = node(N::Item, line);
           it->kids.push_back(std::move(n));
           it->kids.push_back(std::move(parts[0]));
-          n = std::move(it);
+          n = tall(std::move(it));
         } else {
           auto s = node(N::Slice, line);
           s->kids.push_back(std::move(n));
           for (auto& part : parts) s->kids.push_back(std::move(part));
-          n = std::move(s);
+          n = tall(std::move(s));
         }
       } else if (is_op("(")) {
         auto c = node(N::Call, line);
         c->kids.push_back(std::move(n));
         call_args(*c);
-        n = std::move(c);
+        n = tall(std::move(c));
       } else {
         return n;
       }
@@ -378,7 +390,7 @@ struct Parser {
         f->str = take_name();
         f->kids.push_back(std::move(n));
         if (is_op("(")) call_args(*f);
-        n = std::move(f);
+        n = tall(std::move(f));
       } else if (is_name("is")) {
         ++p;
         auto t = node(N::Test, line);
@@ -398,7 +410,7 @@ struct Parser {
           t->kids.push_back(std::move(arg));
           t->npos = 1;
         }
-        n = std::move(t);
+        n = tall(std::move(t));
       } else {
         return n;
       }
@@ -571,6 +583,13 @@ struct Parser {
       expect_block_end();
       for (auto& d : defaults) n->kids.push_back(std::move(d));
       return n;
+    }
+    if (w == "generation") {  // transformers' AssistantTracker: renders its body as is
+      expect_block_end();
+      NodePtr b = body({"endgeneration"}, "generation", line);
+      ++p;
+      expect_block_end();
+      return b;
     }
     if (w == "break" || w == "continue") {
       auto n = node(w == "break" ? N::Break : N::Continue, line);

@@ -86,7 +86,7 @@ bool equals(const Value& a, const Value& b) {
     case K::None: return true;
     case K::Str: return a.s == b.s;
     case K::List: {
-      if (a.tuple != b.tuple || a.list->size() != b.list->size()) return false;
+      if (a.tuple != b.tuple || a.view != b.view || a.list->size() != b.list->size()) return false;
       for (std::size_t i = 0; i < a.list->size(); ++i)
         if (!equals((*a.list)[i], (*b.list)[i])) return false;
       return true;
@@ -117,7 +117,7 @@ int compare(const Value& a, const Value& b, bool& ok) {
     const int c = a.s.compare(b.s);  // UTF-8 byte order is code point order
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   }
-  if (a.k == K::List && b.k == K::List) {
+  if (a.k == K::List && b.k == K::List && a.tuple == b.tuple && !a.view && !b.view) {
     const std::size_t n = std::min(a.list->size(), b.list->size());
     for (std::size_t i = 0; i < n; ++i) {
       if (equals((*a.list)[i], (*b.list)[i])) continue;
@@ -201,6 +201,8 @@ void repr_to(std::string& out, const Value& v, int depth) {
   switch (v.k) {
     case K::Str: repr_str(out, v.s); return;
     case K::List: {
+      static const char* const views[] = {"", "dict_items(", "dict_keys(", "dict_values("};
+      if (v.view > 0 && v.view < 4) out += views[v.view];
       out += v.tuple ? '(' : '[';
       bool first = true;
       for (const auto& e : *v.list) {
@@ -210,6 +212,7 @@ void repr_to(std::string& out, const Value& v, int depth) {
       }
       if (v.tuple && v.list->size() == 1) out += ',';
       out += v.tuple ? ')' : ']';
+      if (v.view) out += ')';
       return;
     }
     case K::Dict: {
@@ -225,6 +228,7 @@ void repr_to(std::string& out, const Value& v, int depth) {
       out += '}';
       return;
     }
+    case K::Undefined: out += "Undefined"; return;
     default: out += to_str(v);
   }
 }
