@@ -18,11 +18,22 @@ set(QSTAR_HF_TOKENIZER_SOURCES
   src/hf/tokenizer/pre_tokenizers.cpp
   src/hf/tokenizer/support.cpp
   src/hf/tokenizer/tokenizer.cpp)
+# The chat-template (Jinja subset) interpreter, one file per stage (src/hf/jinja/internal.hpp);
+# tests/fuzz/CMakeLists.txt lists the same files for fuzz_jinja.
+set(QSTAR_HF_JINJA_SOURCES
+  src/hf/jinja/chat_template.cpp
+  src/hf/jinja/eval.cpp
+  src/hf/jinja/filters.cpp
+  src/hf/jinja/lexer.cpp
+  src/hf/jinja/methods.cpp
+  src/hf/jinja/parser.cpp
+  src/hf/jinja/value.cpp)
 set(QSTAR_HF_SOURCES
   src/hf/config.cpp
   src/hf/model_io.cpp
   src/hf/safetensors.cpp
-  ${QSTAR_HF_TOKENIZER_SOURCES})
+  ${QSTAR_HF_TOKENIZER_SOURCES}
+  ${QSTAR_HF_JINJA_SOURCES})
 list(TRANSFORM QSTAR_HF_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 
 if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)

@@ -67,6 +67,10 @@ if(QSTAR_BUILD_CLI)
   # The puzzles `qstar bench --data` reads, with their licence.
   install(FILES data/game24/24.csv data/game24/LICENSE data/game24/README.md
           DESTINATION ${CMAKE_INSTALL_DATADIR}/qstar/game24)
+  # The math task's data (GSM8K test/train, MATH-500) with their licences.
+  install(FILES data/math/gsm8k_test.jsonl data/math/gsm8k_train.jsonl data/math/math500_test.jsonl
+          data/math/LICENSE-gsm8k data/math/LICENSE-prm800k data/math/README.md
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/qstar/math)
   # The trained default models a LibTorch-enabled CLI uses (issue #4), when the checkout has
   # them. The installed program finds them with QSTAR_MODELS_DIR=<prefix>/share/qstar/models.
   if(QSTAR_HAS_TORCH AND EXISTS "${PROJECT_SOURCE_DIR}/models")

@@ -6,9 +6,9 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev python3-torch libopenblas0-pthread
-  libfmt-dev doctest-dev pybind11-dev libpcre2-dev libutf8proc-dev
+  libfmt-dev libboost-dev doctest-dev pybind11-dev libpcre2-dev libutf8proc-dev
   libcurl4-openssl-dev libcpp-httplib-dev
-  python3-pytest python3-numpy python3-matplotlib
+  python3-pytest python3-numpy python3-matplotlib python3-sympy
   python3-nbclient python3-nbformat python3-ipykernel
   clang libclang-rt-14-dev
 )

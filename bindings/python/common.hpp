@@ -31,6 +31,7 @@ void bind_search(py::module_& m);    // _search
 void bind_tokenizer(py::module_& m); // Tokenizer (when built with qstar::hf)
 void bind_torch(py::module_& m);     // LMGenerator, PRM (when built with qstar::torch)
 void bind_http(py::module_& m);      // HttpGenerator, HttpVerifier (when built with qstar::http)
+void bind_math(py::module_& m);      // the math task: load, check, extract, MathTask
 
 /// The qstar.Error exception class (set by bind_errors).
 PyObject* error_type();
@@ -118,6 +119,11 @@ std::string plugin_label(py::handle obj);
 /// Problems from a str, a Problem, or an iterable of them (a str item gets the id of its
 /// position).
 std::vector<Problem> problems_from_python(py::handle obj);
+
+/// Ranks "A-B", (A, B) or None; InvalidArgument naming ranks otherwise.
+std::optional<std::pair<int, int>> ranks_from(py::handle h);
+/// A problem from a str or a qstar.Problem; InvalidArgument otherwise.
+Problem problem_from(py::handle h);
 
 /// Counts the code points of UTF-8 text.
 inline std::int32_t utf8_code_points(std::string_view s) noexcept {

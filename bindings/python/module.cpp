@@ -169,4 +169,5 @@ PYBIND11_MODULE(_qstar, m) {
   qp::bind_tokenizer(m);
   qp::bind_torch(m);
   qp::bind_http(m);
+  qp::bind_math(m);
 }

@@ -334,6 +334,8 @@ std::size_t verifier_max_batch(const VerifierHandle& v) {
   return std::min(a, b);
 }
 
+}  // namespace
+
 std::optional<std::pair<int, int>> ranks_from(py::handle h) {
   if (h.is_none()) return std::nullopt;
   if (PyUnicode_Check(h.ptr())) return game24::parse_ranks(h.cast<std::string>());
@@ -351,8 +353,6 @@ Problem problem_from(py::handle h) {
   if (py::isinstance<Problem>(h)) return h.cast<Problem>();
   throw InvalidArgument(fmt::format("problem: expected a str or a qstar.Problem, got a {}", type_name(h)));
 }
-
-}  // namespace
 
 std::string plugin_label(py::handle obj) {
   if (py::hasattr(obj, "name")) {

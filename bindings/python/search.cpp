@@ -16,6 +16,7 @@
 #include "qstar/search/run.hpp"
 #include "qstar/search/search.hpp"
 #include "qstar/tasks/builtin.hpp"
+#include "qstar/tasks/math/task.hpp"
 
 namespace qstar::python {
 
@@ -154,10 +155,15 @@ void bind_search(py::module_& m) {
          std::uint64_t seed, const py::dict& params, const py::object& custom_aggregation, py::handle task_obj) {
         const std::vector<Problem> problems = problems_from_python(problems_obj);
         // A str names a built-in task; anything else is a Python task object.
+        // A C++ task object (qstar.math.MathTask) runs natively, like a built-in.
         const TaskEntry* builtin = nullptr;
+        std::optional<AnyTask> native;
         if (PyUnicode_Check(task_obj.ptr())) {
           builtin = &builtin_task(task_obj.cast<std::string>());
           check_problems(*builtin, problems);
+          native.emplace(builtin->make_task());
+        } else if (py::isinstance<math::MathTask>(task_obj)) {
+          native.emplace(task_obj.cast<math::MathTask>());
         } else if (task_obj.is_none()) {
           throw InvalidArgument("task: expected a built-in task's name or a task object (qstar.search passes "
                                 "its default name for None)");
@@ -172,13 +178,13 @@ void bind_search(py::module_& m) {
         }
         check_verifier(sp, ver ? &*ver : nullptr);  // before any plug-in runs
         std::optional<PyTask> py_task;
-        if (builtin == nullptr) py_task.emplace(task_obj);
+        if (!native) py_task.emplace(task_obj);
         std::vector<SearchResult> results;
         {
           py::gil_scoped_release release;
           VerifierSet* v = ver ? &*ver : nullptr;
-          results = builtin != nullptr ? run_search(problems, builtin->make_task(), gen, v, sp, seed)
-                                       : run_search(problems, *py_task, gen, v, sp, seed);
+          results = native ? run_search(problems, *native, gen, v, sp, seed)
+                           : run_search(problems, *py_task, gen, v, sp, seed);
         }
         if (py_task && !py_task->has_check()) {
           for (auto& r : results) {  // no checker: correctness unknown

@@ -99,6 +99,15 @@ SearchParams make_params(const std::string& algo, int n, const Args& a);
 const TaskRegistry& builtin_tasks();
 /// The task --task names (default: the first registered); UsageError naming --task.
 const TaskEntry& task_of(const Args& a);
+/// The task's data file: load_data, or load_data_with and the data options given
+/// (--question-field ...); UsageError for a data option the task does not read.
+std::vector<Problem> load_task_data(const Args& a, const TaskEntry& task, const std::string& path,
+                                    std::optional<std::pair<int, int>> ranks);
+/// The task the search commands run: with its prompts rendered by a chat template when the
+/// task has chat prompts (TaskEntry::make_chat_task) and one is found: --chat-template FILE
+/// (a Jinja file, or a tokenizer_config.json or model folder), else the tokenizer_config.json
+/// of --generator lm:DIR; --no-chat-template: the plain prompt. `note` names the template used.
+AnyTask make_task(const Args& a, const TaskEntry& task, std::ostream* note);
 /// --answer-marker (unescaped) when given, else the task's marker.
 std::string answer_marker_of(const Args& a, const TaskEntry& task);
 /// A file under qstar's data directory (`rel`, e.g. "game24/24.csv"): $QSTAR_DATA_DIR, the
@@ -148,6 +157,8 @@ int cmd_solve(const Args& a, std::ostream& out, std::ostream& err);
 int cmd_bench(const Args& a, std::ostream& out, std::ostream& err);
 int cmd_lm(const std::vector<std::string>& args, std::ostream& out);
 int cmd_serve(const std::vector<std::string>& args, std::ostream& out);
+/// `qstar task check|extract` (task_cmd.cpp).
+int cmd_task(const std::vector<std::string>& args, std::ostream& out);
 int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool tty);
 
 }  // namespace qstar::cli

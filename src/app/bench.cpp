@@ -150,9 +150,8 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
     for (int n : ns) configs.emplace_back(algo, make_params(algo, n, a));
   Plugins pl = make_plugins(a, entry, &err);
   for (const auto& config : configs) check_plugins(config.second, pl);
-  if (!entry.load_data) throw UsageError(fmt::format("bench: task '{}' has no data loader", entry.name));
-  const std::vector<Problem> problems = entry.load_data(*data, ranks);
-  const AnyTask task = entry.make_task();
+  const std::vector<Problem> problems = load_task_data(a, entry, *data, ranks);
+  const AnyTask task = make_task(a, entry, &err);
   if (problems.empty()) throw UsageError(fmt::format("--data {}: no problems in the selected ranks", *data));
   const auto trace_path = a.get("trace");
   std::ofstream trace;

@@ -22,11 +22,19 @@ struct FlagSpec {
 constexpr std::string_view kSearch = "solve bench";
 constexpr FlagSpec kFlags[] = {
     // the search commands
-    {"task", false, "solve bench lm-generate"}, {"answer-marker", false, "solve bench lm-generate"},
+    {"task", false, "solve bench lm-generate task-check task-extract"}, {"answer-marker", false, "solve bench lm-generate"},
     {"algo", false, kSearch}, {"seed", false, "solve bench lm-generate"},
     {"n", false, kSearch}, {"help", true, kSearch}, {"tree", false, "solve"},
     {"json", true, "solve lm-logits lm-tokenize lm-generate"}, {"json", false, "bench"},
     {"data", false, "bench"}, {"ranks", false, "bench"}, {"trace", false, "bench"}, {"chunk", false, "bench"},
+    // the data options of tasks that read them (TaskEntry::data_options)
+    {"question-field", false, "bench"}, {"answer-field", false, "bench"}, {"limit", false, "bench"},
+    {"level", false, "bench"}, {"subject", false, "bench"},
+    // chat prompts (tasks with TaskEntry::make_chat_task)
+    {"chat-template", false, kSearch}, {"no-chat-template", true, kSearch},
+    // qstar task check / extract
+    {"pairs", false, "task-check"}, {"mode", false, "task-check"}, {"texts", false, "task-extract"},
+    {"help", true, "task-check task-extract"},
     // the plug-ins of the search commands
     {"generator", false, kSearch}, {"error-rate", false, kSearch}, {"verifier", false, kSearch},
     {"device", false, "solve bench lm-logits lm-generate serve"},

@@ -48,6 +48,7 @@ struct GreedyGenerator {
 lm::LMGeneratorParams lm_generator_params(const Args& a, const TaskEntry& task) {
   lm::LMGeneratorParams p;
   p.answer_marker = answer_marker_of(a, task);
+  if (!task.step_delimiter.empty()) p.step_delimiter = task.step_delimiter;
   if (auto v = a.get("device")) p.device = *v;
   if (auto v = a.get("dtype")) p.dtype = *v;
   if (auto v = a.get("temperature")) p.temperature = parse_double("temperature", *v);
@@ -126,6 +127,8 @@ Defaults default_plugins(const TaskEntry& task, std::ostream* note) {
   Defaults own{task.generators.empty() ? "" : task.generators.begin()->first,
                task.verifiers.empty() ? "none" : task.verifiers.begin()->first};
 #ifdef QSTAR_HAS_TORCH
+  // The trained models are the default task's (qstar train trains only it).
+  if (task.name != builtin_tasks().names().front()) return own;
   if (auto dir = find_models_dir()) return {"lm:" + *dir + "/generator", "prm:" + *dir + "/prm"};
   if (note)
     *note << fmt::format("qstar: note: the trained models were not found (set QSTAR_MODELS_DIR); using "
@@ -183,6 +186,7 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
     http::HttpGeneratorParams hp;
     hp.client = http_client_params(a, g.substr(5), "generator");
     hp.answer_marker = answer_marker_of(a, task);
+    if (!task.step_delimiter.empty()) hp.step_delimiter = task.step_delimiter;
     if (auto v = a.get("temperature")) hp.temperature = parse_double("temperature", *v);
     if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
     if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);

@@ -26,6 +26,9 @@ commands:
                                       per line in, one {"tokens": [...]} per line out)
                     qstar lm generate --model DIR --prompt "..." [--steps N] [sampling flags]
   serve             serve a model folder over HTTP (OpenAI-compatible subset; qstar serve --help)
+  task check|extract   the task's answer grader and extractor over JSONL (qstar task --help):
+                    qstar task check --task math --pairs FILE.jsonl [--mode lenient|strict]
+                    qstar task extract --task math --texts FILE.jsonl
   train STAGE       train the task's generator, PRM and ORM (qstar train --help; LibTorch;
                     --task NAME as below)
   version           print the version
@@ -68,6 +71,11 @@ common options (solve and bench):
 solve:  qstar solve "4 5 6 10" [--n N] [--tree out.jsonl] [--json]
 bench:  qstar bench --data FILE [--ranks 901-1000] [--n 1,4,16,64] [--json out.json]
         [--trace out.jsonl] [--chunk C]
+        data options (--task math): --question-field F --answer-field F --limit N
+        --level 1,2 --subject NAME[,NAME]
+chat prompts (--task math): the model's chat template from lm:DIR's tokenizer_config.json by
+        default; --chat-template FILE (Jinja, or a tokenizer_config.json / model folder) or
+        --no-chat-template (the plain prompt)
 The budget knob --n is: best-of-n samples N, beam beams N, dvts completions N,
 best-first expansions, mcts simulations.
 )";
@@ -155,6 +163,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (cmd == "lm") throw UsageError("lm: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
     if (cmd == "train") throw UsageError("train: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
 #endif
+    if (cmd == "task") return cmd_task(args, out);
     if (cmd != "solve" && cmd != "bench") throw UsageError(fmt::format("unknown command '{}' (try 'qstar help')", cmd));
     const Args a(args, 1, cmd);
     if (a.has("help")) {

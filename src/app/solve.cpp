@@ -47,11 +47,11 @@ int cmd_solve(const Args& a, std::ostream& out, std::ostream& err) {
   const TaskEntry& entry = task_of(a);
   if (a.positional().size() != 1)
     throw UsageError(a.positional().empty()
-                         ? fmt::format("solve: give the puzzle, e.g. qstar solve \"{}\"", entry.example)
-                         : fmt::format("solve: give exactly one puzzle (quote it: \"{}\")", entry.example));
+                         ? fmt::format("solve: give the problem, e.g. qstar solve \"{}\"", entry.example)
+                         : fmt::format("solve: give exactly one problem (quote it: \"{}\")", entry.example));
   const std::string puzzle = a.positional()[0];
   const Problem problem = entry.parse_problem(puzzle);  // ParseError names the puzzle
-  const AnyTask task = entry.make_task();
+  const AnyTask task = make_task(a, entry, &err);
   int n = 16;
   if (auto v = a.get("n")) n = parse_int<int>("n", *v, 1, 1 << 20);
   const SearchParams sp0 = make_params(algo, n, a);

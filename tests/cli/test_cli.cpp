@@ -112,7 +112,7 @@ TEST_CASE("bad input prints one line naming the problem and exits 2") {
       {{"solve", "4 5 x 10"}, "'x' is not a number"},
       {{"solve", "4 5 6"}, "4 5 6"},
       {{"solve", "4 5 6 99"}, "99"},
-      {{"solve"}, "give the puzzle"},
+      {{"solve"}, "give the problem"},
       {{"solve", "4 5 6 10", "--n", "0"}, "--n"},
       {{"solve", "4 5 6 10", "--n", "abc"}, "--n: 'abc' is not an integer"},
       {{"solve", "4 5 6 10", "--algo", "bogo"}, "--algo: 'bogo'"},
@@ -268,7 +268,7 @@ TEST_CASE("--task picks a registered task; game24 is the default and the same se
   bad = run({"solve", "4 5 6 10", "--generator", "programmatic", "--verifier", "psychic"});
   CHECK(bad.err.find("'psychic' is not one of oracle, none, prm:PATH, http:URL") != std::string::npos);
   // help lists the tasks.
-  CHECK(run({"help"}).out.find("--task NAME             the task: game24 (default game24)") != std::string::npos);
+  CHECK(run({"help"}).out.find("--task NAME             the task: game24, math (default game24)") != std::string::npos);
 }
 
 TEST_CASE("one flag table: switches, values and commands follow the same rules everywhere") {

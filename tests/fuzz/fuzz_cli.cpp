@@ -8,7 +8,9 @@
 //    bench command (where it takes a file), is rejected; solve's --json is a switch that
 //    prints to the output stream and is kept;
 //  * no file inputs: the value of every --data (as "--data=X" or "--data X") is replaced
-//    by a 3-puzzle CSV this target writes once into a private temporary folder;
+//    by a 3-puzzle CSV this target writes once into a private temporary folder, and the
+//    value of every --pairs / --texts (`task check` / `task extract`) by a small JSONL file
+//    written there too (so "-" never reads standard input);
 //  * bounded compute: an integer value above a small cap for the flags that scale the
 //    work (--n elements <= 32, at most 3 of them; --expand-k <= 16; --width <= 32;
 //    --pops, --leaves, --node-expansions <= 8; --lookahead <= 3; at most 3 --algo names)
@@ -53,17 +55,26 @@ struct Csv {
     path = root + "/24.csv";
     std::ofstream f(path, std::ios::binary);
     f << "Rank,Puzzles,AMT (s),Solved rate\n1,1 1 4 6,5.5,95%\n2,4 5 6 10,6.0,90%\n3,1 2 4 7,7.1,80%\n";
+    pairs = root + "/pairs.jsonl";
+    std::ofstream(pairs, std::ios::binary)
+        << "{\"gold\": \"\\\\frac{1}{2}\", \"answer\": \"0.5\"}\n{\"gold\": 18, \"answer\": \"19\"}\n"
+           "{\"gold\": \"(1, 2)\", \"answer\": null}\n";
+    texts = root + "/texts.jsonl";
+    std::ofstream(texts, std::ios::binary)
+        << "{\"text\": \"So \\\\boxed{\\\\frac{1}{2}}.\"}\n{\"text\": \"no answer\"}\n{\"text\": \"x\\n#### 7\"}\n";
   }
+  std::string pairs, texts;
   ~Csv() {
     std::error_code ec;
     fs::remove_all(root, ec);
   }
 };
 
-const std::string& csv_path() {
+const Csv& files() {
   static Csv csv;
-  return csv.path;
+  return csv;
 }
+const std::string& csv_path() { return files().path; }
 
 /// The flag name of an argument ("--n=5" -> "n"), or "" when it is no flag.
 std::string_view flag_name(std::string_view a) {
@@ -117,9 +128,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto eq = args[i].find('=');
     if (eq != std::string::npos && !within_caps(name, std::string_view(args[i]).substr(eq + 1))) return -1;
     if (i + 1 < args.size() && !within_caps(name, args[i + 1])) return -1;
-    if (name == "data") {
-      if (eq != std::string::npos) args[i] = "--data=" + csv_path();
-      else if (i + 1 < args.size()) args[i + 1] = csv_path();
+    if (name == "data" || name == "pairs" || name == "texts") {
+      const std::string& file = name == "data" ? csv_path() : name == "pairs" ? files().pairs : files().texts;
+      if (eq != std::string::npos) args[i] = "--" + std::string(name) + "=" + file;
+      else if (i + 1 < args.size()) args[i + 1] = file;
     }
   }
 

@@ -81,7 +81,7 @@ def test_python_task_without_check_and_errors():
     with pytest.raises(ZeroDivisionError, match="no answer here"):
         qstar.search("5", generator=ReachGenerator(), verifier=ReachPRM(), task=Raising(), max_depth=9)
     with pytest.raises(qstar.InvalidArgument, match="task"):
-        qstar.search("5", generator=ReachGenerator(), verifier=ReachPRM(), task="math")
+        qstar.search("5", generator=ReachGenerator(), verifier=ReachPRM(), task="chess")
     # the built-in task by name
     assert qstar.search("4 5 6 10", generator=qstar.game24.ProgrammaticGenerator(),
                         verifier=qstar.game24.OracleVerifier(), task="game24")[0].answer

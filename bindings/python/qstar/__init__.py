@@ -48,7 +48,7 @@ from ._qstar import (  # noqa: F401  (re-exports)
     read_trace,
     write_trace,
 )
-from . import game24, testing  # noqa: E402,F401
+from . import game24, math, testing  # noqa: E402,F401
 
 #: The algorithms qstar.search runs (also accepted: "bon" for best-of-n).
 ALGORITHMS: tuple[str, ...] = tuple(_qstar._ALGORITHMS)  # the C++ registry (search/registry.hpp)
@@ -159,8 +159,9 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
     verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
                ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).
     seed:      0 <= seed < 2**64; the same seed gives the same results.
-    task:      the name of a built-in task (TASKS; "game24": problems are puzzles), None for
-               DEFAULT_TASK ("game24"), or a Python task: an object with
+    task:      the name of a built-in task (TASKS; "game24": problems are puzzles; "math":
+               word problems, see qstar.math), None for DEFAULT_TASK ("game24"),
+               a qstar.math.MathTask (runs natively), or a Python task: an object with
                ``format(problem) -> str`` (the prompt) and
                ``extract_answer(steps: list[str]) -> str | None``, optionally
                ``is_terminal(step: Step) -> bool`` (default: its finish is "answer", "eos" or
@@ -197,5 +198,5 @@ __all__ = [
     "HttpGenerator", "HttpVerifier", "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM",
     "ParseError", "PluginError", "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer",
     "TraceRecord", "Tree", "__version__", "check_params", "default_params", "game24", "has_hf", "has_http",
-    "has_torch", "parse_trace_line", "read_trace", "search", "testing", "write_trace",
+    "has_torch", "math", "parse_trace_line", "read_trace", "search", "testing", "write_trace",
 ]

@@ -2,6 +2,7 @@
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from . import game24 as game24
+from . import math as math
 from . import testing as testing
 
 __version__: str

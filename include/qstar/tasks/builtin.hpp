@@ -4,6 +4,7 @@
 #pragma once
 
 #include "qstar/tasks/game24/entry.hpp"
+#include "qstar/tasks/math/entry.hpp"
 #include "qstar/tasks/registry.hpp"
 
 namespace qstar {
@@ -13,6 +14,7 @@ inline const TaskRegistry& builtin_tasks() {
   static const TaskRegistry registry = [] {
     TaskRegistry r;
     r.add(game24::task_entry());  // the default
+    r.add(math::task_entry());
     return r;
   }();
   return registry;

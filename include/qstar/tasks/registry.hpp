@@ -101,6 +101,33 @@ struct TaskEntry {
   /// The text that starts a final step, for LM and HTTP generators that flag answers as they
   /// generate (their answer_marker); "" = none. `--answer-marker` overrides it.
   std::string answer_marker;
+  /// The text that ends a step for LM and HTTP generators (their step_delimiter); "" = the
+  /// generator's default ("\n"). `--delimiter` overrides it.
+  std::string step_delimiter;
+  /// The options the task's data loader reads besides the path and ranks (flag names without
+  /// "--": "question-field", "limit"); a boundary passes the ones given to load_data_with and
+  /// rejects them for tasks that do not list them.
+  std::vector<std::string> data_options;
+  /// load_data with those options (set when data_options is not empty); InvalidArgument naming
+  /// the option when one is malformed, otherwise as load_data.
+  std::function<std::vector<Problem>(const std::string& path, std::optional<std::pair<int, int>> ranks,
+                                     const PluginOptions& options)>
+      load_data_with;
+  /// The task with its prompts rendered as a chat (instruct models): `render` turns (role,
+  /// content) messages into the prompt with the model's chat template and the generation
+  /// prompt. Unset when the task's prompts are plain text only.
+  std::function<AnyTask(std::function<std::string(const std::vector<std::pair<std::string, std::string>>&)> render)>
+      make_chat_task;
+  /// The grading modes `qstar task check --mode` accepts, the default first (empty when the
+  /// task has no answer grader).
+  std::vector<std::string> check_modes;
+  /// Whether `answer` equals the reference answer `gold` under `mode` (one of check_modes), for
+  /// `qstar task check` and evaluation pipelines; unset when the task grades no (gold, answer)
+  /// pairs. Never throws on hostile answers (they are simply not equal).
+  std::function<bool(std::string_view gold, std::string_view answer, std::string_view mode)> check_answer;
+  /// The final answer of a whole solution text, for `qstar task extract`; unset when the task
+  /// has no text-level extractor.
+  std::function<std::optional<std::string>(std::string_view text)> extract_text;
   /// The data file used when none is given, relative to qstar's data directory ("" = none).
   std::string default_data;
   /// The task's own plug-ins by kind ("programmatic", "oracle").
