@@ -26,11 +26,13 @@ namespace qstar::math {
 
 /// How forgiving answers_equal is.
 ///  * Lenient (the default; like Qwen2.5-Math's math_equal): relative tolerance 1e-4 when
-///    either side holds a decimal with a nonzero fractional part (`0.3333`; `12.0` is exact), `50\%` equals `50` and `0.5`, an unreduced
-///    fraction equals the reduced one, `4.0` equals `4`, text compares case-insensitively.
+///    either side holds a decimal with a nonzero fractional part (`0.3333`; `12.0` is exact),
+///    `50\%` equals `50` and `0.5`, an unreduced fraction equals the reduced one, `4.0`
+///    equals `4`, text compares case-insensitively.
 ///  * Strict (like PRM800K's grader): no decimal tolerance, a percent sign is only dropped
-///    (`50\%` equals `50`, not `0.5`), an integer gold needs the same integer written as an
-///    integer, two plain fractions must be written identically (`2/4` is not `1/2`), text
+///    (`50\%` equals `50`, not `0.5`), an integer gold needs an integer or decimal literal of
+///    that value (`4`, `4.0`; not `8/2`), two plain fractions must be written identically
+///    (`2/4` is not `1/2`), text
 ///    compares case-sensitively; symbolic answers compare at random points with relative
 ///    tolerance 1e-9 (lenient: 1e-6).
 enum class GradeMode { Lenient, Strict };
