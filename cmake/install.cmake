@@ -17,10 +17,13 @@ set(_qstar_components qstar)
 
 # ---- qstar::qstar ------------------------------------------------------------------------
 # qstar::train (the trainer, cmake/torch.cmake) and the Game of 24 recipe are not installed
-# (the `qstar train` program is): their headers stay out of the package.
+# (the `qstar train` program is): their headers stay out of the package. Neither is the math
+# task (its grader is the compiled qstar_math, built into the programs and the Python module)
+# nor the list of built-in tasks that names it.
 install(DIRECTORY include/qstar DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         PATTERN "hf" EXCLUDE PATTERN "torch" EXCLUDE PATTERN "http" EXCLUDE
-        PATTERN "trainer.hpp" EXCLUDE PATTERN "recipe.hpp" EXCLUDE PATTERN "train_recipe.hpp" EXCLUDE)
+        PATTERN "trainer.hpp" EXCLUDE PATTERN "recipe.hpp" EXCLUDE PATTERN "train_recipe.hpp" EXCLUDE
+        PATTERN "math" EXCLUDE PATTERN "builtin.hpp" EXCLUDE)
 install(TARGETS qstar EXPORT qstarTargets)
 install(EXPORT qstarTargets NAMESPACE qstar:: FILE qstarTargets.cmake
         DESTINATION ${QSTAR_INSTALL_CMAKEDIR})
