@@ -16,6 +16,7 @@
 
 #include <qstar/core/json.hpp>
 
+#include "support/serve_process.hpp"
 #include "support/tiny_model.hpp"
 
 namespace {
@@ -45,46 +46,12 @@ const MathModels& models() {
   return m;
 }
 
-/// `qstar serve` as a child process; the port is read from its first output line.
-class Serve {
+/// `qstar serve` with the tiny math models as a child process.
+class Serve : public qstar_test::ServeProcess {
  public:
-  Serve() {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::vector<std::string> args = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
-                                     "--prm-kind", "token-logit", "--port", "0"};
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out_ = ::fdopen(fds[0], "r");
-    char line[512] = {0};
-    REQUIRE(std::fgets(line, sizeof line, out_) != nullptr);
-    const std::string s = line;
-    const auto at = s.find("127.0.0.1:");
-    REQUIRE(at != std::string::npos);
-    url_ = "http://127.0.0.1:" + std::to_string(std::stoi(s.substr(at + 10)));
-  }
-  ~Serve() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    if (out_) std::fclose(out_);
-  }
-  const std::string& url() const { return url_; }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  std::string url_;
+  Serve()
+      : qstar_test::ServeProcess({QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
+                                  "--prm-kind", "token-logit", "--port", "0"}) {}
 };
 
 /// Runs the qstar executable through the shell: stdout, stderr and the exit code.

@@ -27,6 +27,7 @@
 #include "qstar/tasks/game24.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
+#include "support/serve_process.hpp"
 #include "support/tiny_model.hpp"
 
 // Last: <resolv.h>, which httplib pulls in, defines `_res` as a macro.
@@ -114,68 +115,18 @@ http::HttpVerifier http_prm(const std::vector<std::string>& urls) {
 
 std::string url_of(int port) { return "http://127.0.0.1:" + std::to_string(port); }
 
-/// `qstar serve` as a child process; the port is read from its first output line.
-class ServeProcess {
+/// `qstar serve` with the test models (and `extra` flags) as a child process.
+class ServeProcess : public qstar_test::ServeProcess {
  public:
-  explicit ServeProcess(std::vector<std::string> extra = {}) {
-    int fds[2];
-    REQUIRE(::pipe(fds) == 0);
-    std::vector<std::string> args = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
-                                     "--prm-kind", "token-logit", "--port", "0", "--threads", "64"};
-    for (auto& e : extra) args.push_back(e);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(fds[1], 1);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    out_ = ::fdopen(fds[0], "r");
-    char line[512] = {0};
-    REQUIRE(std::fgets(line, sizeof line, out_) != nullptr);  // blocks until listening
-    const std::string s = line;
-    const auto at = s.find("127.0.0.1:");
-    REQUIRE(at != std::string::npos);
-    port_ = std::stoi(s.substr(at + 10));
-  }
-  ~ServeProcess() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (out_) std::fclose(out_);
-  }
-  int port() const { return port_; }
-  std::string url() const { return url_of(port_); }
-  /// SIGTERM, then the rest of its output (the stop line).
-  std::string terminate() {
-    ::kill(pid_, SIGTERM);
-    std::string rest;
-    char line[512];
-    while (std::fgets(line, sizeof line, out_)) rest += line;
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
-    return rest;
-  }
-  void kill9() {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  explicit ServeProcess(std::vector<std::string> extra = {}) : qstar_test::ServeProcess(args(std::move(extra))) {}
 
  private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  int port_ = 0;
+  static std::vector<std::string> args(std::vector<std::string> extra) {
+    std::vector<std::string> a = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
+                                  "--prm-kind", "token-logit", "--port", "0", "--threads", "64"};
+    for (auto& e : extra) a.push_back(std::move(e));
+    return a;
+  }
 };
 
 struct Prefix {
