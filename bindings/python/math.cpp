@@ -61,18 +61,7 @@ math::ChatRenderer renderer_from(py::handle h) {
   if (py::isinstance<py::str>(h) || py::hasattr(h, "__fspath__")) {
 #ifdef QSTAR_HAS_HF
     const std::string path = py::str(py::module_::import("os").attr("fspath")(h)).cast<std::string>();
-    std::shared_ptr<const hf::ChatTemplate> t;
-    if (path.ends_with(".json") || !path.ends_with(".jinja")) {
-      std::ifstream probe(path + "/tokenizer_config.json");
-      if (path.ends_with(".json") || probe) t = std::make_shared<const hf::ChatTemplate>(hf::ChatTemplate::from_tokenizer_config(path));
-    }
-    if (!t) {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) throw IoError(fmt::format("chat_template: cannot open '{}'", path));
-      std::stringstream ss;
-      ss << in.rdbuf();
-      t = std::make_shared<const hf::ChatTemplate>(hf::ChatTemplate::from_string(ss.str(), path));
-    }
+    auto t = std::make_shared<const hf::ChatTemplate>(hf::ChatTemplate::from_path(path));
     return [t](const std::vector<math::ChatTurn>& turns) {
       std::vector<hf::ChatMessage> m;
       for (const auto& x : turns) m.push_back(hf::ChatMessage{x.role, x.content});

@@ -49,6 +49,8 @@ void for_each_prm_field(P& p, F&& f) {
   f("bad_token", p.bad_token);
   f("step_separator", p.step_separator);
   f("prompt_template", p.prompt_template);
+  f("chat_template", p.chat_template);
+  f("chat_system", p.chat_system);
   f("outcome_aggregation", p.outcome_aggregation);
   f("kv_cache_bytes", p.kv_cache_bytes);
   f("share_min_tokens", p.share_min_tokens);

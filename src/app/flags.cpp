@@ -39,7 +39,7 @@ constexpr FlagSpec kFlags[] = {
     {"generator", false, kSearch}, {"error-rate", false, kSearch}, {"verifier", false, kSearch},
     {"device", false, "solve bench lm-logits lm-generate serve"},
     {"dtype", false, "solve bench lm-logits lm-generate serve"},
-    {"prm-kind", false, "solve bench serve"},
+    {"prm-kind", false, "solve bench serve"}, {"prm-chat-template", false, kSearch}, {"prm-system", false, kSearch},
     {"temperature", false, "solve bench lm-generate"}, {"top-p", false, "solve bench lm-generate"},
     {"top-k", false, "solve bench lm-generate"}, {"delimiter", false, "solve bench lm-generate"},
     {"kv-cache-mb", false, "solve bench lm-generate serve"}, {"greedy", true, "solve bench lm-generate"},

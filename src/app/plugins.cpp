@@ -171,8 +171,9 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
     if (a.has(f) && a.get("verifier").value_or("").rfind("http:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --verifier http:URL", f));
   const std::string v = a.has("verifier") ? *a.get("verifier") : d.verifier;
-  if (a.has("prm-kind") && v.rfind("prm:", 0) != 0)
-    throw UsageError("--prm-kind applies only to --verifier prm:PATH");
+  for (const char* f : {"prm-kind", "prm-chat-template", "prm-system"})
+    if (a.has(f) && v.rfind("prm:", 0) != 0)
+      throw UsageError(fmt::format("--{} applies only to --verifier prm:PATH", f));
   if (g.rfind("lm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
     const std::string dir = g.substr(3);
@@ -211,6 +212,8 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
 #ifdef QSTAR_HAS_TORCH
     lm::PrmParams pp = prm_params(a);
     if (auto x = a.get("prm-kind")) pp.kind = *x;
+    if (auto x = a.get("prm-chat-template")) pp.chat_template = *x;
+    if (auto x = a.get("prm-system")) pp.chat_system = unescape(*x);
     validate_usage(pp, "verifier parameters");
     p.ver = step_and_outcome(lm::PrmVerifier::load(v.substr(4), pp), v);
 #else

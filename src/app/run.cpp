@@ -57,6 +57,9 @@ common options (solve and bench):
                           --scoring orm): oracle | prm:PATH (a PRM folder read at the last step)
   --greedy                every generator request is greedy (temperature 0)
   --prm-kind KIND         token-logit | token-class | torchscript (default: inferred)
+  --prm-chat-template P   the PRM's own chat layout of the problem: auto (the PRM folder's
+                          tokenizer_config.json), a model folder, a tokenizer_config.json or
+                          a Jinja file; --prm-system TEXT adds a system message
   --scoring KIND          best-of-n: auto | prm | orm | none
   --max-depth D --max-step-tokens T --aggregation min|prod|last|mean
   --voting naive|majority|weighted|topk --top-k K

@@ -68,12 +68,8 @@ bool has_chat_template(const std::filesystem::path& dir) {
 /// (its chat_template, bos_token, eos_token), else a Jinja template file.
 hf::ChatTemplate chat_template_file(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec) || path.ends_with(".json")) return hf::ChatTemplate::from_tokenizer_config(path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("--chat-template: cannot open '{}'", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return hf::ChatTemplate::from_string(ss.str(), path);
+  if (!std::filesystem::exists(path, ec)) throw UsageError(fmt::format("--chat-template: cannot open '{}'", path));
+  return hf::ChatTemplate::from_path(path);
 }
 #endif
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "qstar/error.hpp"
+#include "qstar/hf/chat_template.hpp"
 #include "qstar/hf/config.hpp"
 #include "qstar/hf/tokenizer.hpp"
 #include "torch/kv_cache.hpp"
@@ -95,6 +96,7 @@ struct Job {
 // One request as the internal scorer sees it.
 struct Req {
   std::string_view prompt;
+  const Problem* problem = nullptr;  // its text is the user message of a chat layout
   const TrajectoryView* trajectory = nullptr;
   std::int32_t first_new = 0;
 };
@@ -118,6 +120,8 @@ void PrmParams::validate() const {
   if (prompt_template.find("{prompt}") == std::string::npos)
     throw InvalidArgument(fmt::format("PrmParams.prompt_template: \"{}\" does not contain {{prompt}}",
                                       escaped(prompt_template)));
+  if (!chat_system.empty() && chat_template.empty())
+    throw InvalidArgument("PrmParams.chat_system: set, but chat_template is empty (no chat layout)");
   if (kv_cache_bytes < 0)
     throw InvalidArgument(
         fmt::format("PrmParams.kv_cache_bytes: must be >= 0 (0 disables the cache), got {}",
@@ -136,6 +140,7 @@ struct PrmVerifier::Impl {
   std::string script_file;  // torchscript: the module file
   std::string name;
   std::optional<hf::Tokenizer> tok;
+  std::optional<hf::ChatTemplate> chat;  // the PRM's own chat layout (PrmParams::chat_template)
   std::int32_t tag_id = -1, good_id = -1, bad_id = -1;
   std::vector<std::int32_t> sep_tokens;
   std::shared_ptr<Decoder> model;
@@ -164,7 +169,18 @@ struct PrmVerifier::Impl {
       text.append(prompt);
       pos = at + 8;
     }
-    return tok->encode(text, /*add_special_tokens=*/true);
+    return tok->encode(text, /*add_special_tokens=*/!chat);
+  }
+
+  // The prompt text of a request: the request's prompt, or the chat layout of its problem.
+  std::string prompt_of(const Req& r) const {
+    if (!chat) return std::string(r.prompt);
+    if (r.problem == nullptr)
+      throw InvalidArgument(fmt::format("{}: a chat layout needs the request's problem (it is null)", name));
+    std::vector<hf::ChatMessage> messages;
+    if (!params.chat_system.empty()) messages.push_back({"system", params.chat_system});
+    messages.push_back({"user", r.problem->text});
+    return chat->render(messages, /*add_generation_prompt=*/true);
   }
 
   // The sequence of `prompt` + `tv`, the prompt's tokens given (memoised by the caller).
@@ -188,9 +204,12 @@ struct PrmVerifier::Impl {
     std::vector<PrmSequence> out;
     out.reserve(reqs.size());
     for (const Req& r : reqs) {
-      auto it = prompts.find(std::string(r.prompt));
-      if (it == prompts.end())
-        it = prompts.emplace(std::string(r.prompt), encode_prompt(r.prompt)).first;
+      std::string text = prompt_of(r);
+      auto it = prompts.find(text);
+      if (it == prompts.end()) {
+        auto tokens = encode_prompt(text);
+        it = prompts.emplace(std::move(text), std::move(tokens)).first;
+      }
       out.push_back(build(it->second, *r.trajectory));
     }
     return out;
@@ -589,6 +608,8 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
     throw IoError(fmt::format("{}: tokenizer file '{}' does not exist{}", im->name, tok_path,
                               params.tokenizer.empty() ? " (set PrmParams.tokenizer)" : ""));
   im->tok.emplace(hf::Tokenizer::from_file(tok_path));
+  if (!params.chat_template.empty())
+    im->chat.emplace(hf::ChatTemplate::from_path(params.chat_template == "auto" ? model_dir : params.chat_template));
 
   if (params.step_tag.empty()) params.step_tag = im->kind == Kind::TokenLogit ? " ки" : "\n";
   const int vocab = cfg ? cfg->vocab_size : 0;
@@ -661,7 +682,7 @@ std::vector<std::vector<double>> PrmVerifier::score_steps(std::span<const StepSc
   c10::InferenceMode guard;
   std::vector<Req> reqs(batch.size());
   for (std::size_t r = 0; r < batch.size(); ++r)
-    reqs[r] = Req{batch[r].prompt, &batch[r].trajectory, batch[r].first_new};
+    reqs[r] = Req{batch[r].prompt, batch[r].problem, &batch[r].trajectory, batch[r].first_new};
   return impl_->score(reqs);
 }
 
@@ -670,7 +691,7 @@ std::vector<double> PrmVerifier::score_outcomes(std::span<const OutcomeRequest> 
   c10::InferenceMode guard;
   std::vector<Req> reqs(batch.size());
   for (std::size_t r = 0; r < batch.size(); ++r)
-    reqs[r] = Req{batch[r].prompt, &batch[r].trajectory, 0};
+    reqs[r] = Req{batch[r].prompt, batch[r].problem, &batch[r].trajectory, 0};
   const auto steps = impl_->score(reqs);
   std::vector<double> out(batch.size());
   for (std::size_t r = 0; r < batch.size(); ++r)

@@ -176,3 +176,13 @@ TEST_CASE("solve/bench --task math: data options and chat-template flags, usage 
   CHECK(r.out.find("qstar task check --task math --pairs FILE.jsonl") != std::string::npos);
   CHECK(r.out.find("game24, math") != std::string::npos);
 }
+
+TEST_CASE("math cli: --prm-chat-template and --prm-system need --verifier prm:PATH") {
+  for (const char* flag : {"--prm-chat-template", "--prm-system"}) {
+    CAPTURE(flag);
+    const auto r = run({"solve", "--task", "math", "What is 1+1?", "--generator", "lm:/nonexistent", "--verifier",
+                        "none", flag, "auto"});
+    CHECK(r.code == 2);
+    CHECK(r.err.find(std::string(flag) + " applies only to --verifier prm:PATH") != std::string::npos);
+  }
+}

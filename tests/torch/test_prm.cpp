@@ -22,6 +22,7 @@
 #include "qstar/core/aggregate.hpp"
 #include "qstar/core/any.hpp"
 #include "qstar/core/concepts.hpp"
+#include "qstar/core/json.hpp"
 #include "qstar/core/tree.hpp"
 #include "qstar/error.hpp"
 #include "qstar/torch/model.hpp"
@@ -692,4 +693,51 @@ TEST_CASE("prm: errors") {
     std::ofstream(d4.file("config.json")) << "{\"architectures\": [";
     expect([&] { (void)PrmVerifier::load(d4.str()); }, {"config.json"});
   }
+}
+
+TEST_CASE("prm: a chat template lays out the problem as the PRM's own chat, like a prompt_template") {
+  TempDir dir;
+  write_model(dir.str(), causal_llama(), 7);
+  const std::string tmpl =
+      "{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+      "{% if add_generation_prompt %}[assistant]\n{% endif %}";
+  std::ofstream(dir.file("prm.jinja")) << tmpl;
+  {
+    qstar::json::Value cfg = qstar::json::Value::object();
+    cfg.as_object().emplace_back("chat_template", tmpl);
+    std::ofstream(dir.file("tokenizer_config.json")) << qstar::json::dump(cfg);
+  }
+  Fixture f;
+  std::vector<StepScoreRequest> reqs;
+  for (NodeId leaf : f.leaves()) reqs.push_back(f.req(leaf, 0));
+  // The same layout written as a prompt_template over the problem's text.
+  PrmParams plain;
+  plain.prompt_template = "[system] be exact\n[user] {prompt}\n[assistant]\n";
+  std::vector<StepScoreRequest> plain_reqs = reqs;
+  for (auto& r : plain_reqs) r.prompt = f.problem.text;
+  const auto want = PrmVerifier::load(dir.str(), plain).score_steps(plain_reqs);
+
+  for (const std::string& where : {dir.file("prm.jinja"), std::string("auto"), dir.str()}) {
+    CAPTURE(where);
+    PrmParams p;
+    p.chat_template = where;
+    p.chat_system = "be exact";
+    auto v = PrmVerifier::load(dir.str(), p);
+    CHECK(v.score_steps(reqs) == want);  // the request's prompt is not used
+  }
+  // Not vacuous: the request's own prompt gives other scores.
+  CHECK(PrmVerifier::load(dir.str(), PrmParams{}).score_steps(reqs) != want);
+
+  PrmParams bad;
+  bad.chat_system = "be exact";
+  CHECK(contains(error_of([&] { bad.validate(); }), "PrmParams.chat_system"));
+  PrmParams missing;
+  missing.chat_template = dir.file("none.jinja");
+  CHECK(contains(error_of([&] { (void)PrmVerifier::load(dir.str(), missing); }), "none.jinja: cannot open"));
+  PrmParams chat;
+  chat.chat_template = "auto";
+  auto v = PrmVerifier::load(dir.str(), chat);
+  StepScoreRequest no_problem = reqs[0];
+  no_problem.problem = nullptr;
+  CHECK(contains(error_of([&] { (void)v.score_steps({&no_problem, 1}); }), "needs the request's problem"));
 }

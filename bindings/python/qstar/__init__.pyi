@@ -172,7 +172,8 @@ class LMGenerator(BuiltinGenerator):
 
 class PRM(BuiltinVerifier):
     """Keyword params: device, dtype, step_tag, good_token, bad_token, step_separator,
-    prompt_template, outcome_aggregation, kv_cache_bytes, share_min_tokens, max_batch, tokenizer
+    prompt_template, chat_template, chat_system, outcome_aggregation, kv_cache_bytes,
+    share_min_tokens, max_batch, tokenizer
     (qstar::lm::PrmParams)."""
     kind: str
     params: dict[str, Any]

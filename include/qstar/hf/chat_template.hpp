@@ -80,6 +80,10 @@ class ChatTemplate {
   /// cannot be read; ParseError when it has no usable chat_template.
   static ChatTemplate from_tokenizer_config(const std::string& path_or_model_dir,
                                             ChatTemplateLimits limits = {});
+  /// What a `--chat-template PATH` names: a model folder or a *.json file is read with
+  /// from_tokenizer_config; any other file is a Jinja template (from_string, named by the
+  /// path). IoError when it cannot be read.
+  static ChatTemplate from_path(const std::string& path, ChatTemplateLimits limits = {});
 
   /// Renders with `messages` (each a dict of role, content and extra's members),
   /// add_generation_prompt, bos_token, eos_token, tools=None and documents=None like

@@ -37,6 +37,11 @@
 // bad_token must each be exactly one token of the tokenizer (an InvalidArgument naming the
 // field otherwise), and good and bad must differ. The prompt's add_special_tokens applies
 // the tokenizer's template (e.g. Llama-3's BOS); Qwen2 adds nothing.
+// With a chat template (chat_template set), P is not the request's prompt but the PRM's own
+// layout of the problem: the template rendered with [{system: chat_system} if set, {user: the
+// problem's text}] and the generation prompt, as transformers' apply_chat_template does; that
+// text is tokenized without added special tokens (the template writes them), e.g.
+// Qwen2.5-Math-PRM's "<|im_start|>system ... <|im_start|>assistant\n" before the steps.
 // Math-Shepherd's own format ("{question} step ки\nstep ки") is prompt_template
 // "{prompt} ", step_tag " ки" (or "ки", whichever is one token of its tokenizer) and
 // step_separator "\n".
@@ -123,6 +128,12 @@ struct PrmParams {
   /// The text the prompt is rendered into; must contain "{prompt}" (the request's prompt,
   /// i.e. Task::format of the problem). Every occurrence is replaced.
   std::string prompt_template = "{prompt}";
+  /// The PRM's own chat layout of the problem: a model folder or tokenizer_config.json (its
+  /// chat_template), or a Jinja file; "auto" = the PRM folder's tokenizer_config.json; ""
+  /// (default) = none, the request's prompt is used. See "The scored sequence" above.
+  std::string chat_template;
+  /// The system message of the chat layout ("" = none). Needs chat_template.
+  std::string chat_system;
   /// How score_outcomes aggregates a trajectory's step scores.
   Aggregation outcome_aggregation = Aggregation::Last;
   /// The callable for Aggregation::Custom (required then).

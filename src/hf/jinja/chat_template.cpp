@@ -81,6 +81,20 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const std::string& path_or_mode
   return t;
 }
 
+ChatTemplate ChatTemplate::from_path(const std::string& path, ChatTemplateLimits limits) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec) || path.ends_with(".json")) return from_tokenizer_config(path, limits);
+  limits.validate();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot open", path));
+  // One byte past the cap is enough for from_string to name the limit.
+  std::string source(limits.max_template_bytes + 1, '\0');
+  in.read(source.data(), static_cast<std::streamsize>(source.size()));
+  if (in.bad()) throw IoError(fmt::format("{}: read error", path));
+  source.resize(static_cast<std::size_t>(in.gcount()));
+  return from_string(std::move(source), path, limits);
+}
+
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
                                  const json::Value& extra_kwargs) const {
   json::Value arr = json::Value::array();
