@@ -12,23 +12,14 @@ import os
 from typing import Optional, Sequence, Tuple, Union
 
 from ._qstar import IoError, Problem
+from ._data import data_path, where
 from ._qstar import game24 as _g
 
 
 
-def _default_data() -> str:
-    """The ToT 24.csv that load() reads by default, looked up at import time: under
-    ``$QSTAR_DATA_DIR/game24/`` when that variable is set (a folder like the source tree's data/ or
-    an installed <prefix>/share/qstar), else the copy next to this module (package data,
-    ``qstar/data/game24/24.csv``: in the build tree, the wheel and the installed package)."""
-    env = os.environ.get("QSTAR_DATA_DIR")
-    if env:
-        return os.path.join(env, "game24", "24.csv")
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "game24", "24.csv")
-
-
-#: The puzzles load() reads when given no path (see _default_data); may not exist.
-DEFAULT_DATA: str = _default_data()
+#: The puzzles load() reads when given no path: the package's copy of data/game24/24.csv, or
+#: $QSTAR_DATA_DIR/game24/24.csv (see _data.data_path); may not exist.
+DEFAULT_DATA: str = data_path("game24", "24.csv")
 OracleOutcomeVerifier = _g.OracleOutcomeVerifier
 OracleVerifier = _g.OracleVerifier
 ProgrammaticGenerator = _g.ProgrammaticGenerator
@@ -47,9 +38,8 @@ def load(path: Optional[Union[str, os.PathLike]] = None, ranks: Ranks = "901-100
     means DEFAULT_DATA (the package's copy of data/game24/24.csv, or $QSTAR_DATA_DIR/game24/24.csv)."""
     if path is None:
         if not os.path.exists(DEFAULT_DATA):
-            where = "$QSTAR_DATA_DIR/game24" if os.environ.get("QSTAR_DATA_DIR") else "the qstar package"
             raise IoError(f"game24.load: no path given and the built-in data file '{DEFAULT_DATA}' is missing "
-                          f"(looked in {where}); pass the path of a ToT 24.csv or set QSTAR_DATA_DIR")
+                          f"(looked in {where()}); pass the path of a ToT 24.csv or set QSTAR_DATA_DIR")
         path = DEFAULT_DATA
     return _load(os.fspath(path), ranks)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Tuple, Union
 
+from ._data import data_path, where
 from ._qstar import IoError, Problem
 from ._qstar import math as _m
 
@@ -32,13 +33,11 @@ DATA_NAMES: Tuple[str, ...] = ("gsm8k_test", "math500_test")
 
 
 def data_file(name: str = "gsm8k_test") -> str:
-    """The path of a shipped data set (``DATA_NAMES``): under ``$QSTAR_DATA/math/`` when that
+    """The path of a shipped data set (``DATA_NAMES``): under ``$QSTAR_DATA_DIR/math/`` when that
     variable is set, else the copy next to this module (``qstar/data/math/``)."""
     if name not in DATA_NAMES:
         raise IoError(f"math.data_file: '{name}' is not one of {', '.join(DATA_NAMES)}")
-    env = os.environ.get("QSTAR_DATA")
-    base = os.path.join(env, "math") if env else os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "math")
-    return os.path.join(base, name + ".jsonl")
+    return data_path("math", name + ".jsonl")
 
 
 #: The file load() reads when given no path (the GSM8K test split); may not exist.
@@ -61,8 +60,8 @@ def load(path: Optional[Union[str, os.PathLike]] = None, *, question_field: Opti
     """
     if path is None:
         if not os.path.exists(DEFAULT_DATA):
-            raise IoError(f"math.load: no path given and the built-in data file '{DEFAULT_DATA}' is missing; "
-                          "pass the path of a JSONL file or set QSTAR_DATA")
+            raise IoError(f"math.load: no path given and the built-in data file '{DEFAULT_DATA}' is missing "
+                          f"(looked in {where()}); pass the path of a JSONL file or set QSTAR_DATA_DIR")
         path = DEFAULT_DATA
     return _load(os.fspath(path), question_field, answer_field, ranks, limit, level, subject, require_answer)
 
