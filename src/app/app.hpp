@@ -99,8 +99,8 @@ SearchParams make_params(const std::string& algo, int n, const Args& a);
 const TaskRegistry& builtin_tasks();
 /// The task --task names (default: the first registered); UsageError naming --task.
 const TaskEntry& task_of(const Args& a);
-/// The task's data file: load_data, or load_data_with and the data options given
-/// (--question-field ...); UsageError for a data option the task does not read.
+/// The task's data file: load_data with the data options given (--question-field ...);
+/// UsageError for a data option the task does not read or a malformed one.
 std::vector<Problem> load_task_data(const Args& a, const TaskEntry& task, const std::string& path,
                                     std::optional<std::pair<int, int>> ranks);
 /// The task the search commands run: with its prompts rendered by a chat template when the
@@ -145,7 +145,6 @@ std::vector<SearchResult> run_search(std::span<const Problem> problems, const An
 
 // ---- solve.cpp / bench.cpp: output shared by the search commands --------------------------
 
-json::Value stats_json(const Stats& s);
 /// A bench method label with model paths shortened to the folder's name (bench.cpp).
 std::string short_method(const std::string& label);
 /// One trace line with per-node correctness for every node that carries an answer.

@@ -42,19 +42,26 @@ struct GreedyGenerator {
   std::size_t max_batch_size() const { return inner.max_batch_size(); }
 };
 
+/// What the LM and HTTP generators share: the task's answer marker and step delimiter
+/// (--answer-marker and --delimiter override them), --temperature, --top-p and --top-k.
+template <class P>
+void set_step_sampling(P& p, const Args& a, const TaskEntry& task) {
+  p.answer_marker = answer_marker_of(a, task);
+  if (!task.step_delimiter.empty()) p.step_delimiter = task.step_delimiter;
+  if (auto v = a.get("delimiter")) p.step_delimiter = unescape(*v);
+  if (auto v = a.get("temperature")) p.temperature = parse_double("temperature", *v);
+  if (auto v = a.get("top-p")) p.top_p = parse_double("top-p", *v);
+  if (auto v = a.get("top-k")) p.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
+}
+
 #ifdef QSTAR_HAS_TORCH
 }  // namespace
 
 lm::LMGeneratorParams lm_generator_params(const Args& a, const TaskEntry& task) {
   lm::LMGeneratorParams p;
-  p.answer_marker = answer_marker_of(a, task);
-  if (!task.step_delimiter.empty()) p.step_delimiter = task.step_delimiter;
   if (auto v = a.get("device")) p.device = *v;
   if (auto v = a.get("dtype")) p.dtype = *v;
-  if (auto v = a.get("temperature")) p.temperature = parse_double("temperature", *v);
-  if (auto v = a.get("top-p")) p.top_p = parse_double("top-p", *v);
-  if (auto v = a.get("top-k")) p.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
-  if (auto v = a.get("delimiter")) p.step_delimiter = unescape(*v);
+  set_step_sampling(p, a, task);
   if (auto v = a.get("kv-cache-mb")) p.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
   validate_usage(p, "generator parameters");
   return p;
@@ -186,12 +193,7 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
 #ifdef QSTAR_HAS_HTTP
     http::HttpGeneratorParams hp;
     hp.client = http_client_params(a, g.substr(5), "generator");
-    hp.answer_marker = answer_marker_of(a, task);
-    if (!task.step_delimiter.empty()) hp.step_delimiter = task.step_delimiter;
-    if (auto v = a.get("temperature")) hp.temperature = parse_double("temperature", *v);
-    if (auto v = a.get("top-p")) hp.top_p = parse_double("top-p", *v);
-    if (auto v = a.get("top-k")) hp.top_k = parse_int<int>("top-k", *v, 0, 1 << 24);
-    if (auto v = a.get("delimiter")) hp.step_delimiter = unescape(*v);
+    set_step_sampling(hp, a, task);
     validate_usage(hp, "generator parameters");
     p.gen.emplace(http::HttpGenerator(hp));
     p.gen_label = g;

@@ -1,36 +1,9 @@
 // `qstar solve PROBLEM`: one search on one problem of the task, printed or as JSON.
 #include "app/app.hpp"
 #include "qstar/core/trace.hpp"
+#include "qstar/search/result_json.hpp"
 
 namespace qstar::cli {
-
-json::Value stats_json(const Stats& s) {
-  json::Value o = json::Value::object();
-  o.set("generated_tokens", s.generated_tokens);
-  o.set("verifier_tokens", s.verifier_tokens);
-  o.set("generator_calls", s.generator_calls);
-  o.set("verifier_calls", s.verifier_calls);
-  o.set("generator_requests", s.generator_requests);
-  o.set("generated_steps", s.generated_steps);
-  o.set("verified_steps", s.verified_steps);
-  o.set("empty_proposals", s.empty_proposals);
-  o.set("pruned_nodes", s.pruned_nodes);
-  o.set("nodes", s.nodes);
-  o.set("iterations", s.iterations);
-  o.set("generator_seconds", s.generator_seconds);
-  o.set("verifier_seconds", s.verifier_seconds);
-  o.set("overhead_seconds", s.overhead_seconds);
-  o.set("wall_seconds", s.wall_seconds());
-  auto hist = [](const BatchHistogram& h) {
-    json::Value m = json::Value::object();
-    for (std::size_t b = 0; b < BatchHistogram::kBuckets; ++b)
-      if (h.counts[b]) m.set(fmt::format("<={}", BatchHistogram::bucket_limit(b)), h.counts[b]);
-    return m;
-  };
-  o.set("generator_batches", hist(s.generator_batches));
-  o.set("verifier_batches", hist(s.verifier_batches));
-  return o;
-}
 
 /// One trace line with per-node correctness for every node that carries an answer.
 std::string trace_line(const SearchResult& r, const AnyTask& task) {
@@ -72,7 +45,7 @@ int cmd_solve(const Args& a, std::ostream& out, std::ostream& err) {
     json::Value steps = json::Value::array();
     for (const auto& s : r.steps()) steps.push_back(s);
     o.set("steps", std::move(steps));
-    o.set("stats", stats_json(r.stats));
+    o.set("stats", stats_to_json(r.stats));
     o.set("algo", algo);
     o.set("seed", static_cast<std::int64_t>(seed));
     o.set("stop_reason", to_string(r.stop));
