@@ -33,15 +33,12 @@ std::vector<Problem> load_task_data(const Args& a, const TaskEntry& task, const 
       throw UsageError(fmt::format("--{}: task '{}' reads no such data option", f, task.name));
     options.emplace(f, *v);
   }
-  if (task.load_data_with) {
-    try {
-      return task.load_data_with(path, ranks, options);
-    } catch (const InvalidArgument& e) {
-      throw UsageError(e.what());
-    }
-  }
   if (!task.load_data) throw UsageError(fmt::format("bench: task '{}' has no data loader", task.name));
-  return task.load_data(path, ranks);
+  try {
+    return task.load_data(path, ranks, options);
+  } catch (const InvalidArgument& e) {
+    throw UsageError(e.what());
+  }
 }
 
 namespace {

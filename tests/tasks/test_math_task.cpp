@@ -108,19 +108,19 @@ TEST_CASE("math entry: registered, parser, data options, default data") {
   CHECK(e.parse_problem("What is 2+3?").text == "What is 2+3?");
   CHECK_THROWS_AS(e.parse_problem("   "), ParseError);
   const std::string m500 = std::string(QSTAR_MATH_DATA_DIR) + "/math500_test.jsonl";
-  CHECK(e.load_data(m500, std::pair{1, 10}).size() == 10);
-  REQUIRE(e.load_data_with);
-  CHECK(e.load_data_with(m500, std::nullopt, {{"level", "1,2"}, {"subject", "Algebra"}}).size() ==
+  CHECK(e.load_data(m500, std::pair{1, 10}, {}).size() == 10);
+  REQUIRE(e.load_data);
+  CHECK(e.load_data(m500, std::nullopt, {{"level", "1,2"}, {"subject", "Algebra"}}).size() ==
         math::load_jsonl(m500, [] {
           math::DataParams p;
           p.levels = {1, 2};
           p.subjects = {"Algebra"};
           return p;
         }()).size());
-  CHECK(e.load_data_with(m500, std::nullopt, {{"limit", "3"}}).size() == 3);
-  CHECK_THROWS_WITH_AS(e.load_data_with(m500, std::nullopt, {{"limit", "x"}}), doctest::Contains("--limit: 'x'"),
+  CHECK(e.load_data(m500, std::nullopt, {{"limit", "3"}}).size() == 3);
+  CHECK_THROWS_WITH_AS(e.load_data(m500, std::nullopt, {{"limit", "x"}}), doctest::Contains("--limit: 'x'"),
                        InvalidArgument);
-  CHECK_THROWS_WITH_AS(e.load_data_with(m500, std::nullopt, {{"level", "1,a"}}), doctest::Contains("--level: 'a'"),
+  CHECK_THROWS_WITH_AS(e.load_data(m500, std::nullopt, {{"level", "1,a"}}), doctest::Contains("--level: 'a'"),
                        InvalidArgument);
   // Chat prompts through the entry.
   REQUIRE(e.make_chat_task);
@@ -132,7 +132,7 @@ TEST_CASE("math entry: registered, parser, data options, default data") {
   CHECK(chat.format(Problem{"1", "Q?", std::nullopt}) ==
         "[user]Q?\nPlease reason step by step, and put your final answer within \\boxed{}.[assistant]");
   // A GSM8K gold and its answer checked through AnyTask.
-  const auto gsm = e.load_data(std::string(QSTAR_MATH_DATA_DIR) + "/gsm8k_test.jsonl", std::pair{1, 1});
+  const auto gsm = e.load_data(std::string(QSTAR_MATH_DATA_DIR) + "/gsm8k_test.jsonl", std::pair{1, 1}, {});
   REQUIRE(gsm.size() == 1);
   const AnyTask task = e.make_task();
   CHECK(task.has_check());

@@ -64,7 +64,7 @@ TEST_CASE("the game24 entry: parser, loader, plug-in options; the registry by na
   CHECK(e.name == "game24");
   CHECK(e.parse_problem("4 5 6 10").text == "4 5 6 10");
   CHECK_THROWS_AS(e.parse_problem("4 5 x 10"), ParseError);
-  CHECK(e.load_data(QSTAR_TEST_DATA, std::pair{901, 1000}).size() == 100);
+  CHECK(e.load_data(QSTAR_TEST_DATA, std::pair{901, 1000}, {}).size() == 100);
   CHECK(e.default_data == "game24/24.csv");
   const auto& prog = e.generators.at("programmatic");
   CHECK(prog.options == std::vector<std::string>{"error-rate"});

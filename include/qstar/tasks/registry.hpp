@@ -95,9 +95,6 @@ struct TaskEntry {
   std::function<Problem(const std::string& text)> parse_problem;
   /// An example problem text for messages.
   std::string example;
-  /// The problems of a data file; `ranks` keeps those whose 1-based rank is in [first, last].
-  /// IoError when unreadable, ParseError naming path:line when malformed.
-  std::function<std::vector<Problem>(const std::string& path, std::optional<std::pair<int, int>> ranks)> load_data;
   /// The text that starts a final step, for LM and HTTP generators that flag answers as they
   /// generate (their answer_marker); "" = none. `--answer-marker` overrides it.
   std::string answer_marker;
@@ -105,14 +102,16 @@ struct TaskEntry {
   /// generator's default ("\n"). `--delimiter` overrides it.
   std::string step_delimiter;
   /// The options the task's data loader reads besides the path and ranks (flag names without
-  /// "--": "question-field", "limit"); a boundary passes the ones given to load_data_with and
+  /// "--": "question-field", "limit"); a boundary passes the ones given to load_data and
   /// rejects them for tasks that do not list them.
   std::vector<std::string> data_options;
-  /// load_data with those options (set when data_options is not empty); InvalidArgument naming
-  /// the option when one is malformed, otherwise as load_data.
+  /// The problems of a data file; `ranks` keeps those whose 1-based rank is in [first, last];
+  /// `options` holds data_options given (empty when the task lists none). IoError when
+  /// unreadable, ParseError naming path:line when malformed, InvalidArgument naming the option
+  /// when one is malformed.
   std::function<std::vector<Problem>(const std::string& path, std::optional<std::pair<int, int>> ranks,
                                      const PluginOptions& options)>
-      load_data_with;
+      load_data;
   /// The task with its prompts rendered as a chat (instruct models): `render` turns (role,
   /// content) messages into the prompt with the model's chat template and the generation
   /// prompt. Unset when the task's prompts are plain text only.

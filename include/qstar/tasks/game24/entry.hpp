@@ -30,7 +30,7 @@ inline TaskEntry task_entry() {
   };
   e.example = "4 5 6 10";
   e.answer_marker = std::string(Game24Task::answer_marker());
-  e.load_data = [](const std::string& path, std::optional<std::pair<int, int>> ranks) {
+  e.load_data = [](const std::string& path, std::optional<std::pair<int, int>> ranks, const PluginOptions&) {
     return load_csv(path, ranks);
   };
   e.default_data = "game24/24.csv";

@@ -84,11 +84,8 @@ inline TaskEntry task_entry() {
   e.example = "What is 1/2 + 1/3?";
   e.answer_marker = "";  // the Task decides: a step with a complete \boxed{} answer ends it
   e.step_delimiter = MathParams{}.step_delimiter;
-  e.load_data = [](const std::string& path, std::optional<std::pair<int, int>> ranks) {
-    return load_jsonl(path, data_params_from(ranks, {}));
-  };
   e.data_options = {"question-field", "answer-field", "limit", "level", "subject"};
-  e.load_data_with = [](const std::string& path, std::optional<std::pair<int, int>> ranks, const PluginOptions& o) {
+  e.load_data = [](const std::string& path, std::optional<std::pair<int, int>> ranks, const PluginOptions& o) {
     return load_jsonl(path, data_params_from(ranks, o));
   };
   e.check_modes = {"lenient", "strict"};
