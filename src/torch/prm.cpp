@@ -204,12 +204,11 @@ struct PrmVerifier::Impl {
     std::vector<PrmSequence> out;
     out.reserve(reqs.size());
     for (const Req& r : reqs) {
-      std::string text = prompt_of(r);
-      auto it = prompts.find(text);
-      if (it == prompts.end()) {
-        auto tokens = encode_prompt(text);
-        it = prompts.emplace(std::move(text), std::move(tokens)).first;
-      }
+      // Memoised by what the prompt is made of (the problem's text for a chat layout), so a
+      // call renders and encodes each distinct prompt once.
+      std::string key = chat && r.problem ? r.problem->text : std::string(r.prompt);
+      auto it = prompts.find(key);
+      if (it == prompts.end()) it = prompts.emplace(std::move(key), encode_prompt(prompt_of(r))).first;
       out.push_back(build(it->second, *r.trajectory));
     }
     return out;
