@@ -26,17 +26,9 @@ constexpr const char* kChatMl =
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
     "'<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-struct MathModels {
-  tiny::TempDir dir;
-  std::string gen, prm;
-  MathModels() {
-    gen = dir.file("gen");
-    prm = dir.file("prm");
-    std::filesystem::create_directories(gen);
-    std::filesystem::create_directories(prm);
-    tiny::write_model(gen, tiny::causal_llama(), 21);
-    tiny::write_model(prm, tiny::causal_qwen2(), 22);
-    tiny::write_tokenizer(gen + "/tokenizer.json", /*with_ki=*/false);
+/// The served models, the generator with a chat template.
+struct MathModels : tiny::ServedModels {
+  MathModels() : tiny::ServedModels(21, 22) {
     std::ofstream(gen + "/tokenizer_config.json")
         << "{\"chat_template\": \"" << tiny::json_escape(kChatMl) << "\", \"eos_token\": \"<unk>\"}";
   }

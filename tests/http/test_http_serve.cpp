@@ -41,20 +41,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 /// The tiny generator and PRM folders, written once per test binary.
-struct Models {
-  tiny::TempDir dir;
-  std::string gen, prm;
-  Models() {
-    gen = dir.file("gen");
-    prm = dir.file("prm");
-    std::filesystem::create_directories(gen);
-    std::filesystem::create_directories(prm);
-    tiny::write_model(gen, tiny::causal_llama(), 11);
-    tiny::write_model(prm, tiny::causal_qwen2(), 12);
-    // The generator's vocabulary lacks the PRM's tag " ки": a text protocol cannot tell a
-    // tag inside a step's text from the tag after it (the client rejects such steps).
-    tiny::write_tokenizer(gen + "/tokenizer.json", /*with_ki=*/false);
-  }
+struct Models : tiny::ServedModels {
+  Models() : tiny::ServedModels(11, 12) {}
 };
 const Models& models() {
   static Models m;

@@ -287,4 +287,19 @@ inline void write_model(const std::string& dir, const Spec& s, unsigned seed, bo
   if (tokenizer) write_tokenizer(dir + "/tokenizer.json");
 }
 
+/// A tiny Llama generator (gen/) and a tiny Qwen2 causal-LM PRM (prm/) in one temporary
+/// folder, for tests that serve them. The generator's vocabulary lacks the PRM's tag " ки": a
+/// text protocol cannot tell a tag inside a step's text from the tag after it.
+struct ServedModels {
+  TempDir dir;
+  std::string gen, prm;
+  ServedModels(unsigned gen_seed, unsigned prm_seed) : gen(dir.file("gen")), prm(dir.file("prm")) {
+    std::filesystem::create_directories(gen);
+    std::filesystem::create_directories(prm);
+    write_model(gen, causal_llama(), gen_seed);
+    write_model(prm, causal_qwen2(), prm_seed);
+    write_tokenizer(gen + "/tokenizer.json", /*with_ki=*/false);
+  }
+};
+
 }  // namespace tiny
