@@ -1,5 +1,6 @@
 # qstar::hf: reading Hugging Face model folders without LibTorch: config.json, safetensors
-# (and the model-folder writer), tokenizer.json. Needs PCRE2 and utf8proc (pkg-config).
+# (and the model-folder writer), torch.save checkpoints (pytorch_model.bin), tokenizer.json.
+# Needs PCRE2 and utf8proc (pkg-config).
 # qstar::torch and qstar::http build on it.
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
@@ -31,7 +32,10 @@ set(QSTAR_HF_JINJA_SOURCES
 set(QSTAR_HF_SOURCES
   src/hf/config.cpp
   src/hf/model_io.cpp
+  src/hf/pickle.cpp
   src/hf/safetensors.cpp
+  src/hf/torch_bin.cpp
+  src/hf/zip.cpp
   ${QSTAR_HF_TOKENIZER_SOURCES}
   ${QSTAR_HF_JINJA_SOURCES})
 list(TRANSFORM QSTAR_HF_SOURCES PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)

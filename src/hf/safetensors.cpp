@@ -23,6 +23,7 @@
 
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
+#include "qstar/hf/torch_bin.hpp"
 
 namespace qstar::hf {
 
@@ -368,26 +369,43 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) throw IoError(fmt::format("{}: not a directory", dir));
-  const std::string single = (fs::path(dir) / "model.safetensors").string();
-  const std::string index_path = (fs::path(dir) / "model.safetensors.index.json").string();
+  auto in_dir = [&](const char* name) { return (fs::path(dir) / name).string(); };
 
   WeightStore ws;
   ws.dir_ = dir;
 
-  if (fs::exists(single, ec)) {
+  if (const std::string single = in_dir("model.safetensors"); fs::exists(single, ec)) {
     ws.source_ = "model.safetensors";
     ws.files_.push_back(SafetensorsFile::open(single));
     const SafetensorsFile& f = ws.files_.back();
-    for (std::size_t i = 0; i < f.tensors().size(); ++i)
-      ws.index_.emplace(f.tensors()[i].name, std::pair<std::size_t, std::size_t>{0, i});
+    for (std::size_t i = 0; i < f.tensors().size(); ++i) ws.index_.emplace(f.tensors()[i].name, Location{false, 0, i});
     ws.metadata_ = f.metadata();
     return ws;
   }
-  if (!fs::exists(index_path, ec))
-    throw IoError(
-        fmt::format("{}: no model.safetensors or model.safetensors.index.json in the directory", dir));
+  if (const std::string index = in_dir("model.safetensors.index.json"); fs::exists(index, ec)) {
+    ws.source_ = "model.safetensors.index.json";
+    ws.read_index(index, false);
+    return ws;
+  }
+  if (const std::string single = in_dir("pytorch_model.bin"); fs::exists(single, ec)) {
+    ws.source_ = "pytorch_model.bin";
+    ws.bin_files_.push_back(std::make_shared<const TorchBinFile>(TorchBinFile::open(single)));
+    const TorchBinFile& f = *ws.bin_files_.back();
+    for (std::size_t i = 0; i < f.tensors().size(); ++i) ws.index_.emplace(f.tensors()[i].name, Location{true, 0, i});
+    return ws;
+  }
+  if (const std::string index = in_dir("pytorch_model.bin.index.json"); fs::exists(index, ec)) {
+    ws.source_ = "pytorch_model.bin.index.json";
+    ws.read_index(index, true);
+    return ws;
+  }
+  throw IoError(fmt::format("{}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                            "pytorch_model.bin.index.json in the directory",
+                            dir));
+}
 
-  ws.source_ = "model.safetensors.index.json";
+void WeightStore::read_index(const std::string& index_path, bool bin) {
+  namespace fs = std::filesystem;
   const std::string text = read_text_file(index_path);
   const json::Value idx = json::parse(text, index_path);
   auto fail = [&](std::string_view what) { return ParseError(fmt::format("{}: {}", index_path, what)); };
@@ -395,15 +413,14 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
   if (const json::Value* md = idx.find("metadata"); md != nullptr && !md->is_null()) {
     if (!md->is_object())
       throw fail(fmt::format("\"metadata\" must be an object, got {}", json::type_name(md->type())));
-    for (const auto& [k, v] : md->as_object())
-      ws.metadata_.emplace(k, v.is_string() ? v.as_string() : json::dump(v));
+    for (const auto& [k, v] : md->as_object()) metadata_.emplace(k, v.is_string() ? v.as_string() : json::dump(v));
   }
   const json::Value* wm = idx.find("weight_map");
   if (wm == nullptr) throw fail("missing \"weight_map\"");
   if (!wm->is_object())
     throw fail(fmt::format("\"weight_map\" must be an object, got {}", json::type_name(wm->type())));
 
-  std::map<std::string, std::size_t> shard_ids;  // shard file name -> index in files_
+  std::map<std::string, std::size_t> shard_ids;  // shard file name -> index in files_ / bin_files_
   for (const auto& [name, shard_v] : wm->as_object()) {
     if (!shard_v.is_string())
       throw fail(fmt::format("weight_map: tensor {} must map to a shard file name, got {}", qjson(name),
@@ -414,31 +431,40 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
                              qjson(name), qjson(shard)));
     auto it = shard_ids.find(shard);
     if (it == shard_ids.end()) {
-      const std::string shard_path = (fs::path(dir) / shard).string();
+      const std::string shard_path = (fs::path(dir_) / shard).string();
       try {
-        ws.files_.push_back(SafetensorsFile::open(shard_path));
+        if (bin)
+          bin_files_.push_back(std::make_shared<const TorchBinFile>(TorchBinFile::open(shard_path)));
+        else
+          files_.push_back(SafetensorsFile::open(shard_path));
       } catch (const IoError& e) {
         throw IoError(
             fmt::format("{}: tensor {}: shard {}: {}", index_path, qjson(name), qjson(shard), e.what()));
       }
-      it = shard_ids.emplace(shard, ws.files_.size() - 1).first;
+      it = shard_ids.emplace(shard, bin ? bin_files_.size() - 1 : files_.size() - 1).first;
     }
-    const SafetensorsFile& f = ws.files_[it->second];
-    const TensorView* t = f.find(name);
+    const TensorView* t = bin ? bin_files_[it->second]->find(name) : files_[it->second].find(name);
     if (t == nullptr)
       throw fail(fmt::format("tensor {} is mapped to shard {}, which does not contain it", qjson(name),
                              qjson(shard)));
-    const auto ti = static_cast<std::size_t>(t - f.tensors().data());
-    if (!ws.index_.emplace(name, std::pair<std::size_t, std::size_t>{it->second, ti}).second)
-      throw fail(fmt::format("weight_map: duplicate tensor {}", qjson(name)));
+    Location loc{bin, it->second, 0};
+    loc.tensor = static_cast<std::size_t>(t - tensors_of(loc).data());
+    if (!index_.emplace(name, loc).second) throw fail(fmt::format("weight_map: duplicate tensor {}", qjson(name)));
   }
-  return ws;
+}
+
+const std::vector<TensorView>& WeightStore::tensors_of(const Location& loc) const {
+  return loc.bin ? bin_files_[loc.file]->tensors() : files_[loc.file].tensors();
+}
+
+const std::string& WeightStore::path_of(const Location& loc) const {
+  return loc.bin ? bin_files_[loc.file]->path() : files_[loc.file].path();
 }
 
 const TensorView* WeightStore::find(std::string_view name) const {
   const auto it = index_.find(name);
   if (it == index_.end()) return nullptr;
-  return &files_[it->second.first].tensors()[it->second.second];
+  return &tensors_of(it->second)[it->second.tensor];
 }
 
 const TensorView& WeightStore::at(std::string_view name) const {
@@ -456,7 +482,7 @@ std::vector<std::string> WeightStore::names() const {
 
 std::string WeightStore::file_of(std::string_view name) const {
   const auto it = index_.find(name);
-  return it == index_.end() ? std::string() : files_[it->second.first].path();
+  return it == index_.end() ? std::string() : path_of(it->second);
 }
 
 // ---- writing -----------------------------------------------------------------------------

@@ -496,7 +496,8 @@ TEST_CASE("safetensors: WeightStore reads sharded folders through the index") {
 TEST_CASE("safetensors: WeightStore needs a folder with weights") {
   TempDir dir;
   CHECK(error_of<qstar::IoError>([&] { (void)WeightStore::open_dir(dir.str()); }) ==
-        dir.str() + ": no model.safetensors or model.safetensors.index.json in the directory");
+        dir.str() + ": no model.safetensors, model.safetensors.index.json, pytorch_model.bin or "
+                    "pytorch_model.bin.index.json in the directory");
   const std::string nodir = dir.file("absent");
   CHECK(error_of<qstar::IoError>([&] { (void)WeightStore::open_dir(nodir); }) == nodir + ": not a directory");
   // A truncated model.safetensors is the file's ParseError.

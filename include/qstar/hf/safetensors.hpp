@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -91,9 +92,15 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-/// The weights of a Hugging Face model folder: `model.safetensors`, or (when that file is
-/// absent) the shards listed in `model.safetensors.index.json`
-/// ({"metadata": {...}, "weight_map": {"tensor": "model-00001-of-00002.safetensors", ...}}).
+class TorchBinFile;  // qstar/hf/torch_bin.hpp
+
+/// The weights of a Hugging Face model folder, from the first of these that exists:
+///  1. `model.safetensors`;
+///  2. the shards listed in `model.safetensors.index.json`
+///     ({"metadata": {...}, "weight_map": {"tensor": "model-00001-of-00002.safetensors", ...}});
+///  3. `pytorch_model.bin` (torch.save's zip format, read without executing anything:
+///     qstar/hf/torch_bin.hpp);
+///  4. the `.bin` shards listed in `pytorch_model.bin.index.json` (same layout as 2).
 /// With an index, the weight_map is authoritative: its tensors are the store's names, each
 /// read from its mapped shard (tensors a shard holds but the map does not list are ignored).
 /// Movable; views stay valid while the store lives.
@@ -101,10 +108,10 @@ class WeightStore {
  public:
   WeightStore() = default;
 
-  /// Opens the folder. IoError naming the directory when it is not one, or holds neither
-  /// model.safetensors nor model.safetensors.index.json; IoError naming the index and shard
-  /// when a shard cannot be opened; ParseError naming the index file, tensor and shard for
-  /// a malformed index or a tensor missing from its shard; ParseError from the shards.
+  /// Opens the folder. IoError naming the directory when it is not one, or holds none of
+  /// the four; IoError naming the index and shard when a shard cannot be opened; ParseError
+  /// naming the index file, tensor and shard for a malformed index or a tensor missing from
+  /// its shard; ParseError from the shards (SafetensorsFile::open, TorchBinFile::open).
   static WeightStore open_dir(const std::string& dir);
 
   /// The tensor named `name`, or nullptr.
@@ -118,20 +125,32 @@ class WeightStore {
   bool contains(std::string_view name) const { return find(name) != nullptr; }
 
   const std::string& dir() const { return dir_; }
-  /// The opened files (one, or each distinct shard once).
+  /// The opened safetensors files (one, or each distinct shard once); empty for .bin weights.
   const std::vector<SafetensorsFile>& files() const { return files_; }
+  /// The opened torch.save files (one, or each distinct shard once); empty for safetensors.
+  const std::vector<std::shared_ptr<const TorchBinFile>>& bin_files() const { return bin_files_; }
   /// The single file's "__metadata__", or the index's "metadata" (non-string values, such
-  /// as "total_size", as their compact JSON text).
+  /// as "total_size", as their compact JSON text); empty for a single pytorch_model.bin.
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  /// "model.safetensors" or "model.safetensors.index.json": where the names come from.
+  /// "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin" or
+  /// "pytorch_model.bin.index.json": where the names come from.
   const std::string& source() const { return source_; }
 
  private:
+  struct Location {
+    bool bin = false;       // in bin_files_ rather than files_
+    std::size_t file = 0;   // index in files_ / bin_files_
+    std::size_t tensor = 0; // index in that file's tensors()
+  };
+  const std::vector<TensorView>& tensors_of(const Location& loc) const;
+  const std::string& path_of(const Location& loc) const;
+  void read_index(const std::string& index_path, bool bin);
+
   std::string dir_;
   std::string source_;
   std::vector<SafetensorsFile> files_;
-  // name -> (file index, tensor index in that file's tensors())
-  std::map<std::string, std::pair<std::size_t, std::size_t>, std::less<>> index_;
+  std::vector<std::shared_ptr<const TorchBinFile>> bin_files_;
+  std::map<std::string, Location, std::less<>> index_;
   std::map<std::string, std::string> metadata_;
 };
 
