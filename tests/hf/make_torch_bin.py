@@ -21,7 +21,7 @@ bit. Folders:
   legacy/    the pre-1.6 format (_use_new_zipfile_serialization=False): must be refused
   transposed/ a non-contiguous tensor (w.t()): must be refused
   int64/     a LongStorage buffer: must be refused
-  evil_*/    pickles that run a command when torch.load reads them: each would create
+  evil_*/    pickles that run a command when torch.load reads them (protocols 2 and 4): each would create
              OUT_DIR/<name>.marker (checked here by loading one with pickle, then the marker
              is removed); the reader must refuse them and the marker must stay absent.
 """
@@ -223,8 +223,13 @@ def main():
         "evil_subprocess": Payload(subprocess.check_call, (["touch", marker("evil_subprocess")],)),
         "evil_eval": Payload(builtins.eval, ("open(%r, 'w').close()" % marker("evil_eval"),)),
     }
+    # Protocol 2 writes Python 2 names (posix.system, __builtin__.eval, commands.check_call);
+    # protocol 4 the Python 3 ones, through STACK_GLOBAL.
+    evil["evil_subprocess_p4"] = Payload(subprocess.check_call, (["touch", marker("evil_subprocess_p4")],))
+    evil["evil_eval_p4"] = Payload(builtins.eval, ("open(%r, 'w').close()" % marker("evil_eval_p4"),))
     for name, payload in evil.items():
-        write_pickle_zip(os.path.join(folder(name), "pytorch_model.bin"), pickle.dumps(payload, protocol=2))
+        pkl = pickle.dumps(payload, protocol=4 if name.endswith("_p4") else 2)
+        write_pickle_zip(os.path.join(folder(name), "pytorch_model.bin"), pkl)
     # Inside a real checkpoint, after a valid tensor: torch.save writes the payload's REDUCE.
     torch.save({"w": torch.randn(2), "x": Payload(os.system, ("touch '%s'" % marker("evil_in_state_dict"),))},
                os.path.join(folder("evil_in_state_dict"), "pytorch_model.bin"))

@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "hf/torch_bin_builders.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 #include "qstar/hf/safetensors.hpp"
@@ -28,7 +27,6 @@
 
 namespace fs = std::filesystem;
 namespace json = qstar::json;
-namespace tb = qstar_test::torch_bin;
 using namespace qstar::hf;
 
 namespace {
@@ -53,12 +51,6 @@ class TempDir {
  private:
   fs::path path_;
 };
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream out(path, std::ios::binary);
-  out << bytes;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -97,7 +89,7 @@ const std::string& python_files() {
   static TempDir dir;
   static const std::string result = [] {
     const std::string script = std::string(QSTAR_TEST_HF_DIR) + "/make_torch_bin.py";
-    for (const std::string py : {std::string(QSTAR_PYTHON), std::string("/usr/bin/python3")}) {
+    for (const std::string& py : {std::string(QSTAR_PYTHON), std::string("/usr/bin/python3")}) {
       if (py.empty() || !fs::exists(py)) continue;
       if (std::system(("\"" + py + "\" -c \"import torch\" > /dev/null 2>&1").c_str()) != 0) continue;
       const std::string cmd = "\"" + py + "\" \"" + script + "\" \"" + dir.str() + "\" 2> \"" + dir.file("stderr.txt") + "\"";
@@ -141,19 +133,6 @@ void check_folder(const std::string& folder) {
   CHECK(ws.names() == names);
 }
 
-/// Opens hand-written archive bytes as a .bin file; returns the ParseError message.
-std::string bin_error(const TempDir& dir, const std::string& bytes, const TorchBinLimits& limits = {}) {
-  const std::string p = dir.file("model.bin");
-  write_bytes(p, bytes);
-  return error_of<qstar::ParseError>([&] { (void)TorchBinFile::open(p, limits); });
-}
-
-std::string floats_bytes(const std::vector<float>& v) {
-  std::string out(v.size() * 4, '\0');
-  std::memcpy(out.data(), v.data(), out.size());
-  return out;
-}
-
 }  // namespace
 
 // ---- checkpoints written by torch --------------------------------------------------------
@@ -184,7 +163,7 @@ TEST_CASE("torch_bin: shared storages, views with offsets and the archive layout
   CHECK(f.find("bf16.view")->data == f.find("bf16.base")->data + 2 * 2);
   CHECK(f.find("bf16.view")->offset == 4);
   CHECK(f.find("bf16.tail")->data == f.find("bf16.base")->data + 20 * 2);
-  CHECK(f.find("f16.rows")->offset == 3 * 3 * 2);
+  CHECK(f.find("f16.rows")->offset == 3 * 2);  // row 1 of a [6, 3] f16 tensor
   CHECK(f.find("f32.empty")->nbytes == 0);
   CHECK(f.find("f32.scalar")->shape.empty());
   CHECK(tensor_to_float(*f.find("f32.scalar")) == std::vector<float>{-7.25f});
@@ -243,8 +222,10 @@ TEST_CASE("torch_bin: pickles that would run a command are refused, and nothing 
   // make_torch_bin.py checked that each payload creates its marker under pickle / torch.load.
   const std::pair<const char*, const char*> cases[] = {
       {"evil_os_system", "global 'posix.system' is not allowed"},
-      {"evil_subprocess", "global 'subprocess.check_call' is not allowed"},
-      {"evil_eval", "global 'builtins.eval' is not allowed"},
+      {"evil_subprocess", "global 'commands.check_call' is not allowed"},
+      {"evil_eval", "global '__builtin__.eval' is not allowed"},
+      {"evil_subprocess_p4", "global 'subprocess.check_call' is not allowed"},
+      {"evil_eval_p4", "global 'builtins.eval' is not allowed"},
       {"evil_in_state_dict", "global 'posix.system' is not allowed"},
   };
   for (const auto& [name, global] : cases) {
