@@ -26,6 +26,7 @@
 
 #include <cstddef>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,8 @@ class TorchBinFile {
   const std::string& archive_name() const { return archive_; }
   /// Total file size in bytes.
   std::size_t file_size() const { return size_; }
+  /// The whole mapped file (every TensorView::data points inside it).
+  std::span<const std::byte> bytes() const { return {static_cast<const std::byte*>(map_), size_}; }
 
  private:
   void release() noexcept;
