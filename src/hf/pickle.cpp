@@ -154,11 +154,10 @@ class Unpickler {
     return v;
   }
   std::string_view line() {
-    const std::size_t end = in_.find('\n', pos_);
-    if (end == std::string_view::npos || end - pos_ > kMaxGlobalLine)
-      fail(fmt::format("GLOBAL: no newline within {} bytes", kMaxGlobalLine));
-    const std::string_view out = in_.substr(pos_, end - pos_);
-    pos_ = end + 1;
+    const std::size_t len = in_.substr(pos_, kMaxGlobalLine + 1).find('\n');  // a bounded search
+    if (len == std::string_view::npos) fail(fmt::format("GLOBAL: no newline within {} bytes", kMaxGlobalLine));
+    const std::string_view out = in_.substr(pos_, len);
+    pos_ += len + 1;
     return out;
   }
   std::string_view string_of(std::uint64_t n) {

@@ -133,6 +133,8 @@ ZipIndex read_zip_index(const unsigned char* data, std::size_t size, const std::
   const Reader r(data, size, path);
   const CentralDir cd = find_central_dir(r);
   if (cd.entries > max_entries) r.fail(fmt::format("{} entries (limit {})", cd.entries, max_entries));
+  if (cd.entries > cd.size / kCentralSize)
+    r.fail(fmt::format("{} entries cannot fit a central directory of {} bytes", cd.entries, cd.size));
   ZipIndex idx;
   idx.entries.reserve(static_cast<std::size_t>(cd.entries));
   std::uint64_t at = cd.offset;

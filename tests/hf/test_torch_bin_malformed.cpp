@@ -309,6 +309,10 @@ TEST_CASE("torch_bin: archives that are not torch.save zips") {
   bad.replace(eocd + 8, 2, tb::le(0xFFFF, 2));
   CHECK(files.error(bad) == p + ": zip: the end record asks for ZIP64 values but there is no ZIP64 locator");
   bad = good;
+  bad.replace(eocd + 8, 2, tb::le(1000, 2));
+  bad.replace(eocd + 10, 2, tb::le(1000, 2));
+  CHECK(contains(files.error(bad), p + ": zip: 1000 entries cannot fit a central directory of "));
+  bad = good;
   bad.replace(eocd + 4, 2, tb::le(1, 2));
   CHECK(files.error(bad) == p + ": zip: multi-disk archives are not supported");
   bad = good;
