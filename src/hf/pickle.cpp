@@ -2,6 +2,7 @@
 // Lib/pickle.py (_Unpickler); only what torch.save writes for a state dict is accepted.
 #include "hf/pickle.hpp"
 #include "hf/zip.hpp"
+#include "qstar/core/json.hpp"
 
 #include <bit>
 #include <cstring>
@@ -160,10 +161,19 @@ class Unpickler {
     pos_ += len + 1;
     return out;
   }
+  /// A string's bytes, which must be UTF-8 as Python decodes them (torch.load reads the
+  /// Python 2 strings of old pickles as UTF-8 too); tensor names must also be JSON strings.
   std::string_view string_of(std::uint64_t n) {
     if (n > lim_.max_string_bytes)
       fail(fmt::format("string of {} bytes is longer than the limit ({})", n, lim_.max_string_bytes));
-    return take(n);
+    const std::string_view s = take(n);
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    for (std::size_t k = 0; k < s.size();) {
+      const std::size_t len = json::detail::utf8_length(p + k, p + s.size());
+      if (len == 0) fail(fmt::format("string is not valid UTF-8 (byte {} of {})", k, s.size()));
+      k += len;
+    }
+    return s;
   }
 
   // ---- objects and the stack ----

@@ -189,6 +189,11 @@ TEST_CASE("torch_bin: malformed pickles are ParseErrors with the byte offset") {
   CHECK(files.pickle_error("h\x05.") == "0: memo index 5 was never stored");
   CHECK(files.pickle_error("X\xff\xff\xff\x7f") == "0: string of 2147483647 bytes is longer than the limit (1048576)");
   CHECK(files.pickle_error("X\x05\x00\x00\x00"s + "ab") == "0: truncated: needs 5 more bytes, 2 left");
+  // Found by fuzz_torch_bin: a tensor name that is not UTF-8 (Python's pickle refuses it;
+  // it cannot be a JSON / safetensors name either). corpus/fuzz_torch_bin/regress_name_not_utf8
+  CHECK(files.pickle_error("X\x03\x00\x00\x00"s + "a\x99" "b.") == "0: string is not valid UTF-8 (byte 1 of 3)");
+  CHECK(files.pickle_error("U\x02\xed\xa0.") == "0: string is not valid UTF-8 (byte 0 of 2)");
+  CHECK(files.pickle_error("\x8c\x02\xc3\xa9.") == "4: the pickle holds a str, not a state dict (a dict of tensors)");
   CHECK(files.pickle_error("cos") == "0: GLOBAL: no newline within 256 bytes");
   CHECK(files.pickle_error("T\xff\xff\xff\xff.") == "0: BINSTRING with a negative length");
   CHECK(files.pickle_error("1.") == "0: no MARK to pop to");
