@@ -53,7 +53,14 @@ const char* kind_name(Kind k) {
 }
 
 /// The globals a state dict needs; nothing else can be named.
-enum class Global : std::uint8_t { OrderedDict, RebuildTensorV2, RebuildParameter, FloatStorage, HalfStorage, BFloat16Storage };
+enum class Global : std::uint8_t {
+  OrderedDict,
+  RebuildTensorV2,
+  RebuildParameter,
+  FloatStorage,
+  HalfStorage,
+  BFloat16Storage
+};
 
 struct AllowedGlobal {
   std::string_view module, name;
@@ -314,7 +321,8 @@ void Unpickler::check_empty_dict(Ref r, const char* what) {
 }
 
 std::vector<std::int64_t> Unpickler::int_tuple(Ref r, const char* what) {
-  if (at(r).kind != Kind::Tuple) fail(fmt::format("_rebuild_tensor_v2: {} must be a tuple, got a {}", what, kind_name(at(r).kind)));
+  if (at(r).kind != Kind::Tuple)
+    fail(fmt::format("_rebuild_tensor_v2: {} must be a tuple, got a {}", what, kind_name(at(r).kind)));
   if (at(r).items.size() > lim_.max_ndim)
     fail(fmt::format("_rebuild_tensor_v2: {} has {} dimensions (limit {})", what, at(r).items.size(), lim_.max_ndim));
   std::vector<std::int64_t> out;
@@ -527,7 +535,8 @@ bool Unpickler::step() {
 
 std::vector<PickledTensor> Unpickler::finish(Ref result) {
   const Obj& d = at(result);
-  if (d.kind != Kind::Dict) fail(fmt::format("the pickle holds a {}, not a state dict (a dict of tensors)", kind_name(d.kind)));
+  if (d.kind != Kind::Dict)
+    fail(fmt::format("the pickle holds a {}, not a state dict (a dict of tensors)", kind_name(d.kind)));
   if (d.items.size() / 2 > lim_.max_tensors)
     fail(fmt::format("the state dict has {} entries (limit {})", d.items.size() / 2, lim_.max_tensors));
   std::vector<PickledTensor> out;

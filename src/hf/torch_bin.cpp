@@ -210,7 +210,8 @@ TorchBinFile TorchBinFile::open(const std::string& path, const TorchBinLimits& l
                            limits.max_pickle_bytes));
   if (const detail::ZipEntry* bo = zip.find(f.archive_ + "/byteorder")) {
     stored(*bo);
-    const std::string_view order(reinterpret_cast<const char*>(base + bo->data_offset), static_cast<std::size_t>(bo->size));
+    const std::string_view order(reinterpret_cast<const char*>(base + bo->data_offset),
+                                 static_cast<std::size_t>(bo->size));
     if (order != "little")
       throw fail(fmt::format("byteorder is '{}'; only little-endian checkpoints are supported",
                              detail::printable(order)));
@@ -223,7 +224,8 @@ TorchBinFile TorchBinFile::open(const std::string& path, const TorchBinLimits& l
   pl.max_string_bytes = limits.max_string_bytes;
   pl.max_tensors = limits.max_tensors;
   pl.max_ndim = limits.max_ndim;
-  const std::string_view pickle(reinterpret_cast<const char*>(base + pkl->data_offset), static_cast<std::size_t>(pkl->size));
+  const std::string_view pickle(reinterpret_cast<const char*>(base + pkl->data_offset),
+                                static_cast<std::size_t>(pkl->size));
   std::vector<detail::PickledTensor> pts =
       detail::read_state_dict_pickle(pickle, fmt::format("{}: {}", path, detail::printable(where_pkl)), pl);
 
@@ -244,7 +246,9 @@ TorchBinFile TorchBinFile::open(const std::string& path, const TorchBinLimits& l
                                dtype_name(it->second.dtype), it->second.numel));
     const std::string entry_name = f.archive_ + "/data/" + t.storage_key;
     const detail::ZipEntry* e = zip.find(entry_name);
-    if (e == nullptr) throw fail_t(fmt::format("its storage record '{}' is not in the zip archive", detail::printable(entry_name)));
+    if (e == nullptr)
+      throw fail_t(
+          fmt::format("its storage record '{}' is not in the zip archive", detail::printable(entry_name)));
     stored(*e);
     std::uint64_t need = 0;
     const bool overflow =

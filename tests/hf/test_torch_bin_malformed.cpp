@@ -421,3 +421,59 @@ TEST_CASE("torch_bin: WeightStore reads pytorch_model.bin and its sharded index"
   write_safetensors(dir.file("model.safetensors"), ts);
   CHECK(WeightStore::open_dir(dir.str()).source() == "model.safetensors");
 }
+
+TEST_CASE("torch_bin: ZIP64 records past 4 GiB (a sparse 4 GiB archive)") {
+  // A storage record of 2^32 + 16 bytes (a hole on disk, 16 bytes written at its end), then a
+  // record that starts past 4 GiB: every size and offset needs the ZIP64 fields.
+  TempDir dir;
+  const std::string path = dir.file("big.bin");
+  const std::uint64_t big = (std::uint64_t{1} << 32) + 16;
+  const auto big_numel = static_cast<std::int64_t>(big / 4);
+  const std::string pickle =
+      tb::state_dict({{"tail", tb::tensor(tb::storage("FloatStorage", "0", big_numel), big_numel - 4, {4}, {1})},
+                      {"after", tb::tensor(tb::storage("FloatStorage", "1", 2), 0, {2}, {1})}});
+  const std::string tail = floats({1.0f, -2.0f, 0.5f, 8.0f}), after = floats({3.0f, -4.0f});
+  struct Entry {
+    std::string name;
+    std::uint64_t size;
+    std::string bytes;  // the last bytes of the entry (the rest is a hole)
+  };
+  const std::vector<Entry> entries = {{"archive/data.pkl", pickle.size(), pickle},
+                                      {"archive/data/0", big, tail},
+                                      {"archive/data/1", 8, after},
+                                      {"archive/version", 2, "3\n"}};
+  std::string central;
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (const Entry& e : entries) {
+      const auto offset = static_cast<std::uint64_t>(out.tellp());
+      const std::string extra = tb::le(1, 2) + tb::le(16, 2) + tb::le(e.size, 8) + tb::le(e.size, 8);
+      out << tb::le(0x04034b50, 4) << tb::le(45, 2) << tb::le(0, 2) << tb::le(0, 2) << tb::le(0, 4) << tb::le(0, 4)
+          << tb::le(0xFFFFFFFF, 4) << tb::le(0xFFFFFFFF, 4) << tb::le(e.name.size(), 2) << tb::le(extra.size(), 2)
+          << e.name << extra;
+      out.seekp(static_cast<std::streamoff>(e.size - e.bytes.size()), std::ios::cur);
+      out << e.bytes;
+      const std::string cextra = tb::le(1, 2) + tb::le(24, 2) + tb::le(e.size, 8) + tb::le(e.size, 8) + tb::le(offset, 8);
+      central += tb::le(0x02014b50, 4) + tb::le(45, 2) + tb::le(45, 2) + tb::le(0, 2) + tb::le(0, 2) + tb::le(0, 4) +
+                 tb::le(0, 4) + tb::le(0xFFFFFFFF, 4) + tb::le(0xFFFFFFFF, 4) + tb::le(e.name.size(), 2) +
+                 tb::le(cextra.size(), 2) + tb::le(0, 2) + tb::le(0, 2) + tb::le(0, 2) + tb::le(0, 4) +
+                 tb::le(0xFFFFFFFF, 4) + e.name + cextra;
+    }
+    const auto cd = static_cast<std::uint64_t>(out.tellp());
+    out << central;
+    const auto e64 = static_cast<std::uint64_t>(out.tellp());
+    out << tb::le(0x06064b50, 4) << tb::le(44, 8) << tb::le(45, 2) << tb::le(45, 2) << tb::le(0, 4) << tb::le(0, 4)
+        << tb::le(entries.size(), 8) << tb::le(entries.size(), 8) << tb::le(central.size(), 8) << tb::le(cd, 8);
+    out << tb::le(0x07064b50, 4) << tb::le(0, 4) << tb::le(e64, 8) << tb::le(1, 4);
+    out << tb::le(0x06054b50, 4) << tb::le(0, 2) << tb::le(0, 2) << tb::le(0xFFFF, 2) << tb::le(0xFFFF, 2)
+        << tb::le(0xFFFFFFFF, 4) << tb::le(0xFFFFFFFF, 4) << tb::le(0, 2);
+    REQUIRE(static_cast<bool>(out));
+  }
+  REQUIRE(fs::file_size(path) > big);
+  const TorchBinFile f = TorchBinFile::open(path);
+  REQUIRE(f.tensors().size() == 2);
+  CHECK(tensor_to_float(*f.find("tail")) == std::vector<float>{1.0f, -2.0f, 0.5f, 8.0f});
+  CHECK(f.find("tail")->offset == big - 16);
+  CHECK(tensor_to_float(*f.find("after")) == std::vector<float>{3.0f, -4.0f});
+  CHECK(static_cast<std::uint64_t>(f.find("after")->data - f.bytes().data()) > big);
+}
