@@ -2,10 +2,25 @@
 # (and the model-folder writer), torch.save checkpoints (pytorch_model.bin), tokenizer.json.
 # Needs PCRE2 and utf8proc (pkg-config).
 # qstar::torch and qstar::http build on it.
+# SentencePiece tokenizer.model files need libsentencepiece (pkg-config "sentencepiece",
+# Debian libsentencepiece-dev): optional.
+set(QSTAR_WITH_SENTENCEPIECE AUTO CACHE STRING
+    "Read SentencePiece tokenizer.model files (libsentencepiece): ON, OFF or AUTO")
+set_property(CACHE QSTAR_WITH_SENTENCEPIECE PROPERTY STRINGS ON OFF AUTO)
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(QSTAR_PCRE2 QUIET IMPORTED_TARGET libpcre2-8)
   pkg_check_modules(QSTAR_UTF8PROC QUIET IMPORTED_TARGET libutf8proc)
+  if(NOT QSTAR_WITH_SENTENCEPIECE STREQUAL "OFF")
+    pkg_check_modules(QSTAR_SENTENCEPIECE QUIET IMPORTED_TARGET sentencepiece)
+  endif()
+endif()
+set(QSTAR_HAS_SENTENCEPIECE OFF)
+if(QSTAR_SENTENCEPIECE_FOUND AND NOT QSTAR_WITH_SENTENCEPIECE STREQUAL "OFF")
+  set(QSTAR_HAS_SENTENCEPIECE ON)
+elseif(QSTAR_WITH_SENTENCEPIECE STREQUAL "ON")
+  message(FATAL_ERROR "qstar: QSTAR_WITH_SENTENCEPIECE=ON but libsentencepiece (libsentencepiece-dev, "
+                      "pkg-config sentencepiece) is missing")
 endif()
 
 # The tokenizer, one file per stage (src/hf/tokenizer/internal.hpp says which holds what);
@@ -17,6 +32,8 @@ set(QSTAR_HF_TOKENIZER_SOURCES
   src/hf/tokenizer/normalizers.cpp
   src/hf/tokenizer/post_processors.cpp
   src/hf/tokenizer/pre_tokenizers.cpp
+  src/hf/tokenizer/sentencepiece.cpp
+  src/hf/tokenizer/sentencepiece_config.cpp
   src/hf/tokenizer/support.cpp
   src/hf/tokenizer/tokenizer.cpp)
 # The chat-template (Jinja subset) interpreter, one file per stage (src/hf/jinja/internal.hpp);
@@ -49,7 +66,15 @@ if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
                         PRIVATE PkgConfig::QSTAR_PCRE2 PkgConfig::QSTAR_UTF8PROC)
   target_include_directories(qstar_hf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_hf PRIVATE ${QSTAR_WARNINGS})
-  message(STATUS "qstar: building qstar::hf (PCRE2 ${QSTAR_PCRE2_VERSION}, utf8proc ${QSTAR_UTF8PROC_VERSION})")
+  if(QSTAR_HAS_SENTENCEPIECE)
+    # Private: only src/hf/tokenizer/sentencepiece.cpp includes its header.
+    target_link_libraries(qstar_hf PRIVATE PkgConfig::QSTAR_SENTENCEPIECE)
+    target_compile_definitions(qstar_hf PRIVATE QSTAR_HAS_SENTENCEPIECE=1)
+    set(_qstar_spm "SentencePiece ${QSTAR_SENTENCEPIECE_VERSION}")
+  else()
+    set(_qstar_spm "no SentencePiece: tokenizer.model folders need libsentencepiece-dev")
+  endif()
+  message(STATUS "qstar: building qstar::hf (PCRE2 ${QSTAR_PCRE2_VERSION}, utf8proc ${QSTAR_UTF8PROC_VERSION}, ${_qstar_spm})")
 elseif(QSTAR_WITH_HF STREQUAL "ON")
   message(FATAL_ERROR "qstar: QSTAR_WITH_HF=ON but PCRE2 (libpcre2-dev) or utf8proc (libutf8proc-dev) is missing")
 else()

@@ -7,7 +7,8 @@
 #   seconds-per-target  default 30 (0: only replay the seed corpus, the regression inputs
 #                       included, then stop)
 #   target              fuzz_game24 fuzz_trace fuzz_cli fuzz_safetensors fuzz_tokenizer
-#                       fuzz_config fuzz_math_answer fuzz_jinja fuzz_torch_bin (default: all nine)
+#                       fuzz_config fuzz_math_answer fuzz_jinja fuzz_torch_bin fuzz_sentencepiece
+#                       (default: all ten; fuzz_sentencepiece only when libsentencepiece is installed)
 # Environment: QSTAR_FUZZ_BUILD_DIR (default build-fuzz), QSTAR_JOBS (build jobs; default
 # nproc), QSTAR_FUZZ_PARALLEL (targets run at once; default nproc), QSTAR_FUZZ_ARGS (extra
 # libFuzzer flags, e.g. -runs=10000000), QSTAR_FUZZ_LOG_DIR (default build-fuzz/logs).
@@ -20,7 +21,10 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(fuzz_game24 fuzz_trace fuzz_cli fuzz_safetensors fuzz_tokenizer fuzz_config fuzz_math_answer fuzz_jinja fuzz_torch_bin)
+if [ ${#TARGETS[@]} -eq 0 ]; then
+  TARGETS=(fuzz_game24 fuzz_trace fuzz_cli fuzz_safetensors fuzz_tokenizer fuzz_config fuzz_math_answer fuzz_jinja fuzz_torch_bin)
+  pkg-config --exists sentencepiece 2>/dev/null && TARGETS+=(fuzz_sentencepiece)
+fi
 BUILD_DIR=${QSTAR_FUZZ_BUILD_DIR:-build-fuzz}
 JOBS=${QSTAR_JOBS:-$(nproc)}
 PARALLEL=${QSTAR_FUZZ_PARALLEL:-$(nproc)}

@@ -20,7 +20,7 @@ std::vector<std::int32_t> lm_input(const Args& a, const std::string& model) {
     for (const auto& s : split_list(*a.get("tokens"))) ids.push_back(parse_int<std::int32_t>("tokens", s, 0, INT32_MAX));
     return ids;
   }
-  const auto tok = hf::Tokenizer::from_file(model + "/tokenizer.json");
+  const auto tok = hf::Tokenizer::from_dir(model);
   return tok.encode(*a.get("text"));
 }
 
@@ -101,7 +101,7 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
       throw UsageError("lm tokenize: give exactly one of --text \"...\" or --file texts.jsonl");
     if (a.has("add-special-tokens") && !file)
       throw UsageError("lm tokenize: --add-special-tokens applies only to --file");
-    const auto tok = hf::Tokenizer::from_file(*model + "/tokenizer.json");
+    const auto tok = hf::Tokenizer::from_dir(*model);
     if (file) return tokenize_file(tok, *file, a.has("add-special-tokens"), out);
     const auto ids = tok.encode(*text);
     if (a.has("json")) {

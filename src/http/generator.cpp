@@ -55,9 +55,7 @@ HttpGenerator::HttpGenerator(HttpGeneratorParams params) : impl_(std::make_share
   params.validate();
   impl_->params = std::move(params);
   if (const std::string& tp = impl_->params.tokenizer_path; !tp.empty()) {
-    std::error_code ec;
-    const bool dir = std::filesystem::is_directory(tp, ec);
-    impl_->tokenizer = hf::Tokenizer::from_file(dir ? (std::filesystem::path(tp) / "tokenizer.json").string() : tp);
+    impl_->tokenizer = hf::Tokenizer::from_path(tp);
   } else {
     impl_->tokenizer = impl_->params.tokenizer;
   }

@@ -648,7 +648,7 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
 LMGenerator LMGenerator::load(const std::string& model_dir, LMGeneratorParams params) {
   params.validate();
   LanguageModel lm = LanguageModel::load(model_dir, params.device, params.dtype);
-  hf::Tokenizer tok = hf::Tokenizer::from_file(model_dir + "/tokenizer.json");
+  hf::Tokenizer tok = hf::Tokenizer::from_dir(model_dir);
   const auto extra = generation_config_eos(model_dir);
   LMGenerator g(std::move(lm), std::move(tok), std::move(params));
   if (!extra.empty()) {

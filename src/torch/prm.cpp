@@ -601,12 +601,15 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
 
   // Tokenizer.
   std::string tok_path = params.tokenizer;
-  if (tok_path.empty()) tok_path = (fs::path(model_dir) / "tokenizer.json").string();
-  else if (fs::is_directory(tok_path, ec)) tok_path = (fs::path(tok_path) / "tokenizer.json").string();
-  if (!fs::exists(tok_path, ec))
-    throw IoError(fmt::format("{}: tokenizer file '{}' does not exist{}", im->name, tok_path,
-                              params.tokenizer.empty() ? " (set PrmParams.tokenizer)" : ""));
-  im->tok.emplace(hf::Tokenizer::from_file(tok_path));
+  if (tok_path.empty()) tok_path = model_dir;  // its tokenizer.json, else tokenizer.model
+  if (fs::is_directory(tok_path, ec) ? !fs::exists(fs::path(tok_path) / "tokenizer.json", ec) &&
+                                           !fs::exists(fs::path(tok_path) / "tokenizer.model", ec)
+                                     : !fs::exists(tok_path, ec))
+    throw IoError(fmt::format(
+        "{}: no tokenizer at '{}' (a tokenizer.json or tokenizer.model file, or a folder "
+        "holding one){}",
+        im->name, tok_path, params.tokenizer.empty() ? " (set PrmParams.tokenizer)" : ""));
+  im->tok.emplace(hf::Tokenizer::from_path(tok_path));
   if (!params.chat_template.empty())
     im->chat.emplace(hf::ChatTemplate::from_path(params.chat_template == "auto" ? model_dir : params.chat_template));
 

@@ -1,4 +1,6 @@
-// A Hugging Face `tokenizers`-compatible tokenizer, loaded from a tokenizer.json.
+// A Hugging Face `tokenizers`-compatible tokenizer, loaded from a tokenizer.json, or a
+// SentencePiece tokenizer.model read the way transformers' LlamaTokenizer reads it (see
+// "SentencePiece" below). Tokenizer::from_dir picks the one a model folder has.
 //
 // No LibTorch here (and none in the implementation): the tokenizer is plain C++ on top of
 // PCRE2 (pre-tokenizer regexes, UTF + UCP, JIT when available) and utf8proc (Unicode
@@ -83,6 +85,35 @@
 //  * decode and token_bytes skip ids that have no token (HF skips them too), so the padded
 //    rows of a model's embedding never crash decoding; id_to_token throws for them.
 //
+// SentencePiece (tokenizer.model; needs a build with libsentencepiece, QSTAR_WITH_SENTENCEPIECE,
+// see sentencepiece_available()): the model is run by libsentencepiece itself; around it, the
+// slow transformers LlamaTokenizer's rules (the tokenizer a folder with only tokenizer.model
+// gets), configured by SentencePieceConfig, which from_dir fills from the folder's
+// tokenizer_config.json and special_tokens_map.json:
+//  * encode: the text is split on the added tokens (added_tokens_decoder, plus the bos, eos,
+//    unk, pad and additional special tokens: leftmost-longest, with each token's lstrip /
+//    rstrip / single_word applied to its neighbours as PreTrainedTokenizer.tokenize does),
+//    and every other piece is encoded by SentencePiece. legacy true (transformers' default
+//    when the file does not say): each piece gets SentencePiece's dummy prefix "▁" (as
+//    Llama-2/Mistral's fast tokenizer.json does too); legacy false: only the text's start
+//    does (add_prefix_space), as LlamaTokenizer(legacy=False). A piece whose string is an
+//    added token's content gets the added token's id. With add_special_tokens: BOS first
+//    when add_bos_token (default true), EOS last when add_eos_token (default false).
+//  * decode: as the fast tokenizer.json of the same model (Replace "▁" -> " ", ByteFallback,
+//    Fuse, Strip one leading space): each id's piece with "▁" as a space, byte pieces
+//    (<0x0A>) as their byte (consecutive ones joined; invalid UTF-8 kept as raw bytes, as
+//    above), control, unknown and added tokens as their text ("<s>", "<unk>"); then one
+//    leading space is removed when the model adds a dummy prefix. skip_special_tokens skips
+//    the special tokens (the config's, the added ones marked special, and control pieces).
+//    decode(encode(s)) == s for Llama/Mistral-style models (identity normalization, no
+//    whitespace folding) and any valid UTF-8 s without "▁" or an added token's text.
+//  * token_bytes: the piece with "▁" as a space, a byte piece's byte, an added token's text.
+//  * pre_tokenize: the pieces handed to SentencePiece and the added tokens, in order.
+//  * kind(): "sentencepiece-bpe", "sentencepiece-unigram", "sentencepiece-word" or
+//    "sentencepiece-char"; byte_level() false; cache_size() 0.
+// A malformed model is a ParseError naming the file with SentencePiece's status message; a
+// file over SentencePieceConfig::max_model_bytes is refused before it is read.
+//
 // Thread safety: every const member function may be called concurrently (the BPE cache is
 // internally locked). Copies share the immutable tables and the cache; bos/eos overrides
 // are per object.
@@ -99,12 +130,66 @@
 
 namespace qstar::hf {
 
+/// One added token of a SentencePiece tokenizer (tokenizer_config.json's
+/// added_tokens_decoder entries, in transformers' AddedToken terms).
+struct SentencePieceAddedToken {
+  std::int32_t id = 0;       // its id (an id past the model's pieces extends the vocabulary)
+  std::string content;       // its text, matched in the input before SentencePiece runs
+  bool special = false;      // skipped by decode(skip_special_tokens); is_special()
+  bool lstrip = false;       // swallows the whitespace on its left
+  bool rstrip = false;       // swallows the whitespace on its right
+  bool single_word = false;  // only matched when not glued to text on its left/right
+};
+
+/// How a SentencePiece tokenizer.model is wrapped: transformers' LlamaTokenizer defaults.
+/// SentencePieceConfig::from_dir reads a model folder's tokenizer_config.json and
+/// special_tokens_map.json into it (absent files and fields keep the defaults).
+struct SentencePieceConfig {
+  bool add_bos_token = true;   // encode(add_special_tokens) puts BOS first
+  bool add_eos_token = false;  // encode(add_special_tokens) puts EOS last
+  bool legacy = true;          // every piece between added tokens gets the dummy prefix
+  bool add_prefix_space = true;  // legacy false: "▁" before the text (and stripped on decode)
+  std::optional<std::string> bos_token = "<s>";    // nullopt: no BOS
+  std::optional<std::string> eos_token = "</s>";   // nullopt: no EOS
+  std::optional<std::string> unk_token = "<unk>";  // also the prefix trick of legacy false
+  std::optional<std::string> pad_token;            // a special token when set
+  std::vector<std::string> additional_special_tokens;  // special, never split
+  std::vector<SentencePieceAddedToken> added_tokens;   // added_tokens_decoder
+  std::size_t max_model_bytes = std::size_t{64} << 20;   // tokenizer.model size cap (bytes)
+  std::size_t max_config_bytes = std::size_t{16} << 20;  // each JSON file's size cap (bytes)
+
+  /// InvalidArgument naming the field: empty token strings, negative or duplicate ids,
+  /// zero caps.
+  void validate() const;
+  /// The defaults overridden by `dir`/tokenizer_config.json and `dir`/special_tokens_map.json
+  /// (the fields above; a token given as a string or as {"content": ...}). IoError /
+  /// ParseError naming the file.
+  static SentencePieceConfig from_dir(const std::string& dir);
+};
+
 class Tokenizer {
  public:
   /// Loads a tokenizer.json. Throws IoError (file) or ParseError (contents), naming `path`.
   static Tokenizer from_file(const std::string& path);
   /// Parses tokenizer.json text; `source` names it in error messages.
   static Tokenizer from_json(std::string_view text, std::string_view source = "tokenizer.json");
+  /// A model folder's tokenizer: `dir`/tokenizer.json when present, else `dir`/tokenizer.model
+  /// with SentencePieceConfig::from_dir(dir). IoError naming the folder when it holds
+  /// neither, or when it holds only tokenizer.model and this build lacks libsentencepiece.
+  static Tokenizer from_dir(const std::string& dir);
+  /// A folder (from_dir), a *.model file (from_sentencepiece_file with the file's folder's
+  /// config) or a tokenizer.json file (from_file).
+  static Tokenizer from_path(const std::string& path);
+  /// Loads a SentencePiece tokenizer.model (size-capped by config.max_model_bytes).
+  static Tokenizer from_sentencepiece_file(const std::string& path,
+                                           const SentencePieceConfig& config = {});
+  /// A serialized SentencePiece ModelProto (the bytes of a tokenizer.model); `source`
+  /// names it in error messages. ParseError with SentencePiece's message when malformed.
+  static Tokenizer from_sentencepiece(std::string_view model_bytes,
+                                      const SentencePieceConfig& config = {},
+                                      std::string_view source = "tokenizer.model");
+  /// Whether this build reads tokenizer.model files (was built with libsentencepiece).
+  static bool sentencepiece_available() noexcept;
 
   Tokenizer(const Tokenizer&) = default;
   Tokenizer(Tokenizer&&) noexcept = default;
@@ -155,7 +240,7 @@ class Tokenizer {
   void set_bos_id(std::optional<std::int32_t> id);
   void set_eos_id(std::optional<std::int32_t> id);
 
-  /// "bpe" or "wordlevel".
+  /// "bpe" or "wordlevel" (tokenizer.json); "sentencepiece-" + the model type.
   std::string kind() const;
   /// Whether the pre-tokenizer maps bytes to the GPT-2 byte alphabet.
   bool byte_level() const noexcept;
@@ -165,10 +250,13 @@ class Tokenizer {
   const std::string& source() const noexcept;
 
   struct Core;
+  struct Spm;  // the SentencePiece backend (src/hf/tokenizer/sentencepiece.hpp)
 
  private:
   explicit Tokenizer(std::shared_ptr<const Core> core);
-  std::shared_ptr<const Core> core_;
+  explicit Tokenizer(std::shared_ptr<const Spm> spm);
+  std::shared_ptr<const Core> core_;  // exactly one of core_ and spm_ is set
+  std::shared_ptr<const Spm> spm_;
   std::optional<std::int32_t> bos_;
   std::optional<std::int32_t> eos_;
 };

@@ -17,6 +17,7 @@
 
 #include "internal.hpp"
 #include "qstar/error.hpp"
+#include "sentencepiece.hpp"
 
 namespace qstar::hf {
 
@@ -273,6 +274,7 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 }
 
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  if (spm_) return spm_->encode(text, add_special_tokens);
   const Core& c = *core_;
   std::vector<std::int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
@@ -296,6 +298,7 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
 }
 
 std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
+  if (spm_) return spm_->pre_tokenize(text);
   const Core& c = *core_;
   std::vector<std::string> out;
   c.run(
@@ -305,6 +308,7 @@ std::vector<std::string> Tokenizer::pre_tokenize(std::string_view text) const {
 }
 
 std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_special_tokens) const {
+  if (spm_) return spm_->decode(ids, skip_special_tokens);
   const Core& c = *core_;
   auto keep = [&](std::int32_t id) {
     return c.known(id) && !(skip_special_tokens && c.special(id));
@@ -332,6 +336,7 @@ std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_speci
 }
 
 std::string Tokenizer::token_bytes(std::int32_t id) const {
+  if (spm_) return spm_->token_bytes(id);
   const Core& c = *core_;
   if (!c.known(id)) return {};
   const std::string& tok = c.id_token[static_cast<std::size_t>(id)];
@@ -344,6 +349,7 @@ std::string Tokenizer::token_bytes(std::int32_t id) const {
 }
 
 std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {
+  if (spm_) return spm_->token_to_id(token);
   const Core& c = *core_;
   for (const AddedToken& t : c.added)
     if (t.content == token) return t.id;
@@ -352,20 +358,28 @@ std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const
 }
 
 std::string Tokenizer::id_to_token(std::int32_t id) const {
-  if (!core_->known(id))
+  if (!has_id(id))
     throw InvalidArgument(fmt::format("id_to_token: id {} has no token in {} (vocab size {})", id,
-                                      core_->source, vocab_size()));
-  return core_->id_token[static_cast<std::size_t>(id)];
+                                      source(), vocab_size()));
+  return spm_ ? spm_->id_token[static_cast<std::size_t>(id)]
+              : core_->id_token[static_cast<std::size_t>(id)];
 }
 
-bool Tokenizer::has_id(std::int32_t id) const noexcept { return core_->known(id); }
-std::size_t Tokenizer::vocab_size() const noexcept { return core_->id_known.size(); }
-bool Tokenizer::is_special(std::int32_t id) const noexcept { return core_->special(id); }
+bool Tokenizer::has_id(std::int32_t id) const noexcept {
+  return spm_ ? spm_->known(id) : core_->known(id);
+}
+std::size_t Tokenizer::vocab_size() const noexcept {
+  return spm_ ? spm_->id_kind.size() : core_->id_known.size();
+}
+bool Tokenizer::is_special(std::int32_t id) const noexcept {
+  return spm_ ? spm_->special(id) : core_->special(id);
+}
 
 std::vector<std::int32_t> Tokenizer::special_ids() const {
+  const auto& flags = spm_ ? spm_->id_special : core_->id_special;
   std::vector<std::int32_t> out;
-  for (std::size_t i = 0; i < core_->id_special.size(); ++i)
-    if (core_->id_special[i] != 0) out.push_back(static_cast<std::int32_t>(i));
+  for (std::size_t i = 0; i < flags.size(); ++i)
+    if (flags[i] != 0) out.push_back(static_cast<std::int32_t>(i));
   return out;
 }
 
@@ -374,14 +388,18 @@ std::optional<std::int32_t> Tokenizer::eos_id() const noexcept { return eos_; }
 void Tokenizer::set_bos_id(std::optional<std::int32_t> id) { bos_ = id; }
 void Tokenizer::set_eos_id(std::optional<std::int32_t> id) { eos_ = id; }
 
-std::string Tokenizer::kind() const { return core_->bpe ? "bpe" : "wordlevel"; }
-bool Tokenizer::byte_level() const noexcept { return core_->byte_level; }
+std::string Tokenizer::kind() const {
+  if (spm_) return "sentencepiece-" + spm_->model_type;
+  return core_->bpe ? "bpe" : "wordlevel";
+}
+bool Tokenizer::byte_level() const noexcept { return spm_ ? false : core_->byte_level; }
 
 std::size_t Tokenizer::cache_size() const {
+  if (spm_) return 0;
   std::shared_lock lock(core_->cache_mutex);
   return core_->cache.size();
 }
 
-const std::string& Tokenizer::source() const noexcept { return core_->source; }
+const std::string& Tokenizer::source() const noexcept { return spm_ ? spm_->source : core_->source; }
 
 }  // namespace qstar::hf
