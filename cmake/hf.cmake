@@ -34,6 +34,7 @@ set(QSTAR_HF_TOKENIZER_SOURCES
   src/hf/tokenizer/pre_tokenizers.cpp
   src/hf/tokenizer/sentencepiece.cpp
   src/hf/tokenizer/sentencepiece_config.cpp
+  src/hf/tokenizer/sentencepiece_model.cpp
   src/hf/tokenizer/support.cpp
   src/hf/tokenizer/tokenizer.cpp)
 # The chat-template (Jinja subset) interpreter, one file per stage (src/hf/jinja/internal.hpp);
@@ -67,9 +68,23 @@ if(QSTAR_PCRE2_FOUND AND QSTAR_UTF8PROC_FOUND)
   target_include_directories(qstar_hf PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
   target_compile_options(qstar_hf PRIVATE ${QSTAR_WARNINGS})
   if(QSTAR_HAS_SENTENCEPIECE)
-    # Private: only src/hf/tokenizer/sentencepiece.cpp includes its header.
-    target_link_libraries(qstar_hf PRIVATE PkgConfig::QSTAR_SENTENCEPIECE)
-    target_compile_definitions(qstar_hf PRIVATE QSTAR_HAS_SENTENCEPIECE=1)
+    # libsentencepiece exports its own protobuf-lite, which clashes with LibTorch's
+    # libprotobuf in one process: qstar_hf does not link it, but dlopens (RTLD_DEEPBIND) the
+    # module libqstar_sentencepiece.so, the only code that does
+    # (src/hf/tokenizer/sentencepiece_module.cpp). Found through $QSTAR_SENTENCEPIECE_MODULE,
+    # the build tree, or the installed copy (lib/).
+    include(GNUInstallDirs)
+    add_library(qstar_sentencepiece MODULE src/hf/tokenizer/sentencepiece_module.cpp)
+    target_link_libraries(qstar_sentencepiece PRIVATE PkgConfig::QSTAR_SENTENCEPIECE)
+    target_compile_options(qstar_sentencepiece PRIVATE ${QSTAR_WARNINGS})
+    set_target_properties(qstar_sentencepiece PROPERTIES CXX_VISIBILITY_PRESET hidden
+                          VISIBILITY_INLINES_HIDDEN ON LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+    install(TARGETS qstar_sentencepiece LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+    add_dependencies(qstar_hf qstar_sentencepiece)
+    target_link_libraries(qstar_hf PRIVATE ${CMAKE_DL_LIBS})
+    target_compile_definitions(qstar_hf PRIVATE QSTAR_HAS_SENTENCEPIECE=1
+      QSTAR_SPM_MODULE_BUILD="$<TARGET_FILE:qstar_sentencepiece>"
+      QSTAR_SPM_MODULE_INSTALL="${CMAKE_INSTALL_FULL_LIBDIR}/$<TARGET_FILE_NAME:qstar_sentencepiece>")
     set(_qstar_spm "SentencePiece ${QSTAR_SENTENCEPIECE_VERSION}")
   else()
     set(_qstar_spm "no SentencePiece: tokenizer.model folders need libsentencepiece-dev")

@@ -267,3 +267,20 @@ def test_llama2_against_llama_tokenizer_js(tmp_path):
     finally:
         tool.close()
     assert not mismatches, f"{len(mismatches)}/{len(cases)} differ, e.g. {mismatches[:3]!r}"
+
+
+def test_tokenizer_model_in_a_libtorch_process(tmp_path):
+    """`qstar lm tokenize` on a folder with only tokenizer.model: the program links LibTorch
+    (and so libprotobuf), which libsentencepiece's own protobuf must not clash with."""
+    exe = os.environ.get("QSTAR_EXE")
+    if not exe:
+        pytest.skip("QSTAR_EXE is not set (a qstar built with LibTorch)")
+    d = train(tmp_path, "lm", model_type="bpe", **LLAMA_STYLE)
+    sp = spm.SentencePieceProcessor(model_file=str(d / "tokenizer.model"))
+    for s in texts(13, 5):
+        r = subprocess.run([exe, "lm", "tokenize", "--model", str(d), "--text", s, "--json"],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        out = json.loads(r.stdout)
+        assert out["tokens"] == sp.encode(s)
+        assert out["decoded"] == s

@@ -113,6 +113,10 @@
 //    "sentencepiece-char"; byte_level() false; cache_size() 0.
 // A malformed model is a ParseError naming the file with SentencePiece's status message; a
 // file over SentencePieceConfig::max_model_bytes is refused before it is read.
+// libsentencepiece is not linked into qstar::hf: it carries its own protobuf, which clashes
+// with LibTorch's, so it runs inside the module libqstar_sentencepiece.so (built and
+// installed with qstar::hf), loaded on first use in its own symbol scope from
+// $QSTAR_SENTENCEPIECE_MODULE, the build tree or the install prefix's lib/.
 //
 // Thread safety: every const member function may be called concurrently (the BPE cache is
 // internally locked). Copies share the immutable tables and the cache; bos/eos overrides

@@ -1,7 +1,6 @@
-// The SentencePiece backend: loading a tokenizer.model through libsentencepiece, and
-// encode / decode with transformers' LlamaTokenizer rules around it (sentencepiece.hpp).
-// Without QSTAR_HAS_SENTENCEPIECE (a build without libsentencepiece) loading throws IoError
-// saying so; the rest compiles either way.
+// The SentencePiece backend: loading a tokenizer.model through libsentencepiece (SpmModel),
+// and encode / decode with transformers' LlamaTokenizer rules around it (sentencepiece.hpp).
+// Without libsentencepiece, SpmModel::load throws IoError saying so.
 #include "sentencepiece.hpp"
 
 #include <algorithm>
@@ -9,10 +8,6 @@
 #include <fmt/format.h>
 
 #include "qstar/error.hpp"
-
-#ifdef QSTAR_HAS_SENTENCEPIECE
-#include <sentencepiece_processor.h>
-#endif
 
 namespace qstar::hf {
 
@@ -117,32 +112,23 @@ std::vector<std::pair<std::string, bool>> Tokenizer::Spm::prepare_and_split(
 }
 
 void Tokenizer::Spm::model_encode(const std::string& piece, std::vector<std::int32_t>& out) const {
-#ifdef QSTAR_HAS_SENTENCEPIECE
-  std::vector<int> ids;
+  std::vector<std::int32_t> ids;
   std::size_t skip = 0;
-  sentencepiece::util::Status st;
   if (legacy) {
-    st = sp->Encode(piece, &ids);
-  } else if (!unk_token.empty() &&
-             (piece.starts_with(kSpace) || piece.front() == ' ')) {
+    sp->encode(piece, ids);
+  } else if (!unk_token.empty() && (piece.starts_with(kSpace) || piece.front() == ' ')) {
     // LlamaTokenizer._tokenize: encode "<unk>" + text without the dummy prefix, then drop
     // the pieces of "<unk>", so a leading "▁" is kept as SentencePiece would not.
-    st = sp_plain->Encode(unk_token + piece, &ids);
+    sp_plain->encode(unk_token + piece, ids);
     if (ids.size() >= unk_token_length) skip = unk_token_length;
   } else {
-    st = sp_plain->Encode(piece, &ids);
+    sp_plain->encode(piece, ids);
   }
-  if (!st.ok()) throw InvalidArgument(fmt::format("{}: SentencePiece encode failed: {}", source, st.ToString()));
   for (std::size_t k = skip; k < ids.size(); ++k) {
     const std::int32_t id = ids[k];
     const auto r = remap.find(id);
     out.push_back(r == remap.end() ? id : r->second);
   }
-#else
-  (void)piece;
-  (void)out;
-  throw IoError(fmt::format("{}: this qstar was built without libsentencepiece", source));
-#endif
 }
 
 std::vector<std::int32_t> Tokenizer::Spm::encode(std::string_view text, bool add_special_tokens) const {
@@ -221,8 +207,6 @@ std::optional<std::int32_t> Tokenizer::Spm::token_to_id(std::string_view token) 
 
 // ---- loading ----------------------------------------------------------------------------
 
-#ifdef QSTAR_HAS_SENTENCEPIECE
-
 namespace {
 
 using Spm = Tokenizer::Spm;
@@ -256,26 +240,27 @@ void add_token(Spm& m, const AddedToken& t) {
   m.added_ids[t.content] = t.id;
 }
 
-void load_pieces(Spm& m, const sentencepiece::SentencePieceProcessor& sp) {
-  m.n_pieces = sp.GetPieceSize();
+void load_pieces(Spm& m, const SpmModel& sp) {
+  m.n_pieces = sp.size();
   if (m.n_pieces <= 0) throw ParseError(fmt::format("{}: the SentencePiece model has no pieces", m.source));
   grow(m, static_cast<std::size_t>(m.n_pieces));
   for (std::int32_t id = 0; id < m.n_pieces; ++id) {
     const auto k = static_cast<std::size_t>(id);
-    m.id_token[k] = sp.IdToPiece(id);
+    m.id_token[k] = std::string(sp.piece(id));
     Spm::Kind kind = Spm::Kind::Normal;
-    if (sp.IsControl(id)) {
+    const SpmModel::Type type = sp.type(id);
+    if (type == SpmModel::Type::Control) {
       kind = Spm::Kind::Control;
       m.id_special[k] = 1;
-    } else if (sp.IsUnknown(id)) {
+    } else if (type == SpmModel::Type::Unknown) {
       kind = Spm::Kind::Unknown;
-    } else if (sp.IsByte(id)) {
+    } else if (type == SpmModel::Type::Byte) {
       const int b = byte_piece_value(m.id_token[k]);
       if (b >= 0) {
         kind = Spm::Kind::Byte;
         m.id_byte[k] = static_cast<std::uint8_t>(b);
       }
-    } else if (sp.IsUnused(id)) {
+    } else if (type == SpmModel::Type::Unused) {
       kind = Spm::Kind::Unused;
     }
     m.id_kind[k] = kind;
@@ -345,10 +330,9 @@ std::shared_ptr<const Tokenizer::Spm> load_sentencepiece(std::string_view bytes,
     throw ParseError(fmt::format("{}: {} bytes, over the SentencePiece model cap of {} bytes "
                                  "(SentencePieceConfig.max_model_bytes)",
                                  m->source, bytes.size(), cfg.max_model_bytes));
+  if (!spm_module_available()) (void)SpmModel::load(bytes, source);  // throws, saying why
   if (bytes.empty()) throw ParseError(fmt::format("{}: not a SentencePiece model: empty", m->source));
-  auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-  if (const auto st = sp->LoadFromSerializedProto(bytes); !st.ok())
-    throw ParseError(fmt::format("{}: not a SentencePiece model: {}", m->source, st.ToString()));
+  const auto sp = SpmModel::load(bytes, source);
   if (!read_spm_proto(bytes, m->info))
     throw ParseError(fmt::format("{}: not a SentencePiece model: malformed protobuf", m->source));
   m->model_type = model_type_name(m->info.model_type);
@@ -365,34 +349,19 @@ std::shared_ptr<const Tokenizer::Spm> load_sentencepiece(std::string_view bytes,
   if (!cfg.legacy) {
     // LlamaTokenizer(legacy=False) loads the model with add_dummy_prefix off.
     const std::string plain = spm_proto_without_dummy_prefix(bytes);
-    auto p = std::make_shared<sentencepiece::SentencePieceProcessor>();
-    if (plain.empty() || !p->LoadFromSerializedProto(plain).ok())
+    if (plain.empty())
       throw ParseError(fmt::format("{}: cannot turn off add_dummy_prefix for legacy=false", m->source));
-    m->sp_plain = p;
+    m->sp_plain = SpmModel::load(plain, source);
     if (cfg.unk_token) {
       m->unk_token = *cfg.unk_token;
-      std::vector<int> ids;
-      if (p->Encode(m->unk_token, &ids).ok()) m->unk_token_length = ids.size();
+      std::vector<std::int32_t> ids;
+      m->sp_plain->encode(m->unk_token, ids);
+      m->unk_token_length = ids.size();
     }
   }
   return m;
 }
 
-bool Tokenizer::sentencepiece_available() noexcept { return true; }
-
-#else  // !QSTAR_HAS_SENTENCEPIECE
-
-std::shared_ptr<const Tokenizer::Spm> load_sentencepiece(std::string_view, const SentencePieceConfig& cfg,
-                                                         std::string_view source) {
-  cfg.validate();
-  throw IoError(fmt::format(
-      "{}: cannot read a SentencePiece model: this qstar was built without libsentencepiece "
-      "(install libsentencepiece-dev and rebuild with QSTAR_WITH_SENTENCEPIECE AUTO or ON)",
-      source));
-}
-
-bool Tokenizer::sentencepiece_available() noexcept { return false; }
-
-#endif
+bool Tokenizer::sentencepiece_available() noexcept { return spm_module_available(); }
 
 }  // namespace qstar::hf

@@ -2,7 +2,9 @@
 // model; this wraps it in transformers' slow LlamaTokenizer rules (added tokens, dummy
 // prefix, BOS/EOS) and the fast tokenizer's decoding. See include/qstar/hf/tokenizer.hpp,
 // "SentencePiece". Files:
-//   sentencepiece.cpp         loading a model (needs QSTAR_HAS_SENTENCEPIECE), encode, decode
+//   sentencepiece.cpp         loading a model, encode, decode
+//   sentencepiece_model.cpp   SpmModel: libsentencepiece through libqstar_sentencepiece
+//   sentencepiece_module.cpp  that module (the only file that includes libsentencepiece)
 //   sentencepiece_config.cpp  SentencePieceConfig (tokenizer_config.json,
 //                             special_tokens_map.json), the ModelProto wire-format reader,
 //                             Tokenizer::from_dir / from_path
@@ -20,10 +22,6 @@
 
 #include "internal.hpp"
 #include "qstar/hf/tokenizer.hpp"
-
-namespace sentencepiece {
-class SentencePieceProcessor;
-}
 
 namespace qstar::hf {
 
@@ -44,6 +42,31 @@ bool read_spm_proto(std::string_view proto, SpmProtoInfo& info);
 /// to the normalizer_spec message; protobuf keeps the last value). Empty when malformed.
 std::string spm_proto_without_dummy_prefix(std::string_view proto);
 
+/// A loaded SentencePiece model (sentencepiece_model.cpp). Immutable; thread-safe.
+class SpmModel {
+ public:
+  enum class Type { Normal = 1, Control, Unknown, Byte, Unused };
+  /// ParseError naming `source` with SentencePiece's message; IoError when this build or
+  /// this installation cannot run SentencePiece.
+  static std::shared_ptr<const SpmModel> load(std::string_view bytes, std::string_view source);
+  SpmModel(const SpmModel&) = delete;
+  SpmModel& operator=(const SpmModel&) = delete;
+  ~SpmModel();
+  int size() const;
+  std::string_view piece(int id) const;
+  Type type(int id) const;
+  /// The ids of `text` appended to `out`.
+  void encode(std::string_view text, std::vector<std::int32_t>& out) const;
+
+ private:
+  SpmModel() = default;
+  void* handle_ = nullptr;
+  std::string source_;
+};
+
+/// Whether libsentencepiece can be used here (built with it, and its module loads).
+bool spm_module_available() noexcept;
+
 /// Python's str.isspace() for the code point starting at s[i] (valid UTF-8): its byte
 /// length, 0 when it is not whitespace.
 std::size_t py_space_at(std::string_view s, std::size_t i) noexcept;
@@ -61,7 +84,7 @@ struct Tokenizer::Spm {
   std::string model_type;  // "bpe", "unigram", "word", "char"
   detail::SpmProtoInfo info;
   // The model as given, and (legacy false) without the dummy prefix.
-  std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp, sp_plain;
+  std::shared_ptr<const detail::SpmModel> sp, sp_plain;
   std::int32_t n_pieces = 0;
 
   std::vector<std::string> id_token;  // by id: the piece, or an added token's content
