@@ -162,10 +162,11 @@ TEST_CASE("serve: HTTP steps carry the in-process generator's token statistics e
   hp.client.request_timeout_s = 20;
   hp.max_step_tokens = gp.max_step_tokens;
   http::HttpGenerator remote(hp);
+  const std::vector<std::string> prompts = {"1 2 3 0\n", "1 2 3 1\n", "4 4\n"};  // outlive the requests
   std::vector<ExpandRequest> reqs;
   for (int i = 0; i < 3; ++i) {
     ExpandRequest r;
-    r.prompt = "1 2 3 " + std::to_string(i) + "\n";
+    r.prompt = prompts[static_cast<std::size_t>(i)];
     r.num_candidates = 3;
     r.seed = 77 + static_cast<std::uint64_t>(i);
     reqs.push_back(r);

@@ -63,7 +63,8 @@ def test_step_fields_from_python_generators(tmp_path):
     assert [back.node(i) for i in range(len(back))] == [tree.node(i) for i in range(len(tree))]
     assert '"token_entropies":[0.125,2]' in open(path).read()
     with pytest.raises(qstar.PluginError, match="3 token_logprobs but num_tokens = 2"):
-        qstar.search(["1"], task=ShortTask(), algo="best-of-n", generator=Gen(extra=1), verifier=None, scoring="none", n=2, max_depth=1)
+        qstar.search(["1"], task=ShortTask(), algo="best-of-n", generator=Gen(extra=1), verifier=None,
+                     scoring="none", n=2, max_depth=1)
 
 
 @pytest.mark.skipif(not qstar.has_torch, reason="this qstar was built without LibTorch")

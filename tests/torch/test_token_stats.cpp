@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "qstar/core/tree.hpp"
@@ -39,7 +40,8 @@ const Models& models() {
   return m;
 }
 
-ExpandRequest request(const std::string& prompt, std::uint64_t seed, int k, TrajectoryView prefix = {}) {
+// ExpandRequest::prompt is a view: `prompt` must outlive the request (literals do).
+ExpandRequest request(std::string_view prompt, std::uint64_t seed, int k, TrajectoryView prefix = {}) {
   ExpandRequest r;
   r.prompt = prompt;
   r.seed = seed;
@@ -126,8 +128,9 @@ TEST_CASE("LMGenerator token stats: log-softmax and entropy of full-context logi
   int tokens = 0;
   for (const std::string& dir : {models().llama.str(), models().qwen2.str()}) {
     for (const Config& c : configs) {
+      const std::string label = c.label;
       CAPTURE(dir);
-      CAPTURE(c.label);
+      CAPTURE(label);
       LMGeneratorParams p;
       p.max_step_tokens = 10;
       p.temperature = c.temperature;
