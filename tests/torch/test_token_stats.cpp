@@ -26,7 +26,10 @@ using namespace qstar::lm;
 
 namespace {
 
-constexpr double kTol = 1e-5;
+// Two float32 forwards (cached decode vs one full-context pass) over logits up to ~24 in
+// magnitude (float32 spacing 2e-6 there) differ by a few units in the last place: measured
+// at most 9.6e-6 (relative beyond 1) on x86-64; the bound is 2e-5.
+constexpr double kTol = 2e-5;
 
 struct Models {
   tiny::TempDir llama, qwen2;
@@ -66,11 +69,15 @@ RowStats row_stats(const std::vector<float>& row) {
   return s;
 }
 
-// Checks every step of `steps` (generated for `ctx`) against full-context logits; returns
-// the largest per-token difference seen (log-probabilities and entropies).
-double check_against_full_context(const LanguageModel& lm, const std::vector<std::int32_t>& ctx,
-                                  const std::vector<Step>& steps) {
-  double worst = 0;
+struct Worst {
+  double lp = 0, h = 0, abs = 0;  // largest (relative) differences of logprobs, entropies; absolute
+  double logit = 0;               // largest |logit| seen
+};
+
+// Checks every step of `steps` (generated for `ctx`) against full-context logits, recording
+// the largest differences in `worst`.
+void check_against_full_context(const LanguageModel& lm, const std::vector<std::int32_t>& ctx,
+                                const std::vector<Step>& steps, Worst& worst) {
   for (const Step& s : steps) {
     REQUIRE(s.token_logprobs.size() == s.tokens.size());
     REQUIRE(s.token_entropies.size() == s.tokens.size());
@@ -81,16 +88,22 @@ double check_against_full_context(const LanguageModel& lm, const std::vector<std
     double sum = 0;
     for (std::size_t i = 0; i < s.tokens.size(); ++i) {
       const RowStats ref = row_stats(rows[ctx.size() - 1 + i]);
+      for (float x : rows[ctx.size() - 1 + i]) worst.logit = std::max(worst.logit, static_cast<double>(std::abs(x)));
       const double lp = ref.logp[static_cast<std::size_t>(s.tokens[i])];
-      CHECK(std::abs(s.token_logprobs[i] - lp) <= kTol);
-      CHECK(std::abs(s.token_entropies[i] - ref.entropy) <= kTol);
+      // 1e-5, relative for values beyond 1 in magnitude (float32 logits: a log-probability of
+      // -12 carries about 1e-6 of rounding in each of the two forwards compared).
+      const double d_lp = std::abs(s.token_logprobs[i] - lp) / std::max(1.0, std::abs(lp));
+      const double d_h = std::abs(s.token_entropies[i] - ref.entropy) / std::max(1.0, ref.entropy);
+      CHECK(d_lp <= kTol);
+      CHECK(d_h <= kTol);
       CHECK(s.token_entropies[i] >= 0.0f);
-      worst = std::max({worst, std::abs(s.token_logprobs[i] - lp), std::abs(s.token_entropies[i] - ref.entropy)});
+      worst.lp = std::max(worst.lp, d_lp);
+      worst.h = std::max(worst.h, d_h);
+      worst.abs = std::max({worst.abs, std::abs(s.token_logprobs[i] - lp), std::abs(s.token_entropies[i] - ref.entropy)});
       sum += s.token_logprobs[i];
     }
-    CHECK(std::abs(sum - s.logprob) <= kTol);
+    CHECK(std::abs(sum - s.logprob) <= kTol * std::max(1.0, std::abs(s.logprob)));
   }
-  return worst;
 }
 
 bool same_stats(const std::vector<std::vector<Step>>& a, const std::vector<std::vector<Step>>& b, double tol) {
@@ -124,7 +137,7 @@ TEST_CASE("LMGenerator token stats: log-softmax and entropy of full-context logi
                             {"T=1", 1.0, 0, 1.0},
                             {"T=0.7 top_k=10", 0.7, 10, 1.0},
                             {"T=1.3 top_p=0.9", 1.3, 0, 0.9}};
-  double worst = 0;
+  Worst worst;
   int tokens = 0;
   for (const std::string& dir : {models().llama.str(), models().qwen2.str()}) {
     for (const Config& c : configs) {
@@ -140,17 +153,20 @@ TEST_CASE("LMGenerator token stats: log-softmax and entropy of full-context logi
       // Depth 1 (the prompt alone) and depth 2 (a generated step in the context).
       const ExpandRequest root = request("4 5 6 10\n", 3, 4);
       const auto first = gen.expand(std::span(&root, 1))[0];
-      worst = std::max(worst, check_against_full_context(gen.model(), gen.context_tokens(root), first));
+      check_against_full_context(gen.model(), gen.context_tokens(root), first, worst);
       Tree tree;
       const NodeId child = tree.add_child(Tree::root(), first[0]);
       const ExpandRequest deeper = request("4 5 6 10\n", 4, 4, tree.trajectory(child));
       const auto second = gen.expand(std::span(&deeper, 1))[0];
-      worst = std::max(worst, check_against_full_context(gen.model(), gen.context_tokens(deeper), second));
+      check_against_full_context(gen.model(), gen.context_tokens(deeper), second, worst);
       for (const auto* v : {&first, &second})
         for (const Step& s : *v) tokens += s.num_tokens;
     }
   }
-  MESSAGE("token stats vs full-context logits: " << tokens << " tokens, max difference " << worst);
+  MESSAGE("token stats vs full-context logits: " << tokens << " tokens, largest differences (relative beyond 1): "
+                                                  << "logprob " << worst.lp << ", entropy " << worst.h
+                                                  << "; absolute " << worst.abs << "; largest |logit| "
+                                                  << worst.logit);
   CHECK(tokens > 100);
 }
 
