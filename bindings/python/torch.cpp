@@ -37,6 +37,7 @@ void for_each_lm_field(P& p, F&& f) {
   f("prompt_template", p.prompt_template);
   f("add_special_tokens", p.add_special_tokens);
   f("record_forwards", p.record_forwards);
+  f("token_stats", p.token_stats);
 }
 
 template <class P, class F>

@@ -77,7 +77,7 @@ void bind_types(py::module_& m) {
                    "A proposed reasoning step. A Python generator may return plain str steps instead "
                    "(one token per character, finish 'step').")
       .def(py::init([](std::string text, std::vector<TokenId> tokens, double logprob, std::optional<std::int32_t> num_tokens,
-                       const std::string& finish) {
+                       const std::string& finish, std::vector<float> token_logprobs, std::vector<float> token_entropies) {
              Step s;
              s.num_tokens = num_tokens ? *num_tokens
                                        : (tokens.empty() ? utf8_code_points(text) : static_cast<std::int32_t>(tokens.size()));
@@ -85,14 +85,22 @@ void bind_types(py::module_& m) {
              s.tokens = std::move(tokens);
              s.logprob = logprob;
              s.finish = finish_from(finish);
+             s.token_logprobs = std::move(token_logprobs);
+             s.token_entropies = std::move(token_entropies);
              return s;
            }),
            "text"_a, "tokens"_a = std::vector<TokenId>{}, "logprob"_a = 0.0, "num_tokens"_a = py::none(),
-           "finish"_a = "step")
+           "finish"_a = "step", "token_logprobs"_a = std::vector<float>{}, "token_entropies"_a = std::vector<float>{})
       .def_readwrite("text", &Step::text)
       .def_readwrite("tokens", &Step::tokens)
       .def_readwrite("logprob", &Step::logprob)
       .def_readwrite("num_tokens", &Step::num_tokens)
+      .def_readwrite("token_logprobs", &Step::token_logprobs,
+                     "Each token's log-probability under the model's temperature-1 distribution (empty when the "
+                     "generator gives none; their sum is logprob).")
+      .def_readwrite("token_entropies", &Step::token_entropies,
+                     "The entropy (nats) of the model's temperature-1 next-token distribution at each token (empty "
+                     "when the generator gives none; over HTTP a truncated estimate from top_logprobs).")
       .def_property(
           "finish", [](const Step& s) { return std::string(to_string(s.finish)); },
           [](Step& s, const std::string& f) { s.finish = finish_from(f); })

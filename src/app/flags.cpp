@@ -43,6 +43,7 @@ constexpr FlagSpec kFlags[] = {
     {"temperature", false, "solve bench lm-generate"}, {"top-p", false, "solve bench lm-generate"},
     {"top-k", false, "solve bench lm-generate"}, {"delimiter", false, "solve bench lm-generate"},
     {"kv-cache-mb", false, "solve bench lm-generate serve"}, {"greedy", true, "solve bench lm-generate"},
+    {"no-token-stats", true, "solve bench lm-generate"},
     {"step-tag", false, "solve bench serve"}, {"http-api", false, kSearch}, {"score-index", false, kSearch},
     {"model-name", false, kSearch}, {"http-timeout", false, kSearch}, {"http-retries", false, kSearch},
     {"http-in-flight", false, kSearch}, {"api-key-env", false, "solve bench serve"},

@@ -153,6 +153,10 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
         for (auto id : st.tokens) t.push_back(id);
         o.set("tokens", std::move(t));
         o.set("logprob", st.logprob);
+        if (!st.token_logprobs.empty())
+          o.set("token_logprobs", json::float_array(st.token_logprobs.data(), st.token_logprobs.size()));
+        if (!st.token_entropies.empty())
+          o.set("token_entropies", json::float_array(st.token_entropies.data(), st.token_entropies.size()));
         o.set("finish", to_string(st.finish));
         out_steps.push_back(std::move(o));
       } else {

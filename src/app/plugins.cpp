@@ -63,6 +63,7 @@ lm::LMGeneratorParams lm_generator_params(const Args& a, const TaskEntry& task) 
   if (auto v = a.get("dtype")) p.dtype = *v;
   set_step_sampling(p, a, task);
   if (auto v = a.get("kv-cache-mb")) p.kv_cache_bytes = parse_int<std::int64_t>("kv-cache-mb", *v, 0, 1 << 30) << 20;
+  if (a.has("no-token-stats")) p.token_stats = false;
   validate_usage(p, "generator parameters");
   return p;
 }

@@ -44,6 +44,7 @@ common options (solve and bench):
                           LibTorch; otherwise programmatic
   --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
+  --no-token-stats        lm:DIR: no per-token logprobs / entropies in the steps (traces)
   --answer-marker TEXT    the text that starts a final step, flagged as the lm/http
                           generator samples it (default: the task's; "" for none)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)

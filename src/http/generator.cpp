@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 
@@ -23,6 +24,84 @@ std::string url_label(const std::vector<std::string>& urls, const char* kind) {
   std::string s = fmt::format("{}:{}", kind, urls.empty() ? "" : urls[0]);
   if (urls.size() > 1) s += fmt::format("+{}", urls.size() - 1);
   return s;
+}
+
+using Bad = std::function<void(const std::string&)>;
+
+double finite_logprob(const json::Value& x, const Bad& bad, std::string_view what) {
+  if (!x.is_number() || !std::isfinite(x.as_double())) bad(fmt::format("{} is not a finite number", what));
+  return x.as_double();
+}
+
+// -sum p log p over one position's listed alternatives (the truncated entropy estimate).
+float listed_entropy(const std::vector<double>& lps) {
+  double h = 0.0;
+  for (double lp : lps) h -= std::exp(lp) * lp;
+  return static_cast<float>(h);
+}
+
+// The legacy completions shape {"tokens", "token_logprobs", "top_logprobs": [{tok: lp}],
+// qstar's "token_entropies"}. False when there is no "token_logprobs" array.
+bool parse_legacy_logprobs(const json::Value& lp, Step& s, const Bad& bad) {
+  const json::Value* tl = lp.find("token_logprobs");
+  if (!tl || !tl->is_array()) return false;
+  const auto& arr = tl->as_array();
+  s.token_logprobs.reserve(arr.size());
+  for (std::size_t t = 0; t < arr.size(); ++t)
+    s.token_logprobs.push_back(static_cast<float>(finite_logprob(arr[t], bad, fmt::format("token_logprobs[{}]", t))));
+  if (const json::Value* te = lp.find("token_entropies"); te && te->is_array()) {
+    if (te->as_array().size() != arr.size()) bad("token_entropies: not one per token logprob");
+    for (const auto& x : te->as_array()) {
+      if (!x.is_number() || !std::isfinite(x.as_double()) || x.as_double() < 0)
+        bad("a token entropy is not a finite number >= 0");
+      s.token_entropies.push_back(static_cast<float>(x.as_double()));
+    }
+  } else if (const json::Value* top = lp.find("top_logprobs"); top && top->is_array()) {
+    if (top->as_array().size() != arr.size()) bad("top_logprobs: not one entry per token logprob");
+    std::vector<double> alts;
+    for (std::size_t t = 0; t < arr.size(); ++t) {
+      const json::Value& m = top->as_array()[t];
+      if (!m.is_object() || m.as_object().empty()) {  // null or {}: no estimate for any position
+        s.token_entropies.clear();
+        break;
+      }
+      alts.clear();
+      for (const auto& [tok, x] : m.as_object())
+        alts.push_back(finite_logprob(x, bad, fmt::format("top_logprobs[{}]", t)));
+      s.token_entropies.push_back(listed_entropy(alts));
+    }
+  }
+  return true;
+}
+
+// The chat / llama-server shape {"content": [{"token", "logprob", "top_logprobs": [{"token",
+// "logprob"}]}]}. False when there is no "content" array.
+bool parse_content_logprobs(const json::Value& lp, Step& s, const Bad& bad) {
+  const json::Value* content = lp.find("content");
+  if (!content || !content->is_array()) return false;
+  const auto& arr = content->as_array();
+  bool entropies = true;
+  std::vector<double> alts;
+  for (std::size_t t = 0; t < arr.size(); ++t) {
+    const json::Value& e = arr[t];
+    const json::Value* x = e.is_object() ? e.find("logprob") : nullptr;
+    if (!x) bad(fmt::format("logprobs.content[{}]: no \"logprob\"", t));
+    s.token_logprobs.push_back(static_cast<float>(finite_logprob(*x, bad, fmt::format("logprobs.content[{}].logprob", t))));
+    const json::Value* top = e.find("top_logprobs");
+    if (!top || !top->is_array() || top->as_array().empty()) {
+      entropies = false;
+      continue;
+    }
+    alts.clear();
+    for (const auto& a : top->as_array()) {
+      const json::Value* y = a.is_object() ? a.find("logprob") : nullptr;
+      if (!y) bad(fmt::format("logprobs.content[{}].top_logprobs: an entry without \"logprob\"", t));
+      alts.push_back(finite_logprob(*y, bad, fmt::format("logprobs.content[{}].top_logprobs", t)));
+    }
+    s.token_entropies.push_back(listed_entropy(alts));
+  }
+  if (!entropies) s.token_entropies.clear();
+  return true;
 }
 
 }  // namespace
@@ -149,30 +228,29 @@ std::vector<std::vector<Step>> HttpGenerator::expand(std::span<const ExpandReque
         s.text.resize(at);
         cut = true;
       }
-      // Logprobs: the per-token list, else qstar's extension fields.
+      // Logprobs: the per-token list (either shape), and/or qstar's extension fields.
+      const Bad bad_choice = [&](const std::string& m) { bad(fmt::format("choice {}: {}", idx, m)); };
       bool have_lp = false;
       if (const json::Value* lp = c.find("logprobs"); lp && lp->is_object()) {
-        if (const json::Value* tl = lp->find("token_logprobs"); tl && tl->is_array()) {
+        have_lp = parse_legacy_logprobs(*lp, s, bad_choice) || parse_content_logprobs(*lp, s, bad_choice);
+        if (have_lp) {
           double sum = 0;
-          for (const auto& x : tl->as_array()) {
-            if (!x.is_number() || !std::isfinite(x.as_double()))
-              bad(fmt::format("choice {}: a token logprob is not a finite number", idx));
-            sum += x.as_double();
-          }
+          for (float x : s.token_logprobs) sum += x;
           s.logprob = sum;
-          s.num_tokens = static_cast<std::int32_t>(tl->as_array().size());
-          have_lp = true;
+          s.num_tokens = static_cast<std::int32_t>(s.token_logprobs.size());
         }
       }
+      const json::Value* cl = c.find("cumulative_logprob");
+      const json::Value* nt = c.find("num_tokens");
       if (!have_lp) {
-        const json::Value* cl = c.find("cumulative_logprob");
-        const json::Value* nt = c.find("num_tokens");
         if (!cl || !cl->is_number() || !nt || !nt->is_integer())
-          bad(fmt::format("choice {}: no token logprobs (\"logprobs\".\"token_logprobs\")", idx));
-        s.logprob = cl->as_double();
-        if (!std::isfinite(s.logprob)) bad(fmt::format("choice {}: cumulative_logprob is not finite", idx));
+          bad(fmt::format("choice {}: no token logprobs (\"logprobs\".\"token_logprobs\" or \"content\")", idx));
         if (nt->as_int() < 0 || nt->as_int() > (1 << 30)) bad(fmt::format("choice {}: bad num_tokens", idx));
         s.num_tokens = static_cast<std::int32_t>(nt->as_int());
+      }
+      if (cl && cl->is_number()) {  // exact (unrounded) when the server gives it
+        s.logprob = cl->as_double();
+        if (!std::isfinite(s.logprob)) bad(fmt::format("choice {}: cumulative_logprob is not finite", idx));
       }
       const json::Value* fr = c.find("finish_reason");
       const std::string finish = fr && fr->is_string() ? fr->as_string() : "";

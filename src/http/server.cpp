@@ -407,6 +407,10 @@ struct Server::Impl {
             toks.push_back(tok.decode(one));
           }
           lp.set("tokens", std::move(toks));
+          if (!s.token_logprobs.empty())
+            lp.set("token_logprobs", json::float_array(s.token_logprobs.data(), s.token_logprobs.size()));
+          if (!s.token_entropies.empty())  // a qstar extension field: the exact entropies
+            lp.set("token_entropies", json::float_array(s.token_entropies.data(), s.token_entropies.size()));
           c.set("logprobs", std::move(lp));
         } else {
           c.set("logprobs", json::Value());

@@ -211,6 +211,7 @@ struct Cand {
   std::vector<std::int32_t> tokens;
   std::string acc;  // decoded bytes
   double logprob = 0.0;
+  std::vector<float> lps, ents;  // per token (params.token_stats)
   std::int64_t fed = 0;  // generated tokens whose KV is in the buffer
   bool done = false;
   Step step;
@@ -467,6 +468,8 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
     c.step.tokens = c.tokens;
     c.step.num_tokens = static_cast<std::int32_t>(c.tokens.size());
     c.step.logprob = c.logprob;
+    c.step.token_logprobs = std::move(c.lps);
+    c.step.token_entropies = std::move(c.ents);
     c.step.finish = why;
     if (use_cache && c.fed > 0) {
       // Context + the generated tokens whose KV exists; the context is still pinned.
@@ -490,6 +493,10 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
     }
     c.tokens.push_back(smp.id);
     c.logprob += smp.logprob;
+    if (params.token_stats) {
+      c.lps.push_back(static_cast<float>(smp.logprob));
+      c.ents.push_back(static_cast<float>(smp.entropy));
+    }
     const std::size_t old = c.acc.size();
     c.acc += token_bytes[static_cast<std::size_t>(smp.id)];
     if (const DelimiterCut cut = find_delimiter(c.acc, delim, old); cut.found) {
@@ -516,7 +523,7 @@ std::vector<std::vector<Step>> LMGenerator::Impl::expand(std::span<const ExpandR
         Cand& c = cands[static_cast<std::size_t>(active[static_cast<std::size_t>(b)])];
         got[static_cast<std::size_t>(b)] =
             sample_row(rows[static_cast<std::size_t>(b)], V, rs[c.req].greedy, params.temperature,
-                       params.top_k, params.top_p, c.rng, scratch);
+                       params.top_k, params.top_p, c.rng, scratch, params.token_stats);
       }
     });
     return got;

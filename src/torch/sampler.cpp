@@ -11,7 +11,7 @@
 namespace qstar::lm {
 
 Sampled sample_row(const float* x, std::int64_t V, bool greedy, double temperature, int top_k,
-                   double top_p, Rng& rng, Scratch& s) {
+                   double top_p, Rng& rng, Scratch& s, bool want_entropy) {
   // log-sum-exp at temperature 1 (double accumulation).
   float mx = -std::numeric_limits<float>::infinity();
   std::int64_t arg = 0;
@@ -26,17 +26,39 @@ Sampled sample_row(const float* x, std::int64_t V, bool greedy, double temperatu
   const bool sample = !(greedy || temperature <= 0.0);
   const auto inv_t = static_cast<float>(sample ? 1.0 / temperature : 1.0);
   double z1 = 0.0;  // sum exp(x - max) at temperature 1
+  // sum exp(x - max) * (x - max) (want_entropy): H = log z1 - ex / z1. A -inf logit has
+  // exp 0 and adds nothing (its product would be NaN).
+  double ex = 0.0;
   if (sample) s.w.resize(static_cast<std::size_t>(V));
   double total = 0.0;  // sum of the sampling weights
   if (sample && t1) {
-    for (std::int64_t i = 0; i < V; ++i) {
-      const float e = std::exp(x[i] - mx);
-      s.w[static_cast<std::size_t>(i)] = e;
-      z1 += e;
+    if (want_entropy) {
+      for (std::int64_t i = 0; i < V; ++i) {
+        const float d = x[i] - mx;
+        const float e = std::exp(d);
+        s.w[static_cast<std::size_t>(i)] = e;
+        z1 += e;
+        if (e > 0.0f) ex += static_cast<double>(e) * static_cast<double>(d);
+      }
+    } else {
+      for (std::int64_t i = 0; i < V; ++i) {
+        const float e = std::exp(x[i] - mx);
+        s.w[static_cast<std::size_t>(i)] = e;
+        z1 += e;
+      }
     }
     total = z1;
   } else {
-    for (std::int64_t i = 0; i < V; ++i) z1 += std::exp(x[i] - mx);
+    if (want_entropy) {
+      for (std::int64_t i = 0; i < V; ++i) {
+        const float d = x[i] - mx;
+        const float e = std::exp(d);
+        z1 += e;
+        if (e > 0.0f) ex += static_cast<double>(e) * static_cast<double>(d);
+      }
+    } else {
+      for (std::int64_t i = 0; i < V; ++i) z1 += std::exp(x[i] - mx);
+    }
     if (sample)
       for (std::int64_t i = 0; i < V; ++i) {
         const float e = std::exp((x[i] - mx) * inv_t);
@@ -46,7 +68,9 @@ Sampled sample_row(const float* x, std::int64_t V, bool greedy, double temperatu
   }
   const double lse = static_cast<double>(mx) + std::log(z1);
   if (!std::isfinite(lse)) throw Error("expand: the model produced non-finite logits");
-  if (!sample) return {static_cast<std::int32_t>(arg), static_cast<double>(x[arg]) - lse};
+  // Clamped at 0: rounding can leave a one-hot distribution a hair below it.
+  const double entropy = want_entropy ? std::max(0.0, std::log(z1) - ex / z1) : 0.0;
+  if (!sample) return {static_cast<std::int32_t>(arg), static_cast<double>(x[arg]) - lse, entropy};
 
   // Filtering: the kept tokens, most probable first (ties: lower id first).
   const auto by_prob = [x](std::int32_t a, std::int32_t b) {
@@ -114,7 +138,7 @@ Sampled sample_row(const float* x, std::int64_t V, bool greedy, double temperatu
     }
   }
   if (pick < 0) pick = arg;
-  return {static_cast<std::int32_t>(pick), static_cast<double>(x[pick]) - lse};
+  return {static_cast<std::int32_t>(pick), static_cast<double>(x[pick]) - lse, entropy};
 }
 
 }  // namespace qstar::lm

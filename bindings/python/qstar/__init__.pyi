@@ -31,8 +31,11 @@ class Step:
     logprob: float
     num_tokens: int
     finish: str  # "none" | "step" | "answer" | "eos" | "length"
+    token_logprobs: list[float]  # per token, temperature-1 model distribution; [] when not given
+    token_entropies: list[float]  # per token, nats; [] when not given
     def __init__(self, text: str, tokens: Sequence[int] = ..., logprob: float = 0.0,
-                 num_tokens: Optional[int] = None, finish: str = "step") -> None: ...
+                 num_tokens: Optional[int] = None, finish: str = "step",
+                 token_logprobs: Sequence[float] = ..., token_entropies: Sequence[float] = ...) -> None: ...
 
 class ExpandRequest:
     problem_index: int
@@ -160,7 +163,7 @@ class Tokenizer:
 class LMGenerator(BuiltinGenerator):
     """Keyword params: device, dtype, step_delimiter, answer_marker, max_step_tokens, temperature,
     top_p, top_k, kv_cache_bytes, use_cache, max_batch, prompt_template, add_special_tokens,
-    record_forwards (qstar::lm::LMGeneratorParams)."""
+    record_forwards, token_stats (qstar::lm::LMGeneratorParams)."""
     params: dict[str, Any]
     def __init__(self, path: str, **params: Any) -> None: ...
     def stats(self) -> dict[str, Any]: ...

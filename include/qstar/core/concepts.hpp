@@ -7,7 +7,8 @@
 //   g.expand(std::span<const ExpandRequest>) -> std::vector<std::vector<Step>>
 //     one inner vector per request, holding 1..num_candidates proposed next steps (an empty
 //     inner vector means "no proposal"; the search drops that request and counts it in
-//     Stats::empty_proposals). Each step's num_tokens must be <= request.max_new_tokens.
+//     Stats::empty_proposals). Each step's num_tokens must be <= request.max_new_tokens;
+//     its token_logprobs and token_entropies, when not empty, hold num_tokens values each.
 //     The result must depend only on each request (its prefix and its seed), never on the
 //     other requests of the batch: that is what makes searches batch-invariant.
 // StepVerifier V — required expression:

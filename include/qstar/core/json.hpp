@@ -397,6 +397,40 @@ inline void dump_double(std::string& out, double d) {
   out.append(buf, r.ptr);
 }
 
+/// Appends a float in ITS shortest round-trip form (at most 9 significant digits, where the
+/// double of the same value needs up to 17); NaN and infinities as null. Parsed as a double
+/// and cast to float, it gives `f` back.
+inline void dump_float(std::string& out, float f) {
+  if (!std::isfinite(f)) {
+    out.append("null");
+    return;
+  }
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, f);
+  out.append(buf, r.ptr);
+}
+
+/// The double nearest to dump_float(f)'s decimal text, which dump_double writes as that same
+/// text: a json::Value holding it dumps as dump_float does (NaN, infinities: unchanged).
+inline double float_as_short_double(float f) {
+  if (!std::isfinite(f)) return static_cast<double>(f);
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, f);
+  double d = 0.0;
+  std::from_chars(buf, r.ptr, d);
+  return d;
+}
+
+/// A float list as an array of doubles that dumps as dump_float writes each (NaN,
+/// infinities: null).
+inline Value float_array(const float* xs, std::size_t n) {
+  Array a;
+  a.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    a.emplace_back(std::isfinite(xs[i]) ? Value(float_as_short_double(xs[i])) : Value());
+  return Value(std::move(a));
+}
+
 /// Appends the compact JSON text of `v`.
 inline void dump_to(std::string& out, const Value& v) {
   switch (v.type()) {

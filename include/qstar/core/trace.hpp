@@ -7,6 +7,10 @@
 //           "score":null,"prior":0,"visits":0,"value_sum":0,"q":0,"value":null,
 //           "value_max":null,"terminal":false,"finish":"none","answer":null,"correct":null,
 //           "detached":false,"pruned":false}
+//   A node whose step has per-token statistics (Step::token_logprobs, token_entropies) has
+//   "token_logprobs":[...] and/or "token_entropies":[...] right after "logprob"; the keys are
+//   absent when the lists are empty, so traces of generators without them are unchanged.
+//   Their values are floats, written in the float's shortest round-trip form.
 //
 // Doubles are written in their shortest round-trip form; NaN and infinities as null. On
 // reading, null gives NaN, except for "value_max" where it gives -inf (its "no value"
@@ -69,6 +73,19 @@ inline void put_bool(std::string& out, bool b) { out.append(b ? "true" : "false"
 
 inline json::Value opt_double(double d) { return std::isfinite(d) ? json::Value(d) : json::Value(); }
 
+inline void put_floats(std::string& out, std::string_view key, std::span<const float> xs) {
+  if (xs.empty()) return;
+  out.append(",\"");
+  out.append(key);
+  out.append("\":[");
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    if (i) out.push_back(',');
+    json::dump_float(out, xs[i]);
+  }
+  out.push_back(']');
+}
+
+
 // ---- reading helpers ------------------------------------------------------------------
 struct Ctx {
   std::string_view source;
@@ -124,6 +141,20 @@ struct Ctx {
     const json::Value& v = req(o, key);
     if (!v.is_string()) wrong(key, "a string", v);
     return v.as_string();
+  }
+  /// An optional array of numbers (null: NaN) read as floats; empty when the key is absent.
+  void floats(const json::Value& o, std::string_view key, std::vector<float>& out) const {
+    out.clear();
+    const json::Value* v = o.find(key);
+    if (!v) return;
+    if (!v->is_array()) wrong(key, "an array", *v);
+    out.reserve(v->as_array().size());
+    for (std::size_t k = 0; k < v->as_array().size(); ++k) {
+      const json::Value& x = v->as_array()[k];
+      if (x.is_null()) out.push_back(std::numeric_limits<float>::quiet_NaN());
+      else if (x.is_number()) out.push_back(static_cast<float>(x.as_double()));
+      else fail(key, fmt::format("element {} is not a number or null", k));
+    }
   }
   std::optional<std::string> opt_str(const json::Value& o, std::string_view key) const {
     const json::Value& v = req(o, key);
@@ -182,6 +213,8 @@ inline void write_trace_to(std::string& out, const Problem& problem, const Tree&
     json::dump_int(out, n.num_tokens);
     out.append(",\"logprob\":");
     json::dump_double(out, n.logprob);
+    put_floats(out, "token_logprobs", tree.token_logprobs(id));
+    put_floats(out, "token_entropies", tree.token_entropies(id));
     out.append(",\"score\":");
     json::dump_double(out, n.score);
     out.append(",\"prior\":");
@@ -274,6 +307,8 @@ inline json::Value trace_to_json(const Problem& problem, const Tree& tree,
     o.append("tokens", std::move(toks));
     o.append("num_tokens", n.num_tokens);
     o.append("logprob", opt_double(n.logprob));
+    if (n.logprob_size) o.append("token_logprobs", json::float_array(tree.token_logprobs(id).data(), n.logprob_size));
+    if (n.entropy_size) o.append("token_entropies", json::float_array(tree.token_entropies(id).data(), n.entropy_size));
     o.append("score", opt_double(n.score));
     o.append("prior", opt_double(n.prior));
     o.append("visits", n.visits);
@@ -375,6 +410,8 @@ inline TraceRecord trace_from_json(const json::Value& v, std::string_view source
     step.num_tokens = nc.i32(o, "num_tokens");
     if (step.num_tokens < 0) nc.fail("num_tokens", fmt::format("must be >= 0, got {}", step.num_tokens));
     step.logprob = nc.num(o, "logprob", std::numeric_limits<double>::quiet_NaN());
+    nc.floats(o, "token_logprobs", step.token_logprobs);
+    nc.floats(o, "token_entropies", step.token_entropies);
     const std::string& fin = nc.str(o, "finish");
     const auto finish = finish_reason_from_string(fin);
     if (!finish) {
@@ -387,6 +424,8 @@ inline TraceRecord trace_from_json(const json::Value& v, std::string_view source
     if (i == 0) {
       if (!step.text.empty()) nc.fail("text", "the root has no text (must be \"\")");
       if (!step.tokens.empty()) nc.fail("tokens", "the root has no tokens (must be [])");
+      if (!step.token_logprobs.empty()) nc.fail("token_logprobs", "the root has no tokens (must be absent)");
+      if (!step.token_entropies.empty()) nc.fail("token_entropies", "the root has no tokens (must be absent)");
       Node& root = tree[0];
       root.num_tokens = step.num_tokens;
       root.logprob = step.logprob;

@@ -1,5 +1,6 @@
 // The search tree: an arena of nodes indexed by dense ids (mctx-style), never pointers.
-// Step texts and token ids live in two shared buffers; a node holds spans into them.
+// Step texts, token ids and per-token statistics (log-probabilities, entropies) live in
+// shared buffers; a node holds spans into them.
 // Node 0 is the root (the prompt; no step). Nodes are only ever appended.
 #pragma once
 
@@ -28,6 +29,9 @@ struct Node {
   std::int32_t depth = 0;         ///< steps from the root (root: 0)
   std::uint32_t text_offset = 0, text_size = 0;    ///< span into Tree's text buffer
   std::uint32_t token_offset = 0, token_size = 0;  ///< span into Tree's token buffer
+  /// Spans into Tree's per-token statistics buffer: token_logprobs at stat_offset, then
+  /// token_entropies (each empty when the step had none).
+  std::uint32_t stat_offset = 0, logprob_size = 0, entropy_size = 0;
   std::int32_t num_tokens = 0;    ///< token count of the step
   double logprob = 0.0;           ///< summed log-probability of the step
   double score = std::numeric_limits<double>::quiet_NaN();  ///< per-step verifier score
@@ -67,6 +71,8 @@ class TrajectoryView {
   std::span<const NodeId> nodes() const noexcept { return {data(), size_}; }
   std::string_view text(std::size_t i) const;
   std::span<const TokenId> tokens(std::size_t i) const;
+  std::span<const float> token_logprobs(std::size_t i) const;
+  std::span<const float> token_entropies(std::size_t i) const;
   const Node& step(std::size_t i) const;
   /// The step texts joined by `delimiter` (a copy; for display and plug-ins that want it).
   std::string joined(std::string_view delimiter = "\n") const;
@@ -91,6 +97,7 @@ class Tree {
     nodes_.clear();
     text_.clear();
     tokens_.clear();
+    stats_.clear();
     answers_.clear();
     nodes_.emplace_back();
   }
@@ -123,6 +130,11 @@ class Tree {
     n.token_offset = static_cast<std::uint32_t>(tokens_.size());
     n.token_size = static_cast<std::uint32_t>(step.tokens.size());
     tokens_.insert(tokens_.end(), step.tokens.begin(), step.tokens.end());
+    n.stat_offset = static_cast<std::uint32_t>(stats_.size());
+    n.logprob_size = static_cast<std::uint32_t>(step.token_logprobs.size());
+    n.entropy_size = static_cast<std::uint32_t>(step.token_entropies.size());
+    stats_.insert(stats_.end(), step.token_logprobs.begin(), step.token_logprobs.end());
+    stats_.insert(stats_.end(), step.token_entropies.begin(), step.token_entropies.end());
     n.num_tokens = step.num_tokens;
     n.logprob = step.logprob;
     n.finish = step.finish;
@@ -149,6 +161,16 @@ class Tree {
   std::span<const TokenId> tokens(NodeId id) const {
     const Node& n = (*this)[id];
     return std::span<const TokenId>(tokens_).subspan(n.token_offset, n.token_size);
+  }
+  /// The step's Step::token_logprobs (empty when it had none).
+  std::span<const float> token_logprobs(NodeId id) const {
+    const Node& n = (*this)[id];
+    return std::span<const float>(stats_).subspan(n.stat_offset, n.logprob_size);
+  }
+  /// The step's Step::token_entropies (empty when it had none).
+  std::span<const float> token_entropies(NodeId id) const {
+    const Node& n = (*this)[id];
+    return std::span<const float>(stats_).subspan(n.stat_offset + n.logprob_size, n.entropy_size);
   }
 
   void set_answer(NodeId id, std::string answer) {
@@ -209,6 +231,7 @@ class Tree {
   std::vector<Node> nodes_;
   std::string text_;
   std::vector<TokenId> tokens_;
+  std::vector<float> stats_;  // per node: its token_logprobs, then its token_entropies
   std::vector<std::string> answers_;
 };
 
@@ -229,6 +252,12 @@ inline TrajectoryView::TrajectoryView(const Tree& tree, NodeId leaf) : tree_(&tr
 inline std::string_view TrajectoryView::text(std::size_t i) const { return tree_->text(node(i)); }
 inline std::span<const TokenId> TrajectoryView::tokens(std::size_t i) const {
   return tree_->tokens(node(i));
+}
+inline std::span<const float> TrajectoryView::token_logprobs(std::size_t i) const {
+  return tree_->token_logprobs(node(i));
+}
+inline std::span<const float> TrajectoryView::token_entropies(std::size_t i) const {
+  return tree_->token_entropies(node(i));
 }
 inline const Node& TrajectoryView::step(std::size_t i) const { return (*tree_)[node(i)]; }
 inline std::string TrajectoryView::joined(std::string_view delimiter) const {

@@ -65,6 +65,18 @@ struct Step {
   double logprob = 0.0;              ///< summed log-probability of its tokens
   std::int32_t num_tokens = 0;       ///< token count (== tokens.size() when tokens are given)
   FinishReason finish = FinishReason::StepEnd;  ///< why it ended
+  /// Per-token log-probabilities, or empty when the generator does not report them. When
+  /// given, one per generated token (size == num_tokens): the log-probability of that token
+  /// under the MODEL's next-token distribution (softmax of the logits at temperature 1,
+  /// before temperature / top-k / top-p; the quantity DeepConf's confidences use), so their
+  /// sum is `logprob` (up to float rounding). The LM generator's list matches `tokens`
+  /// (EOS's own log-probability is in neither); an HTTP server's list is its own tokens'.
+  std::vector<float> token_logprobs{};
+  /// Entropy in nats of the model's next-token distribution (temperature 1) at each generated
+  /// position, or empty: the same positions as token_logprobs. From an HTTP server it is a
+  /// truncated estimate over the top_logprobs it returned (-sum p log p over those tokens
+  /// only: a lower bound of the true entropy).
+  std::vector<float> token_entropies{};
 };
 
 /// One problem to solve.

@@ -30,9 +30,17 @@
 //   seed        = request.seed as a signed 64-bit integer (two's complement of the uint64)
 //   stop        = [step_delimiter]; logprobs = `logprobs`; model when set
 // Reply mapping (each choice, by its index): text cut at the first step_delimiter (when a
-// server keeps the stop string); num_tokens = the number of token logprobs; logprob = their
-// sum (a reply without per-token logprobs may give qstar's "cumulative_logprob" and
-// "num_tokens" extension fields instead; with neither it is a PluginError);
+// server keeps the stop string); per-token log-probabilities from "logprobs" in either
+// shape: the completions one, {"token_logprobs": [lp...], "top_logprobs": [{token: lp}...]}
+// (vLLM, SGLang, OpenAI legacy), or the chat one, {"content": [{"token", "logprob",
+// "top_logprobs": [{"token", "logprob"}...]}...]} (llama.cpp's server, OpenAI chat);
+// Step::token_logprobs = them (float), num_tokens = their number, logprob = their sum, or
+// the choice's "cumulative_logprob" when given (qstar's extension: the unrounded sum; a
+// reply without per-token logprobs must give it and "num_tokens"; with neither it is a
+// PluginError); Step::token_entropies = qstar's "token_entropies" when given (exact), else,
+// when every position lists top_logprobs, -sum p log p over the listed alternatives: a
+// TRUNCATED estimate (a lower bound of the entropy that tightens as `logprobs` grows; with
+// the default logprobs = 1 it sees one or two tokens per position), else empty;
 // finish: "length" -> Length; "stop" with vLLM's stop_reason (or SGLang's matched_stop)
 // a string -> StepEnd, null -> Eos, a token id -> Eos; "stop" without either field ->
 // StepEnd; then, when answer_marker is set (it is empty by default: the Task decides which

@@ -14,10 +14,12 @@
 //       context and seed. Choices: text (before the stop string), finish_reason "stop" with
 //       stop_reason = the stop string (delimiter) or null (EOS), or "length"; index =
 //       prompt_index * n + j. With logprobs (any value >= 0): "logprobs": {"tokens": [...]}
-//       (each generated token's decoded text; EOS excluded) and, as qstar extension fields
-//       of the choice, "cumulative_logprob" (the sum of the tokens' log-probabilities at
-//       temperature 1) and "num_tokens"; per-token "token_logprobs" are not available from
-//       the LibTorch backend and are not sent.
+//       (each generated token's decoded text; EOS excluded), "token_logprobs": [...] (each
+//       token's log-probability at temperature 1, as float32) and, a qstar extension,
+//       "token_entropies": [...] (the entropy of each position's temperature-1 distribution)
+//       when the generator's token_stats is on (no "top_logprobs": alternatives are not
+//       sent); and, as qstar extension fields of the choice, "cumulative_logprob" (the
+//       unrounded sum of the tokens' log-probabilities) and "num_tokens".
 //  POST /pooling   {input: string | [string]}: for a PRM, every input is split at the PRM's
 //       step tag (each occurrence ends a step); the reply is vLLM's format with STEP pooling,
 //       {data: [{index, object: "pooling", data: [[1 - s, s] per step]}]}, s the PRM's

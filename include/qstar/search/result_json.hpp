@@ -83,7 +83,8 @@ inline json::Value curve_point_to_json(const CurvePoint& p) {
   return o;
 }
 
-/// One node's own fields (no children): the trace's node fields.
+/// One node's own fields (no children): the trace's node fields ("token_logprobs" and
+/// "token_entropies" only when the step has them).
 inline json::Value node_to_json(const Tree& t, NodeId id) {
   using result_detail::finite;
   const Node& n = t[id];
@@ -97,6 +98,8 @@ inline json::Value node_to_json(const Tree& t, NodeId id) {
   o.append("tokens", std::move(toks));
   o.append("num_tokens", n.num_tokens);
   o.append("logprob", finite(n.logprob));
+  if (n.logprob_size) o.append("token_logprobs", json::float_array(t.token_logprobs(id).data(), n.logprob_size));
+  if (n.entropy_size) o.append("token_entropies", json::float_array(t.token_entropies(id).data(), n.entropy_size));
   o.append("score", finite(n.score));
   o.append("prior", finite(n.prior));
   o.append("visits", n.visits);

@@ -39,8 +39,12 @@
 // only); num_tokens = tokens.size(); logprob = the sum over `tokens` of log-softmax at
 // temperature 1 of the model's logits (EOS's own logprob not included); finish = StepEnd at
 // the delimiter, FinalAnswer at the delimiter or EOS when the step text contains a non-empty
-// answer_marker, Eos at EOS, Length at min(max_step_tokens, request.max_new_tokens) tokens.
-// An empty step (the delimiter comes first) is returned as is.
+// answer_marker, Eos at EOS, Length at min(max_step_tokens, request.max_new_tokens) tokens;
+// with token_stats (the default), token_logprobs[i] = that log-softmax of tokens[i] (their
+// sum is logprob up to float rounding) and token_entropies[i] = the entropy of the same
+// temperature-1 distribution at that position, whatever temperature / top_k / top_p the
+// step was sampled with (the model's own confidence, as DeepConf uses it; see
+// qstar/core/confidence.hpp). An empty step (the delimiter comes first) is returned as is.
 //
 // With use_cache false nothing is matched, shared or inserted: every expand recomputes each
 // context from scratch, with the same sampling, so the results are the same as with the
@@ -105,6 +109,9 @@ struct LMGeneratorParams {
   bool add_special_tokens = true;
   /// Keep a log of every model forward's shapes and time (forward_log(); benchmarks).
   bool record_forwards = false;
+  /// Fill Step::token_logprobs and Step::token_entropies (per-token statistics of the
+  /// model's temperature-1 distribution). false: both left empty (no entropy computed).
+  bool token_stats = true;
 
   void validate() const;
 };

@@ -497,6 +497,13 @@ class Engine {
     if (std::isnan(s.logprob) || s.logprob > 1e-9)
       throw PluginError(fmt::format("generator '{}' returned a step with logprob {} (must be <= 0)",
                                     gen_name_, s.logprob));
+    const auto n = static_cast<std::size_t>(s.num_tokens);
+    if (!s.token_logprobs.empty() && s.token_logprobs.size() != n)
+      throw PluginError(fmt::format("generator '{}' returned a step with {} token_logprobs but num_tokens = {}",
+                                    gen_name_, s.token_logprobs.size(), s.num_tokens));
+    if (!s.token_entropies.empty() && s.token_entropies.size() != n)
+      throw PluginError(fmt::format("generator '{}' returned a step with {} token_entropies but num_tokens = {}",
+                                    gen_name_, s.token_entropies.size(), s.num_tokens));
   }
   void check_score(double s) const {
     if (!std::isfinite(s))
