@@ -9,6 +9,7 @@ PKGS=(
   libfmt-dev libboost-dev doctest-dev pybind11-dev libpcre2-dev libutf8proc-dev
   libcurl4-openssl-dev libcpp-httplib-dev
   python3-pytest python3-numpy python3-matplotlib python3-sympy
+  python3-jinja2
   python3-nbclient python3-nbformat python3-ipykernel
   clang libclang-rt-14-dev
 )
