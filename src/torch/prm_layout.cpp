@@ -48,8 +48,7 @@ std::string PrmLayout::prompt_text(const PrmReq& r) const {
   const bool needs_problem = chat.has_value() || prompt_template.find("{problem}") != std::string::npos;
   if (needs_problem && r.problem == nullptr)
     throw InvalidArgument(fmt::format(
-        "{}: this layout reads the problem's text (a chat layout or {{problem}}), but the request's "
-        "problem is null",
+        "{}: a chat layout (or {{problem}} in the prompt template) needs the request's problem (it is null)",
         name));
   if (turns_prefix) return *turns_prefix + r.problem->text;
   if (chat && mode == Mode::Steps) {

@@ -257,3 +257,37 @@ TEST_CASE("prm kinds: reward-model and seq-class read the whole chat-formatted r
     CHECK_THROWS_AS((void)v.score_steps({&req, 1}), qstar::InvalidArgument);
   }
 }
+
+TEST_CASE("heads: the CLI loads the outcome kinds with --orm (and --orm-kind), a step kind with --verifier") {
+  TempDir rm, prm;
+  write_head_model(rm.str(), HeadArch::SeqClass2, 5);
+  write_tokenizer_config(rm.str(), kChatML, "<|endoftext|>");
+  write_head_model(prm.str(), HeadArch::ProcessReward, 6);
+  write_tokenizer_config(prm.str(), kChatML, "<|endoftext|>");
+  // best-of-n ranked by a sequence classifier (auto: seq-class), and by it named explicitly.
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{}, std::vector<std::string>{"--orm-kind", "seq-class"}}) {
+    std::vector<std::string> args = {"solve",    "4 5 6 10", "--algo", "best-of-n", "--n",  "3", "--generator",
+                                     "programmatic", "--verifier", "none", "--orm", "prm:" + rm.str(), "--json"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = cli_test::run(args);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK(qstar::json::parse(r.out).at("stats").get_int("verifier_calls") >= 1);
+  }
+  // A step verifier of the process-reward kind drives a beam search.
+  auto r = cli_test::run({"solve", "4 5 6 10", "--algo", "beam", "--n", "2", "--width", "2", "--max-depth", "2",
+                          "--generator", "programmatic", "--verifier", "prm:" + prm.str(), "--prm-kind",
+                          "process-reward", "--json"});
+  INFO(r.err);
+  CHECK(r.code == 0);
+  // A reward model has no step scores: a beam search over it is refused, naming it.
+  r = cli_test::run({"solve", "4 5 6 10", "--algo", "beam", "--n", "2", "--width", "2", "--max-depth", "2",
+                     "--generator", "programmatic", "--verifier", "prm:" + rm.str()});
+  CHECK(r.code != 0);
+  CHECK(contains(r.err, "prm:" + rm.str()));
+  r = cli_test::run({"solve", "4 5 6 10", "--algo", "best-of-n", "--generator", "programmatic", "--orm-kind",
+                     "seq-class"});
+  CHECK(r.code == 2);
+  CHECK(contains(r.err, "--orm-kind applies only"));
+}
