@@ -154,8 +154,7 @@ void PrmParams::validate() const {
   if (good_token == bad_token)
     throw InvalidArgument(
         fmt::format("PrmParams.bad_token: equal to good_token \"{}\"", escaped(good_token)));
-  if (!prompt_template.empty() && prompt_template.find("{prompt}") == std::string::npos &&
-      prompt_template.find("{problem}") == std::string::npos)
+  if (prompt_template.find("{prompt}") == std::string::npos && prompt_template.find("{problem}") == std::string::npos)
     throw InvalidArgument(fmt::format(
         "PrmParams.prompt_template: \"{}\" contains neither {{prompt}} nor {{problem}}", escaped(prompt_template)));
   // The chat kinds (and auto, which may resolve to one) lay out a chat without chat_template.
