@@ -44,12 +44,15 @@ endif()
 set(_qstar_torch_sources
   src/torch/kv_cache.cpp
   src/torch/decoder.cpp
+  src/torch/models/heads.cpp
   src/torch/models/llama.cpp
   src/torch/models/qwen2.cpp
   src/torch/lm_generator.cpp
   src/torch/model.cpp
   src/torch/prefill.cpp
   src/torch/prm.cpp
+  src/torch/prm_layout.cpp
+  src/torch/prm_script.cpp
   src/torch/sampler.cpp)
 list(TRANSFORM _qstar_torch_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 if(Torch_FOUND AND QSTAR_HAS_HF)

@@ -10,6 +10,7 @@ PKGS=(
   libcurl4-openssl-dev libcpp-httplib-dev
   libsentencepiece-dev python3-sentencepiece
   python3-pytest python3-numpy python3-matplotlib python3-sympy
+  python3-jinja2
   python3-nbclient python3-nbformat python3-ipykernel
   clang libclang-rt-14-dev
 )

@@ -125,8 +125,10 @@ void bind_torch(py::module_& m) {
 
   py::class_<PrmPy, VerifierHandle>(
       m, "PRM",
-      "A LibTorch process reward model from a model folder or TorchScript file; kind 'token-logit', "
-      "'token-class', 'torchscript' or 'auto'. Keyword parameters: the fields of qstar::lm::PrmParams.")
+      "A LibTorch process (or outcome) reward model from a model folder or TorchScript file; kind "
+      "'token-logit', 'chat-logit', 'token-class', 'process-reward', 'value-head', 'reward-model', "
+      "'seq-class' (the last two score outcomes only), 'torchscript' or 'auto' (from config.json's "
+      "architecture). Keyword parameters: the fields of qstar::lm::PrmParams.")
       .def(py::init([](const std::string& path, const std::string& kind, const py::kwargs& kw) {
              auto params = params_from_kwargs<lm::PrmParams>("PrmParams", kw,
                                                              [](auto& p, auto&& f) { for_each_prm_field(p, f); });
@@ -136,7 +138,7 @@ void bind_torch(py::module_& m) {
                py::gil_scoped_release release;
                v->prm.emplace(lm::PrmVerifier::load(path, params));
              }
-             v->step.emplace(*v->prm);
+             if (!v->prm->outcome_only()) v->step.emplace(*v->prm);  // reward models: outcomes only
              v->outcome.emplace(*v->prm);
              v->label = v->prm->name();
              return v;

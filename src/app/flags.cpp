@@ -39,7 +39,7 @@ constexpr FlagSpec kFlags[] = {
     {"generator", false, kSearch}, {"error-rate", false, kSearch}, {"verifier", false, kSearch},
     {"device", false, "solve bench lm-logits lm-generate serve"},
     {"dtype", false, "solve bench lm-logits lm-generate serve"},
-    {"prm-kind", false, "solve bench serve"}, {"prm-chat-template", false, kSearch}, {"prm-system", false, kSearch},
+    {"prm-kind", false, "solve bench serve"}, {"orm-kind", false, kSearch}, {"prm-chat-template", false, kSearch}, {"prm-system", false, kSearch},
     {"temperature", false, "solve bench lm-generate"}, {"top-p", false, "solve bench lm-generate"},
     {"top-k", false, "solve bench lm-generate"}, {"delimiter", false, "solve bench lm-generate"},
     {"kv-cache-mb", false, "solve bench lm-generate serve"}, {"greedy", true, "solve bench lm-generate"},
@@ -98,7 +98,7 @@ const std::map<std::string, std::set<std::string>, std::less<>>& algo_flags() {
     std::map<std::string, std::set<std::string>, std::less<>> t = {
         {"max-depth", {"*"}}, {"max-step-tokens", {"*"}}, {"aggregation", {"*"}},
         {"voting", {"best-of-n", "beam", "dvts", "mcts"}}, {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}},
-        {"max-calls", {"*"}}, {"max-nodes", {"*"}}, {"max-seconds", {"*"}}, {"orm", {"best-of-n"}},
+        {"max-calls", {"*"}}, {"max-nodes", {"*"}}, {"max-seconds", {"*"}}, {"orm", {"best-of-n"}}, {"orm-kind", {"best-of-n"}},
     };
     for_each_algorithm([&](auto tag) {
       using P = typename decltype(tag)::type;

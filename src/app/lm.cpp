@@ -70,7 +70,10 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
     for (auto id : ids)
       if (id >= lmodel.config().vocab_size)
         throw UsageError(fmt::format("--tokens: id {} is outside the vocabulary (size {})", id, lmodel.config().vocab_size));
-    const auto rows = lmodel.logits(ids);
+    // Every architecture's raw head outputs: a causal LM's vocabulary logits, or the score
+    // head's outputs (token/sequence classification, process reward, reward, value head)
+    // before any softmax or sigmoid.
+    const auto rows = lmodel.has_score_head() ? lmodel.token_scores(ids) : lmodel.logits(ids);
     if (a.has("json")) {
       json::Value o = json::Value::object();
       json::Value t = json::Value::array();

@@ -182,6 +182,8 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
   for (const char* f : {"prm-kind", "prm-chat-template", "prm-system"})
     if (a.has(f) && v.rfind("prm:", 0) != 0)
       throw UsageError(fmt::format("--{} applies only to --verifier prm:PATH", f));
+  if (a.has("orm-kind") && a.get("orm").value_or("").rfind("prm:", 0) != 0)
+    throw UsageError("--orm-kind applies only to --orm prm:PATH");
   if (g.rfind("lm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
     const std::string dir = g.substr(3);
@@ -218,7 +220,14 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
     if (auto x = a.get("prm-chat-template")) pp.chat_template = *x;
     if (auto x = a.get("prm-system")) pp.chat_system = unescape(*x);
     validate_usage(pp, "verifier parameters");
-    p.ver = step_and_outcome(lm::PrmVerifier::load(v.substr(4), pp), v);
+    auto prm = lm::PrmVerifier::load(v.substr(4), pp);
+    if (prm.outcome_only()) {  // a reward model / sequence classifier: outcome scores only
+      p.ver.emplace();
+      p.ver->outcome.emplace(std::move(prm));
+      p.ver->label = v;
+    } else {
+      p.ver = step_and_outcome(std::move(prm), v);
+    }
 #else
     throw UsageError("--verifier prm:PATH needs a qstar built with LibTorch (QSTAR_WITH_TORCH)");
 #endif
@@ -251,7 +260,10 @@ Plugins make_plugins(const Args& a, const TaskEntry& task, std::ostream* note) {
       p.ver->outcome = std::move(own.outcome);
     } else if (o->rfind("prm:", 0) == 0) {
 #ifdef QSTAR_HAS_TORCH
-      const lm::PrmParams pp = prm_params(a);  // kind inferred from the folder; read at the last step (Aggregation::Last)
+      // The kind inferred from the folder unless --orm-kind says; a PRM is read at the last
+      // step (Aggregation::Last), an outcome kind at the response's last token.
+      lm::PrmParams pp = prm_params(a);
+      if (auto x = a.get("orm-kind")) pp.kind = *x;
       validate_usage(pp, "--orm parameters");
       p.ver->outcome.emplace(lm::PrmVerifier::load(o->substr(4), pp));
 #else

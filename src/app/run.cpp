@@ -57,7 +57,9 @@ common options (solve and bench):
   --orm KIND              best-of-n: an outcome verifier that ranks the samples (implies
                           --scoring orm): oracle | prm:PATH (a PRM folder read at the last step)
   --greedy                every generator request is greedy (temperature 0)
-  --prm-kind KIND         token-logit | token-class | torchscript (default: inferred)
+  --prm-kind KIND         token-logit | chat-logit | token-class | process-reward | value-head |
+                          reward-model | seq-class | torchscript (default: inferred from
+                          config.json's architecture; docs/models.md); --orm-kind for --orm
   --prm-chat-template P   the PRM's own chat layout of the problem: auto (the PRM folder's
                           tokenizer_config.json), a model folder, a tokenizer_config.json or
                           a Jinja file; --prm-system TEXT adds a system message

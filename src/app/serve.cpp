@@ -28,7 +28,8 @@ Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling a
 
   --model DIR            the generator model folder (optional when --prm is given)
   --prm PATH             a PRM folder or TorchScript file
-  --prm-kind KIND        token-logit | token-class | torchscript (default: inferred)
+  --prm-kind KIND        token-logit | chat-logit | token-class | process-reward | value-head |
+                         torchscript (default: inferred; docs/models.md)
   --step-tag TEXT        the PRM's step tag (default: the kind's; "\n" escapes work)
   --host H               interface to bind (default 127.0.0.1)
   --port P               port (default 8000; 0 = any free port, printed at start)

@@ -18,10 +18,24 @@ namespace qstar::hf {
 
 namespace {
 
-constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "Qwen2ForCausalLM",
-                                          "LlamaForTokenClassification", "Qwen2ForTokenClassification"};
+constexpr const char* kArchitectures[] = {
+    "LlamaForCausalLM", "Qwen2ForCausalLM", "LlamaForTokenClassification", "Qwen2ForTokenClassification",
+    // verifier heads (src/torch/models/heads.cpp)
+    "Qwen2ForProcessRewardModel", "Qwen2ForRewardModel", "Qwen2ForPrmModel", "LlamaForSequenceClassification",
+    "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification", "MistralForSequenceClassification"};
 constexpr const char* kArchitectureList =
-    "LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification";
+    "LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification, "
+    "Qwen2ForProcessRewardModel, Qwen2ForRewardModel, Qwen2ForPrmModel, "
+    "{Llama,Qwen2,Qwen3,Mistral}ForSequenceClassification";
+
+// The model_type an architecture's name implies (its prefix), or "" when none is known.
+std::string_view family_of_architecture(std::string_view arch) {
+  if (arch.substr(0, 5) == "Llama") return "llama";
+  if (arch.substr(0, 5) == "Qwen2") return "qwen2";
+  if (arch.substr(0, 5) == "Qwen3") return "qwen3";
+  if (arch.substr(0, 7) == "Mistral") return "mistral";
+  return "";
+}
 
 std::string qjson(std::string_view s) {
   std::string out;
@@ -29,7 +43,6 @@ std::string qjson(std::string_view s) {
   return out;
 }
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 bool ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
@@ -124,6 +137,18 @@ bool ModelConfig::is_token_classification() const {
   return ends_with(architecture, "ForTokenClassification");
 }
 bool ModelConfig::is_causal_lm() const { return ends_with(architecture, "ForCausalLM"); }
+bool ModelConfig::is_sequence_classification() const {
+  return ends_with(architecture, "ForSequenceClassification");
+}
+ModelConfig::Head ModelConfig::head() const {
+  if (is_token_classification()) return Head::TokenClassification;
+  if (is_sequence_classification()) return Head::SequenceClassification;
+  if (architecture == "Qwen2ForProcessRewardModel") return Head::ProcessReward;
+  if (architecture == "Qwen2ForRewardModel") return Head::Reward;
+  if (architecture == "Qwen2ForPrmModel") return Head::ValueHead;
+  return Head::CausalLM;
+}
+bool ModelConfig::has_score_head() const { return head() != Head::CausalLM; }
 
 ModelConfig ModelConfig::from_file(const std::string& path) { return from_json(read_file(path), path); }
 
@@ -148,12 +173,7 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view sourc
     }
   }
   c.model_type = f.opt_string("model_type").value_or("");
-  if (c.model_type.empty()) {
-    if (starts_with(c.architecture, "Llama"))
-      c.model_type = "llama";
-    else if (starts_with(c.architecture, "Qwen2"))
-      c.model_type = "qwen2";
-  }
+  if (c.model_type.empty()) c.model_type = std::string(family_of_architecture(c.architecture));
   if (c.architecture.empty()) {
     if (c.model_type == "llama")
       c.architecture = "LlamaForCausalLM";
@@ -203,14 +223,18 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view sourc
     c.mlp_bias = false;
   }
 
-  // labels
+  // labels. The reward heads fix their own output count whatever config.json says (as
+  // transformers' and vLLM's Qwen2ForRewardModel / Qwen2ForPrmModel do): one scalar.
   const auto num_labels = f.opt_int("num_labels");
-  if (const json::Value* id2label = f.opt_object("id2label"))
+  const Head head = c.head();
+  if (head == Head::Reward || head == Head::ValueHead)
+    c.num_labels = 1;
+  else if (const json::Value* id2label = f.opt_object("id2label"))
     c.num_labels = static_cast<int>(id2label->size());
   else if (num_labels)
     c.num_labels = *num_labels;
-  else if (c.is_token_classification())
-    c.num_labels = 2;
+  else if (head != Head::CausalLM)
+    c.num_labels = 2;  // transformers' default (Qwen2ForProcessRewardModel: 2 classes)
 
   // special tokens
   c.bos_token_id = f.opt_int("bos_token_id");
@@ -251,8 +275,7 @@ void ModelConfig::validate() const {
     fail(fmt::format("architectures[0] {} is not supported ({})", qjson(architecture), kArchitectureList));
   if (model_type != "llama" && model_type != "qwen2")
     field("model_type", fmt::format("{} is not supported (llama, qwen2)", qjson(model_type)));
-  const bool arch_llama = starts_with(architecture, "Llama");
-  if (arch_llama != (model_type == "llama"))
+  if (family_of_architecture(architecture) != model_type)
     fail(fmt::format("architectures[0] {} does not match model_type {}", qjson(architecture),
                      qjson(model_type)));
 
@@ -279,7 +302,7 @@ void ModelConfig::validate() const {
     field("rope_theta", fmt::format("must be positive and finite, got {}", rope_theta));
   if (hidden_act != "silu" && hidden_act != "swish")
     field("hidden_act", fmt::format("{} is not supported (silu)", qjson(hidden_act)));
-  if (is_token_classification() && num_labels < 1)
+  if (has_score_head() && num_labels < 1)
     field("num_labels", fmt::format("must be at least 1 for {}, got {}", architecture, num_labels));
   if (num_labels < 0) field("num_labels", fmt::format("must not be negative, got {}", num_labels));
 }

@@ -1,6 +1,8 @@
-// PRM verifiers: token-logit (Math-Shepherd), token-classification (TRL PRM head) and
-// TorchScript, with incremental scoring over the shared-prefix KV cache. See
-// include/qstar/torch/prm.hpp for the contract and the TorchScript calling convention.
+// PRM verifiers: token-logit (Math-Shepherd), chat-logit (RLHFlow), the score heads
+// (token-class, process-reward, value-head; reward-model and seq-class as outcome
+// verifiers) and TorchScript, with incremental scoring over the shared-prefix KV cache. See
+// include/qstar/torch/prm.hpp for the contract; the layouts are in prm_layout.cpp, the
+// TorchScript backend in prm_script.cpp.
 #include "qstar/torch/prm.hpp"
 
 #include <ATen/ATen.h>
@@ -12,6 +14,8 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <mutex>
 #include <numeric>
@@ -25,9 +29,12 @@
 #include "qstar/hf/chat_template.hpp"
 #include "qstar/hf/config.hpp"
 #include "qstar/hf/tokenizer.hpp"
+#include "qstar/core/json.hpp"
+#include "torch/decoder.hpp"
 #include "torch/kv_cache.hpp"
 #include "torch/prefill.hpp"
-#include "torch/decoder.hpp"
+#include "torch/prm_layout.hpp"
+#include "torch/prm_script.hpp"
 
 namespace qstar::lm {
 
@@ -35,16 +42,67 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Kind { TokenLogit, TokenClass, TorchScript };
+using detail::escaped;
+using detail::PrmLayout;
+using Req = detail::PrmReq;
+using Head = hf::ModelConfig::Head;
+
+enum class Kind { TokenLogit, TokenClass, TorchScript, ChatLogit, ProcessReward, RewardModel, ValueHead, SeqClass };
+
+constexpr std::pair<Kind, const char*> kKinds[] = {
+    {Kind::TokenLogit, "token-logit"},       {Kind::TokenClass, "token-class"},
+    {Kind::TorchScript, "torchscript"},      {Kind::ChatLogit, "chat-logit"},
+    {Kind::ProcessReward, "process-reward"}, {Kind::RewardModel, "reward-model"},
+    {Kind::ValueHead, "value-head"},         {Kind::SeqClass, "seq-class"}};
+constexpr const char* kKindList =
+    "token-logit, chat-logit, token-class, process-reward, value-head, reward-model, seq-class, torchscript, auto";
 
 const char* kind_name(Kind k) {
-  switch (k) {
-    case Kind::TokenLogit: return "token-logit";
-    case Kind::TokenClass: return "token-class";
-    case Kind::TorchScript: return "torchscript";
-  }
+  for (const auto& [kk, n] : kKinds)
+    if (kk == k) return n;
   return "token-logit";
 }
+
+std::optional<Kind> kind_of(std::string_view name) {
+  for (const auto& [kk, n] : kKinds)
+    if (name == n) return kk;
+  return std::nullopt;
+}
+
+// The head a kind reads (CausalLM: the language-model head), for kind/architecture checks.
+Head head_of(Kind k) {
+  switch (k) {
+    case Kind::TokenClass: return Head::TokenClassification;
+    case Kind::ProcessReward: return Head::ProcessReward;
+    case Kind::RewardModel: return Head::Reward;
+    case Kind::ValueHead: return Head::ValueHead;
+    case Kind::SeqClass: return Head::SequenceClassification;
+    default: return Head::CausalLM;
+  }
+}
+
+// The kind config.json's architecture implies (causal LM: token-logit, Math-Shepherd's).
+Kind kind_of_head(Head h) {
+  switch (h) {
+    case Head::TokenClassification: return Kind::TokenClass;
+    case Head::ProcessReward: return Kind::ProcessReward;
+    case Head::Reward: return Kind::RewardModel;
+    case Head::ValueHead: return Kind::ValueHead;
+    case Head::SequenceClassification: return Kind::SeqClass;
+    case Head::CausalLM: break;
+  }
+  return Kind::TokenLogit;
+}
+
+bool is_outcome(Kind k) { return k == Kind::RewardModel || k == Kind::SeqClass; }
+bool is_logit(Kind k) { return k == Kind::TokenLogit || k == Kind::ChatLogit; }
+// Kinds whose layout is a chat (chat_template "" means "auto").
+bool is_chat(Kind k) {
+  return k == Kind::ChatLogit || k == Kind::ProcessReward || k == Kind::RewardModel || k == Kind::SeqClass;
+}
+
+// Qwen2.5-Math-PRM's and -RM's system message.
+constexpr const char* kQwenMathSystem = "Please reason step by step, and put your final answer within \\boxed{}.";
 
 // Shared prefixes are prefilled recursively; past this depth the rest is computed as is.
 constexpr int kMaxShareDepth = 8;
@@ -53,17 +111,6 @@ double sigmoid(double x) {
   if (x >= 0) return 1.0 / (1.0 + std::exp(-x));
   const double e = std::exp(x);
   return e / (1.0 + e);
-}
-
-std::string escaped(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\t') out += "\\t";
-    else if (c == '"') out += "\\\"";
-    else out += c;
-  }
-  return out;
 }
 
 // The KV of the first `len` tokens of a match (views; sliced parts kept in `storage`).
@@ -93,23 +140,13 @@ struct Job {
   std::vector<std::int64_t> outs;  // absolute positions whose scores are wanted, ascending
 };
 
-// One request as the internal scorer sees it.
-struct Req {
-  std::string_view prompt;
-  const Problem* problem = nullptr;  // its text is the user message of a chat layout
-  const TrajectoryView* trajectory = nullptr;
-  std::int32_t first_new = 0;
-};
-
 }  // namespace
 
 // ---- params ------------------------------------------------------------------------------
 
 void PrmParams::validate() const {
-  if (kind != "auto" && kind != "token-logit" && kind != "token-class" && kind != "torchscript")
-    throw InvalidArgument(fmt::format(
-        "PrmParams.kind: '{}' is not a PRM kind (token-logit, token-class, torchscript, auto)",
-        kind));
+  if (kind != "auto" && !kind_of(kind))
+    throw InvalidArgument(fmt::format("PrmParams.kind: '{}' is not a PRM kind ({})", kind, kKindList));
   if (device.empty()) throw InvalidArgument("PrmParams.device: empty (expected cpu, cuda or cuda:N)");
   (void)parse_dtype(dtype, "PrmParams.dtype");
   if (good_token.empty()) throw InvalidArgument("PrmParams.good_token: empty");
@@ -117,10 +154,12 @@ void PrmParams::validate() const {
   if (good_token == bad_token)
     throw InvalidArgument(
         fmt::format("PrmParams.bad_token: equal to good_token \"{}\"", escaped(good_token)));
-  if (prompt_template.find("{prompt}") == std::string::npos)
-    throw InvalidArgument(fmt::format("PrmParams.prompt_template: \"{}\" does not contain {{prompt}}",
-                                      escaped(prompt_template)));
-  if (!chat_system.empty() && chat_template.empty())
+  if (prompt_template.find("{prompt}") == std::string::npos && prompt_template.find("{problem}") == std::string::npos)
+    throw InvalidArgument(fmt::format(
+        "PrmParams.prompt_template: \"{}\" contains neither {{prompt}} nor {{problem}}", escaped(prompt_template)));
+  // The chat kinds (and auto, which may resolve to one) lay out a chat without chat_template.
+  const auto k = kind_of(kind);
+  if (!chat_system.empty() && (chat_template.empty() || chat_template == "none") && (!k || !is_chat(*k)))
     throw InvalidArgument("PrmParams.chat_system: set, but chat_template is empty (no chat layout)");
   if (kv_cache_bytes < 0)
     throw InvalidArgument(
@@ -140,9 +179,8 @@ struct PrmVerifier::Impl {
   std::string script_file;  // torchscript: the module file
   std::string name;
   std::optional<hf::Tokenizer> tok;
-  std::optional<hf::ChatTemplate> chat;  // the PRM's own chat layout (PrmParams::chat_template)
-  std::int32_t tag_id = -1, good_id = -1, bad_id = -1;
-  std::vector<std::int32_t> sep_tokens;
+  PrmLayout layout;  // the scored sequences (prm_layout.hpp); layout.tok points at *tok
+  std::int32_t good_id = -1, bad_id = -1;
   std::shared_ptr<Decoder> model;
   std::unique_ptr<PrefixCache> cache;
   int num_labels = 0;
@@ -153,74 +191,13 @@ struct PrmVerifier::Impl {
   PrmStats st;
   std::int64_t evicted_base = 0;
 
-  // ---- the sequence layout ----
-
-  std::vector<std::int32_t> encode_prompt(std::string_view prompt) const {
-    std::string text;
-    const std::string& t = params.prompt_template;
-    std::size_t pos = 0;
-    while (true) {
-      const std::size_t at = t.find("{prompt}", pos);
-      if (at == std::string::npos) {
-        text.append(t, pos, std::string::npos);
-        break;
-      }
-      text.append(t, pos, at - pos);
-      text.append(prompt);
-      pos = at + 8;
-    }
-    return tok->encode(text, /*add_special_tokens=*/!chat);
-  }
-
-  // The prompt text of a request: the request's prompt, or the chat layout of its problem.
-  std::string prompt_of(const Req& r) const {
-    if (!chat) return std::string(r.prompt);
-    if (r.problem == nullptr)
-      throw InvalidArgument(fmt::format("{}: a chat layout needs the request's problem (it is null)", name));
-    std::vector<hf::ChatMessage> messages;
-    if (!params.chat_system.empty()) messages.push_back({"system", params.chat_system});
-    messages.push_back({"user", r.problem->text});
-    return chat->render(messages, /*add_generation_prompt=*/true);
-  }
-
-  // The sequence of `prompt` + `tv`, the prompt's tokens given (memoised by the caller).
-  PrmSequence build(const std::vector<std::int32_t>& prompt_tokens,
-                    const TrajectoryView& tv) const {
-    PrmSequence s;
-    s.tokens = prompt_tokens;
-    s.step_ends.reserve(tv.size());
-    for (std::size_t i = 0; i < tv.size(); ++i) {
-      if (i > 0) s.tokens.insert(s.tokens.end(), sep_tokens.begin(), sep_tokens.end());
-      const auto step = tok->encode(tv.text(i));
-      s.tokens.insert(s.tokens.end(), step.begin(), step.end());
-      s.tokens.push_back(tag_id);
-      s.step_ends.push_back(static_cast<std::int64_t>(s.tokens.size()) - 1);
-    }
-    return s;
-  }
-
-  std::vector<PrmSequence> build_all(std::span<const Req> reqs) const {
-    std::unordered_map<std::string, std::vector<std::int32_t>> prompts;
-    std::vector<PrmSequence> out;
-    out.reserve(reqs.size());
-    for (const Req& r : reqs) {
-      // Memoised by what the prompt is made of (the problem's text for a chat layout), so a
-      // call renders and encodes each distinct prompt once.
-      std::string key = chat && r.problem ? r.problem->text : std::string(r.prompt);
-      auto it = prompts.find(key);
-      if (it == prompts.end()) it = prompts.emplace(std::move(key), encode_prompt(prompt_of(r))).first;
-      out.push_back(build(it->second, *r.trajectory));
-    }
-    return out;
-  }
-
   // ---- heads ----
 
   // Scores of hidden rows [N, D] (model device, compute dtype).
   std::vector<double> head(const at::Tensor& rows) const {
     std::vector<double> out(static_cast<std::size_t>(rows.size(0)));
     if (out.empty()) return out;
-    if (kind == Kind::TokenLogit) {
+    if (is_logit(kind)) {
       const at::Tensor idx =
           at::tensor(std::vector<std::int64_t>{good_id, bad_id}, at::kLong).to(rows.device());
       const at::Tensor two =
@@ -370,86 +347,10 @@ struct PrmVerifier::Impl {
     return scores;
   }
 
-  // ---- TorchScript ----
-
-  // Every step's score of each sequence (one module call).
-  std::vector<std::vector<double>> run_script(const std::vector<PrmSequence>& seqs) {
-    const auto B = static_cast<std::int64_t>(seqs.size());
-    std::int64_t T = 0, S = 0;
-    for (const auto& s : seqs) {
-      T = std::max(T, static_cast<std::int64_t>(s.tokens.size()));
-      S = std::max(S, static_cast<std::int64_t>(s.step_ends.size()));
-    }
-    std::vector<std::vector<double>> out(seqs.size());
-    if (B == 0 || S == 0) return out;
-    at::Tensor ids = at::zeros({B, T}, at::kLong), mask = at::zeros({B, T}, at::kLong);
-    at::Tensor ends = at::full({B, S}, -1, at::kLong);
-    {
-      auto* pi = ids.data_ptr<std::int64_t>();
-      auto* pm = mask.data_ptr<std::int64_t>();
-      auto* pe = ends.data_ptr<std::int64_t>();
-      for (std::int64_t b = 0; b < B; ++b) {
-        const auto& s = seqs[static_cast<std::size_t>(b)];
-        for (std::size_t t = 0; t < s.tokens.size(); ++t) {
-          pi[b * T + static_cast<std::int64_t>(t)] = s.tokens[t];
-          pm[b * T + static_cast<std::int64_t>(t)] = 1;
-        }
-        for (std::size_t i = 0; i < s.step_ends.size(); ++i)
-          pe[b * S + static_cast<std::int64_t>(i)] = s.step_ends[i];
-        st.tokens_computed += static_cast<std::int64_t>(s.tokens.size());
-      }
-    }
-    at::Tensor res;
-    try {
-      std::vector<c10::IValue> args{ids.to(device), mask.to(device), ends.to(device)};
-      c10::IValue r = module->forward(std::move(args));
-      ++st.forwards;
-      if (!r.isTensor())
-        throw PluginError(fmt::format(
-            "{}: TorchScript module {}: forward returned a {}, expected a floating tensor [B, S] "
-            "= [{}, {}]",
-            name, script_file, r.tagKind(), B, S));
-      res = r.toTensor();
-    } catch (const qstar::Error&) {
-      throw;
-    } catch (const c10::Error& e) {
-      throw PluginError(fmt::format("{}: TorchScript module {}: forward failed: {}", name,
-                                    script_file, e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      throw PluginError(fmt::format("{}: TorchScript module {}: forward failed: {}", name,
-                                    script_file, e.what()));
-    }
-    if (res.dim() != 2 || res.size(0) != B || res.size(1) != S || !res.is_floating_point()) {
-      std::string shape = "[";
-      for (std::int64_t d = 0; d < res.dim(); ++d)
-        shape += (d ? ", " : "") + std::to_string(res.size(d));
-      shape += "]";
-      throw PluginError(fmt::format(
-          "{}: TorchScript module {}: forward returned a {} tensor of shape {}, expected a "
-          "floating tensor [B, S] = [{}, {}] (batch, steps; see qstar/torch/prm.hpp)",
-          name, script_file, c10::toString(res.scalar_type()), shape, B, S));
-    }
-    const at::Tensor c = res.to(at::kCPU).to(at::kDouble).contiguous();
-    const double* p = c.data_ptr<double>();
-    for (std::int64_t b = 0; b < B; ++b) {
-      const auto n = seqs[static_cast<std::size_t>(b)].step_ends.size();
-      auto& o = out[static_cast<std::size_t>(b)];
-      o.resize(n);
-      for (std::size_t i = 0; i < n; ++i) {
-        const double v = p[b * S + static_cast<std::int64_t>(i)];
-        if (!std::isfinite(v) || v < 0.0 || v > 1.0)
-          throw PluginError(fmt::format(
-              "{}: TorchScript module {}: score [{}, {}] = {} is not in [0, 1]", name,
-              script_file, b, i, v));
-        o[i] = v;
-      }
-    }
-    return out;
-  }
-
   // ---- the common scoring path ----
 
-  // Scores of steps [first_new, size) of every request.
+  // Scores of steps [first_new, size) of every request (an outcome kind: one score, the
+  // whole response's).
   std::vector<std::vector<double>> score(std::span<const Req> reqs) {
     for (std::size_t r = 0; r < reqs.size(); ++r) {
       const auto n = static_cast<std::int64_t>(reqs[r].trajectory->size());
@@ -464,8 +365,8 @@ struct PrmVerifier::Impl {
       const std::size_t chunk = params.max_batch > 0 ? params.max_batch : reqs.size();
       for (std::size_t lo = 0; lo < reqs.size(); lo += chunk) {
         const std::size_t hi = std::min(reqs.size(), lo + chunk);
-        const auto seqs = build_all(reqs.subspan(lo, hi - lo));
-        auto all = run_script(seqs);
+        const auto seqs = layout.build_all(reqs.subspan(lo, hi - lo));
+        auto all = detail::run_torchscript(*module, device, name, script_file, seqs, st);
         for (std::size_t r = lo; r < hi; ++r) {
           auto& a = all[r - lo];
           out[r].assign(a.begin() + reqs[r].first_new, a.end());
@@ -474,15 +375,18 @@ struct PrmVerifier::Impl {
       }
       return out;
     }
-    const auto seqs = build_all(reqs);
+    const auto seqs = layout.build_all(reqs);
     std::vector<Job> jobs;
     std::vector<std::size_t> job_req;
     for (std::size_t r = 0; r < reqs.size(); ++r) {
       const auto& s = seqs[r];
-      if (static_cast<std::size_t>(reqs[r].first_new) >= s.step_ends.size()) continue;
+      if (layout.mode == PrmLayout::Mode::Steps &&
+          static_cast<std::size_t>(reqs[r].first_new) >= s.step_ends.size())
+        continue;
       Job job;
       job.tokens = s.tokens;
-      job.outs.assign(s.step_ends.begin() + reqs[r].first_new, s.step_ends.end());
+      if (layout.mode == PrmLayout::Mode::Outcome) job.outs = s.step_ends;
+      else job.outs.assign(s.step_ends.begin() + reqs[r].first_new, s.step_ends.end());
       jobs.push_back(std::move(job));
       job_req.push_back(r);
     }
@@ -535,73 +439,163 @@ std::int32_t single_token(const hf::Tokenizer& tok, const std::string& text, con
 PrmVerifier::PrmVerifier(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 PrmVerifier::~PrmVerifier() = default;
 
+namespace {
+
+// What a path holds, and so which kind reads it.
+struct Resolved {
+  Kind kind = Kind::TokenLogit;
+  std::optional<hf::ModelConfig> cfg;
+  std::string script_file;  // torchscript
+  std::string model_dir;    // where tokenizer.json (and tokenizer_config.json) are looked for
+};
+
+Resolved resolve_kind(const std::string& path, const PrmParams& params) {
+  std::error_code ec;
+  if (path.empty() || !fs::exists(path, ec))
+    throw IoError(fmt::format("prm: model path '{}' does not exist", path));
+  Resolved r;
+  const std::optional<Kind> asked = kind_of(params.kind);  // nullopt: auto
+  if (!fs::is_directory(path, ec)) {
+    if (asked && *asked != Kind::TorchScript)
+      throw InvalidArgument(fmt::format(
+          "PrmParams.kind: '{}' needs a model directory (config.json, model.safetensors, "
+          "tokenizer.json), but '{}' is a file",
+          params.kind, path));
+    r.kind = Kind::TorchScript;
+    r.script_file = path;
+    r.model_dir = fs::path(path).parent_path().string();
+    if (r.model_dir.empty()) r.model_dir = ".";
+    return r;
+  }
+  r.model_dir = path;
+  const std::string config_path = (fs::path(path) / "config.json").string();
+  const std::string pt_path = (fs::path(path) / "model.pt").string();
+  const bool has_config = fs::exists(config_path, ec), has_pt = fs::exists(pt_path, ec);
+  if (asked == Kind::TorchScript || (!asked && !has_config && has_pt)) {
+    if (!has_pt)
+      throw IoError(fmt::format(
+          "prm: '{}' is a directory without model.pt (PrmParams.kind torchscript wants a "
+          "TorchScript file, or a directory holding model.pt)",
+          path));
+    r.kind = Kind::TorchScript;
+    r.script_file = pt_path;
+    return r;
+  }
+  if (!has_config)
+    throw IoError(fmt::format("prm: directory '{}' holds neither config.json nor model.pt", path));
+  r.cfg = hf::ModelConfig::from_file(config_path);
+  const Head head = r.cfg->head();
+  r.kind = asked.value_or(kind_of_head(head));
+  if (head_of(r.kind) != head) {
+    const char* wants = "a *ForCausalLM model";
+    switch (head_of(r.kind)) {
+      case Head::TokenClassification: wants = "a *ForTokenClassification model"; break;
+      case Head::SequenceClassification: wants = "a *ForSequenceClassification model"; break;
+      case Head::ProcessReward: wants = "a Qwen2ForProcessRewardModel"; break;
+      case Head::Reward: wants = "a Qwen2ForRewardModel"; break;
+      case Head::ValueHead: wants = "a Qwen2ForPrmModel (value head)"; break;
+      case Head::CausalLM: break;
+    }
+    throw InvalidArgument(fmt::format("PrmParams.kind: '{}' needs {}, but {} has architecture {}", params.kind,
+                                      wants, config_path, r.cfg->architecture));
+  }
+  return r;
+}
+
+// What {bos} becomes: tokenizer_config.json's bos_token, else config.json's bos_token_id's
+// token, else the tokenizer's own BOS, else "".
+std::string bos_text(const std::string& model_dir, const hf::Tokenizer& tok, const hf::ModelConfig* cfg) {
+  std::error_code ec;
+  const fs::path tc = fs::path(model_dir) / "tokenizer_config.json";
+  if (fs::is_regular_file(tc, ec) && fs::file_size(tc, ec) < (std::uintmax_t{64} << 20)) {
+    std::ifstream in(tc, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    const json::Value v = json::parse(ss.str(), tc.string());
+    if (v.is_object() && v.contains("bos_token")) {
+      const json::Value& b = v.at("bos_token");
+      if (b.is_string()) return b.as_string();
+      if (b.is_object() && b.contains("content") && b.at("content").is_string()) return b.at("content").as_string();
+    }
+  }
+  std::optional<std::int32_t> id = cfg ? cfg->bos_token_id : std::nullopt;
+  if (!id) id = tok.bos_id();
+  return id && tok.has_id(*id) ? tok.decode(std::vector<std::int32_t>{*id}) : std::string();
+}
+
+// The tokens of `text` (at least one); InvalidArgument naming `field` otherwise.
+std::vector<std::int32_t> some_tokens(const hf::Tokenizer& tok, const std::string& text, const char* field) {
+  auto ids = tok.encode(text);
+  if (ids.empty())
+    throw InvalidArgument(fmt::format("PrmParams.{}: \"{}\" encodes to no token of the tokenizer {}", field,
+                                      escaped(text), tok.source()));
+  return ids;
+}
+
+// The kind's defaults filled into `params` (step_tag, chat_template, chat_system,
+// step_separator) and the layout built from them.
+void setup_layout(PrmVerifier::Impl& im, const Resolved& r) {
+  PrmParams& P = im.params;
+  const Kind k = im.kind;
+  const int vocab = r.cfg ? r.cfg->vocab_size : 0;
+  if (P.chat_template.empty() && is_chat(k)) P.chat_template = "auto";
+  if (P.chat_template == "none") P.chat_template.clear();
+  if (P.chat_system.empty() && (k == Kind::ProcessReward || k == Kind::RewardModel) && !P.chat_template.empty())
+    P.chat_system = kQwenMathSystem;
+  if (P.step_tag.empty())
+    P.step_tag = k == Kind::TokenLogit ? " ки" : k == Kind::ProcessReward ? "<extra_0>" : "\n";
+  PrmLayout& L = im.layout;
+  L.tok = &*im.tok;
+  L.name = im.name;
+  L.prompt_template = P.prompt_template;
+  L.chat_system = P.chat_system;
+  if (!P.chat_template.empty())
+    L.chat.emplace(hf::ChatTemplate::from_path(P.chat_template == "auto" ? r.model_dir : P.chat_template));
+  if (k == Kind::ValueHead && L.prompt_template == "{prompt}") L.prompt_template = "{bos}{problem}\n";
+  if (L.prompt_template.find("{bos}") != std::string::npos)
+    L.bos_text = bos_text(r.model_dir, *im.tok, r.cfg ? &*r.cfg : nullptr);
+  if (is_logit(k)) {
+    im.good_id = single_token(*im.tok, P.good_token, "good_token", vocab);
+    im.bad_id = single_token(*im.tok, P.bad_token, "bad_token", vocab);
+    if (im.good_id == im.bad_id)
+      throw InvalidArgument(fmt::format("PrmParams.bad_token: \"{}\" and good_token \"{}\" are the same token {}",
+                                        escaped(P.bad_token), escaped(P.good_token), im.good_id));
+  }
+  if (is_outcome(k)) {
+    L.mode = PrmLayout::Mode::Outcome;
+    if (!P.step_separator.empty()) L.outcome_join = P.step_separator;
+    return;
+  }
+  if (k == Kind::ChatLogit) {
+    if (!L.chat)
+      throw InvalidArgument("PrmParams.chat_template: kind 'chat-logit' needs a chat template (\"auto\": the "
+                            "PRM folder's tokenizer_config.json)");
+    const auto t = PrmLayout::derive_turns(*L.chat, P.chat_system, P.good_token);
+    L.turns_prefix = t.prefix;
+    L.first_lead = t.first_lead;
+    L.tag_tokens = some_tokens(*im.tok, t.tag, "chat_template (the step turn's end)");
+    L.sep_tokens = im.tok->encode(t.separator);
+    return;
+  }
+  L.tag_tokens = {single_token(*im.tok, P.step_tag, "step_tag", vocab)};
+  L.sep_tokens = im.tok->encode(P.step_separator);
+}
+
+}  // namespace
+
 PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
   params.validate();
   auto im = std::make_shared<Impl>();
   im->path = path;
   im->name = "prm:" + base_name(path);
-
-  std::error_code ec;
-  if (path.empty() || !fs::exists(path, ec))
-    throw IoError(fmt::format("prm: model path '{}' does not exist", path));
-  const bool is_dir = fs::is_directory(path, ec);
-  std::optional<hf::ModelConfig> cfg;
-  std::string model_dir;  // where tokenizer.json is looked for by default
-  if (!is_dir) {
-    if (params.kind == "token-logit" || params.kind == "token-class")
-      throw InvalidArgument(fmt::format(
-          "PrmParams.kind: '{}' needs a model directory (config.json, model.safetensors, "
-          "tokenizer.json), but '{}' is a file",
-          params.kind, path));
-    im->kind = Kind::TorchScript;
-    im->script_file = path;
-    model_dir = fs::path(path).parent_path().string();
-    if (model_dir.empty()) model_dir = ".";
-  } else {
-    model_dir = path;
-    const std::string config_path = (fs::path(path) / "config.json").string();
-    const std::string pt_path = (fs::path(path) / "model.pt").string();
-    const bool has_config = fs::exists(config_path, ec), has_pt = fs::exists(pt_path, ec);
-    if (params.kind == "torchscript") {
-      if (!has_pt)
-        throw IoError(fmt::format(
-            "prm: '{}' is a directory without model.pt (PrmParams.kind torchscript wants a "
-            "TorchScript file, or a directory holding model.pt)",
-            path));
-      im->kind = Kind::TorchScript;
-      im->script_file = pt_path;
-    } else if (has_config) {
-      cfg = hf::ModelConfig::from_file(config_path);
-      const bool tc = cfg->is_token_classification();
-      if (params.kind == "auto") {
-        im->kind = tc ? Kind::TokenClass : Kind::TokenLogit;
-      } else if (params.kind == "token-class") {
-        if (!tc)
-          throw InvalidArgument(fmt::format(
-              "PrmParams.kind: 'token-class' needs a *ForTokenClassification model, but {} "
-              "has architecture {}",
-              config_path, cfg->architecture));
-        im->kind = Kind::TokenClass;
-      } else {
-        if (!cfg->is_causal_lm())
-          throw InvalidArgument(fmt::format(
-              "PrmParams.kind: 'token-logit' needs a *ForCausalLM model, but {} has "
-              "architecture {}",
-              config_path, cfg->architecture));
-        im->kind = Kind::TokenLogit;
-      }
-    } else if (has_pt) {
-      im->kind = Kind::TorchScript;
-      im->script_file = pt_path;
-    } else {
-      throw IoError(fmt::format("prm: directory '{}' holds neither config.json nor model.pt",
-                                path));
-    }
-  }
+  const Resolved r = resolve_kind(path, params);
+  im->kind = r.kind;
+  im->script_file = r.script_file;
 
   // Tokenizer.
+  std::error_code ec;
   std::string tok_path = params.tokenizer;
-  if (tok_path.empty()) tok_path = model_dir;  // its tokenizer.json, else tokenizer.model
+  if (tok_path.empty()) tok_path = r.model_dir;  // its tokenizer.json, else tokenizer.model
   if (fs::is_directory(tok_path, ec) ? !fs::exists(fs::path(tok_path) / "tokenizer.json", ec) &&
                                            !fs::exists(fs::path(tok_path) / "tokenizer.model", ec)
                                      : !fs::exists(tok_path, ec))
@@ -610,22 +604,8 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
         "holding one){}",
         im->name, tok_path, params.tokenizer.empty() ? " (set PrmParams.tokenizer)" : ""));
   im->tok.emplace(hf::Tokenizer::from_path(tok_path));
-  if (!params.chat_template.empty())
-    im->chat.emplace(hf::ChatTemplate::from_path(params.chat_template == "auto" ? model_dir : params.chat_template));
-
-  if (params.step_tag.empty()) params.step_tag = im->kind == Kind::TokenLogit ? " ки" : "\n";
-  const int vocab = cfg ? cfg->vocab_size : 0;
-  im->tag_id = single_token(*im->tok, params.step_tag, "step_tag", vocab);
-  if (im->kind == Kind::TokenLogit) {
-    im->good_id = single_token(*im->tok, params.good_token, "good_token", vocab);
-    im->bad_id = single_token(*im->tok, params.bad_token, "bad_token", vocab);
-    if (im->good_id == im->bad_id)
-      throw InvalidArgument(fmt::format(
-          "PrmParams.bad_token: \"{}\" and good_token \"{}\" are the same token {}",
-          escaped(params.bad_token), escaped(params.good_token), im->good_id));
-  }
-  im->sep_tokens = im->tok->encode(params.step_separator);
   im->params = std::move(params);
+  setup_layout(*im, r);
   const PrmParams& P = im->params;
 
   c10::InferenceMode guard;
@@ -639,47 +619,35 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
     if (im->device.is_cuda() && !at::hasCUDA())
       throw Error(fmt::format("PrmParams.device: '{}' requested but CUDA is not available",
                               P.device));
-    if (!fs::is_regular_file(im->script_file, ec))
-      throw IoError(fmt::format("prm: TorchScript module '{}' is not a file", im->script_file));
-    try {
-      im->module.emplace(::torch::jit::load(im->script_file, im->device));
-    } catch (const c10::Error& e) {
-      throw Error(fmt::format("prm: cannot load the TorchScript module '{}': {}", im->script_file,
-                              e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      throw Error(fmt::format("prm: cannot load the TorchScript module '{}': {}", im->script_file,
-                              e.what()));
-    }
-    im->module->eval();
-    if (!im->module->find_method("forward"))
-      throw ParseError(fmt::format("prm: TorchScript module '{}' has no forward method",
-                                   im->script_file));
-  } else {
-    LoadOptions lo;
-    lo.device = P.device;
-    lo.dtype = parse_dtype(P.dtype, "PrmParams.dtype");
-    im->model = load_decoder(path, lo);
-    im->device = im->model->device();
-    if (im->kind == Kind::TokenLogit && !im->model->has_lm_head())
-      throw InvalidArgument(fmt::format("PrmParams.kind: 'token-logit' needs a language-model head, "
-                                        "but {} has none",
-                                        path));
-    if (im->kind == Kind::TokenClass) {
-      im->num_labels = im->model->config().num_labels;
-      if (im->num_labels != 1 && im->num_labels != 2)
-        throw ParseError(fmt::format(
-            "{}/config.json: num_labels: a token-class PRM needs 1 label (sigmoid) or 2 "
-            "(softmax, class 1), got {}",
-            path, im->num_labels));
-    }
-    if (P.kv_cache_bytes > 0) im->cache = std::make_unique<PrefixCache>(P.kv_cache_bytes);
+    im->module.emplace(detail::load_torchscript(im->script_file, im->device));
+    return PrmVerifier(std::move(im));
   }
+  LoadOptions lo;
+  lo.device = P.device;
+  lo.dtype = parse_dtype(P.dtype, "PrmParams.dtype");
+  im->model = load_decoder(path, lo);
+  im->device = im->model->device();
+  if (is_logit(im->kind) && !im->model->has_lm_head())
+    throw InvalidArgument(fmt::format("PrmParams.kind: '{}' needs a language-model head, but {} has none",
+                                      kind_name(im->kind), path));
+  if (!is_logit(im->kind)) {
+    im->num_labels = im->model->config().num_labels;
+    if (im->num_labels != 1 && im->num_labels != 2)
+      throw ParseError(fmt::format(
+          "{}/config.json: num_labels: a {} verifier needs 1 label (sigmoid) or 2 (softmax, class 1), got {}",
+          path, kind_name(im->kind), im->num_labels));
+  }
+  if (P.kv_cache_bytes > 0) im->cache = std::make_unique<PrefixCache>(P.kv_cache_bytes);
   return PrmVerifier(std::move(im));
 }
 
 // ---- calls -------------------------------------------------------------------------------
 
 std::vector<std::vector<double>> PrmVerifier::score_steps(std::span<const StepScoreRequest> batch) {
+  if (is_outcome(impl_->kind))
+    throw InvalidArgument(fmt::format(
+        "{}: kind '{}' is an outcome verifier: it scores whole responses (score_outcomes, --orm), not steps",
+        impl_->name, kind_name(impl_->kind)));
   std::lock_guard lock(impl_->mu);
   c10::InferenceMode guard;
   std::vector<Req> reqs(batch.size());
@@ -696,6 +664,10 @@ std::vector<double> PrmVerifier::score_outcomes(std::span<const OutcomeRequest> 
     reqs[r] = Req{batch[r].prompt, batch[r].problem, &batch[r].trajectory, 0};
   const auto steps = impl_->score(reqs);
   std::vector<double> out(batch.size());
+  if (is_outcome(impl_->kind)) {  // one score per response, read at its last token
+    for (std::size_t r = 0; r < batch.size(); ++r) out[r] = steps[r].at(0);
+    return out;
+  }
   for (std::size_t r = 0; r < batch.size(); ++r)
     out[r] = aggregate(steps[r], impl_->params.outcome_aggregation,
                        impl_->params.custom_aggregation);
@@ -706,12 +678,23 @@ std::string PrmVerifier::name() const { return impl_->name; }
 std::size_t PrmVerifier::max_batch_size() const { return impl_->params.max_batch; }
 std::string PrmVerifier::kind() const { return kind_name(impl_->kind); }
 const PrmParams& PrmVerifier::params() const { return impl_->params; }
-std::int32_t PrmVerifier::step_tag_id() const { return impl_->tag_id; }
+std::int32_t PrmVerifier::step_tag_id() const {
+  return impl_->layout.tag_tokens.empty() ? -1 : impl_->layout.tag_tokens.back();
+}
+const std::vector<std::int32_t>& PrmVerifier::step_tag_tokens() const { return impl_->layout.tag_tokens; }
+std::vector<std::int32_t> PrmVerifier::step_separator_tokens() const { return impl_->layout.sep_tokens; }
+bool PrmVerifier::outcome_only() const { return is_outcome(impl_->kind); }
 std::int32_t PrmVerifier::good_token_id() const { return impl_->good_id; }
 std::int32_t PrmVerifier::bad_token_id() const { return impl_->bad_id; }
 
 PrmSequence PrmVerifier::sequence(std::string_view prompt, const TrajectoryView& trajectory) const {
-  return impl_->build(impl_->encode_prompt(prompt), trajectory);
+  const Req r{prompt, nullptr, &trajectory, 0};
+  return impl_->layout.build_all({&r, 1}).at(0);
+}
+
+PrmSequence PrmVerifier::sequence(const StepScoreRequest& request) const {
+  const Req r{request.prompt, request.problem, &request.trajectory, 0};
+  return impl_->layout.build_all({&r, 1}).at(0);
 }
 
 PrmStats PrmVerifier::stats() const {

@@ -219,6 +219,33 @@ TEST_CASE("config: Qwen2 with tied embeddings and a list eos") {
   CHECK(ModelConfig::from_json(tiny(R"("attention_bias":false,)", "Qwen2ForCausalLM", "qwen2")).attention_bias);
 }
 
+TEST_CASE("config: verifier heads (reward models, value head, sequence classification)") {
+  using Head = ModelConfig::Head;
+  // Qwen2.5-Math-PRM's config has no num_labels: 2 classes.
+  ModelConfig c = ModelConfig::from_json(tiny("", "Qwen2ForProcessRewardModel", "qwen2"));
+  CHECK(c.head() == Head::ProcessReward);
+  CHECK(c.has_score_head());
+  CHECK_FALSE(c.is_causal_lm());
+  CHECK(c.num_labels == 2);
+  // The scalar heads have one output whatever the file says (transformers' default id2label).
+  c = ModelConfig::from_json(tiny(R"("id2label":{"0":"LABEL_0","1":"LABEL_1"},)", "Qwen2ForRewardModel", "qwen2"));
+  CHECK(c.head() == Head::Reward);
+  CHECK(c.num_labels == 1);
+  c = ModelConfig::from_json(tiny(R"("num_labels":2,)", "Qwen2ForPrmModel", "qwen2"));
+  CHECK(c.head() == Head::ValueHead);
+  CHECK(c.num_labels == 1);
+  c = ModelConfig::from_json(tiny(R"("id2label":{"0":"LABEL_0"},)", "LlamaForSequenceClassification"));
+  CHECK(c.head() == Head::SequenceClassification);
+  CHECK(c.is_sequence_classification());
+  CHECK(c.num_labels == 1);
+  CHECK(ModelConfig::from_json(tiny("", "Qwen2ForSequenceClassification", "qwen2")).num_labels == 2);
+  // model_type follows the architecture's family when absent; a mismatch is named.
+  CHECK(ModelConfig::from_json(tiny("", "Qwen2ForRewardModel", "")).model_type == "qwen2");
+  CHECK(config_error(tiny("", "Qwen2ForPrmModel", "llama")).find("does not match model_type") != std::string::npos);
+  CHECK(ModelConfig::from_json(tiny()).head() == Head::CausalLM);
+  CHECK_FALSE(ModelConfig::from_json(tiny()).has_score_head());
+}
+
 TEST_CASE("config: token classification heads") {
   const ModelConfig c = ModelConfig::from_json(tiny(
       R"("id2label":{"0":"LABEL_0","1":"LABEL_1"},"label2id":{"LABEL_0":0,"LABEL_1":1},)",
@@ -258,9 +285,9 @@ TEST_CASE("config: bad configs name the file and the field") {
   CHECK(config_error(tiny(R"("num_key_value_heads":0,)")) ==
         R"(config.json: field "num_key_value_heads" must be positive, got 0)");
   CHECK(config_error(tiny("", "GPT2LMHeadModel")) ==
-        R"(config.json: architectures[0] "GPT2LMHeadModel" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification))");
+        R"(config.json: architectures[0] "GPT2LMHeadModel" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification, Qwen2ForProcessRewardModel, Qwen2ForRewardModel, Qwen2ForPrmModel, {Llama,Qwen2,Qwen3,Mistral}ForSequenceClassification))");
   CHECK(config_error(tiny("", "MistralForCausalLM", "mistral")) ==
-        R"(config.json: architectures[0] "MistralForCausalLM" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification))");
+        R"(config.json: architectures[0] "MistralForCausalLM" is not supported (LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification, Qwen2ForProcessRewardModel, Qwen2ForRewardModel, Qwen2ForPrmModel, {Llama,Qwen2,Qwen3,Mistral}ForSequenceClassification))");
   CHECK(config_error(tiny("", "LlamaForCausalLM", "mistral")) ==
         R"(config.json: field "model_type" "mistral" is not supported (llama, qwen2))");
   CHECK(config_error(tiny("", "Qwen2ForCausalLM", "llama")) ==

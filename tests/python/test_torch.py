@@ -40,6 +40,22 @@ def test_lm_generator_and_prm_in_a_search(model_dir):
     assert gen.tokenize("4 + 5") == gen.tokenize("4 + 5") and len(gen.tokenize("4 + 5")) == 5
 
 
+def test_prm_kinds_selectable(model_dir, tmp_path):
+    # chat-logit: each step a user turn, the judgement "+" an assistant turn of this template.
+    tpl = tmp_path / "turns.jinja"
+    tpl.write_text("{% for m in messages %}#{{ m.role }}:{{ m.content }}\n{% endfor %}")
+    prm = qstar.PRM(model_dir, kind="chat-logit", chat_template=str(tpl))
+    assert prm.kind == "chat-logit" and prm.has_step_scores and prm.has_outcome_scores
+    gen = qstar.LMGenerator(model_dir, max_step_tokens=4)
+    r = qstar.search(["4 5 6 10"], algo="beam", generator=gen, verifier=prm, seed=1, num_beams=2, width=2,
+                     max_depth=2)[0]
+    assert r.stats.verifier_calls >= 1 and all(0.0 <= c.score <= 1.0 for c in r.candidates)
+    # a head kind must match the folder's architecture (this one is a LlamaForCausalLM)
+    for kind, arch in [("process-reward", "Qwen2ForProcessRewardModel"), ("seq-class", "ForSequenceClassification")]:
+        with pytest.raises(qstar.InvalidArgument, match=arch):
+            qstar.PRM(model_dir, kind=kind)
+
+
 def test_backend_errors(model_dir, tmp_path):
     with pytest.raises(qstar.IoError, match="no_such_model"):
         qstar.LMGenerator(str(tmp_path / "no_such_model"))

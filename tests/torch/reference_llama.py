@@ -16,7 +16,10 @@ transformers' modeling_llama.py / modeling_qwen2.py (eager attention):
     x = x + down_proj(silu(gate_proj(RMSNorm(x))) * up_proj(RMSNorm(x)))
   x = RMSNorm(x)
   *ForCausalLM: logits = lm_head(x) (lm_head = embed_tokens when tied and absent)
-  *ForTokenClassification: scores = score(x) (+ score.bias when present)
+  a score head: its raw outputs, computed in float64 from x (see "score heads" below):
+    *ForTokenClassification / *ForSequenceClassification: score(x) (+ score.bias if present)
+    Qwen2ForProcessRewardModel / Qwen2ForRewardModel: score.2(relu(score.0(x)))
+    Qwen2ForPrmModel (Skywork PRM): v_head.summary(x)
 
 Usage:
   reference_llama.py MODEL_DIR --tokens 1,2,3 [--out PATH]
@@ -177,12 +180,38 @@ def forward(cfg, W, ids):
         x = residual + linear(torch.nn.functional.silu(gate) * up, g("mlp.down_proj.weight"),
                               g("mlp.down_proj.bias") if mlp_bias else None)
     x = rms_norm(x, W["model.norm.weight"], cfg["eps"])
-    if cfg["arch"].endswith("ForTokenClassification"):
-        out = linear(x, W["score.weight"], W.get("score.bias"))
-    else:
+    out = score_head(cfg["arch"], W, x)
+    if out is None:
         head = W.get("lm_head.weight", W["model.embed_tokens.weight"])
         out = linear(x, head)
     return out[0].float()
+
+
+# ---- score heads (float64) --------------------------------------------------------------
+# Written from transformers' modeling_qwen2_rm.py (Qwen2.5-Math-PRM / -RM: nn.Sequential(
+# Linear(h, h), ReLU(), Linear(h, num_labels))), TRL's / SkyworkAI's ValueHead (dropout, inactive
+# in eval, then summary = Linear(h, 1)) and *ForSequenceClassification (score = Linear(h,
+# num_labels, bias=False), pooled at the last non-pad token by the caller).
+
+def _f64_linear(x, W, name, bias_required):
+    w = W[name + ".weight"].double()
+    b = W.get(name + ".bias")
+    if b is None and bias_required:
+        raise KeyError(name + ".bias")
+    return torch.nn.functional.linear(x, w, None if b is None else b.double())
+
+
+def score_head(arch, W, x):
+    """The raw head outputs [.., n] of final hidden states x, or None for a causal LM."""
+    x = x.double()
+    if arch.endswith("ForTokenClassification") or arch.endswith("ForSequenceClassification"):
+        return _f64_linear(x, W, "score", False)
+    if arch in ("Qwen2ForProcessRewardModel", "Qwen2ForRewardModel"):
+        h = torch.relu(_f64_linear(x, W, "score.0", True))
+        return _f64_linear(h, W, "score.2", True)
+    if arch == "Qwen2ForPrmModel":
+        return _f64_linear(x, W, "v_head.summary", True)
+    return None
 
 
 def run(model_dir, tokens, out_path):

@@ -174,7 +174,8 @@ class LMGenerator(BuiltinGenerator):
     def tokenizer(self) -> Tokenizer: ...
 
 class PRM(BuiltinVerifier):
-    """Keyword params: device, dtype, step_tag, good_token, bad_token, step_separator,
+    """kind: token-logit | chat-logit | token-class | process-reward | value-head |
+    reward-model | seq-class | torchscript | auto. Keyword params: device, dtype, step_tag, good_token, bad_token, step_separator,
     prompt_template, chat_template, chat_system, outcome_aggregation, kv_cache_bytes,
     share_min_tokens, max_batch, tokenizer
     (qstar::lm::PrmParams)."""

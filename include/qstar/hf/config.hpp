@@ -14,7 +14,8 @@
 //    "rope_type" (5.x); "default" and null mean none (rope_scaling_type empty).
 //  * dtype: "dtype" (5.x) or "torch_dtype" (4.x).
 //  * num_labels: the size of "id2label" when present (transformers keeps id2label when the
-//    two disagree), else "num_labels", else 2 for *ForTokenClassification and 0 otherwise.
+//    two disagree), else "num_labels", else 2 for the classification / process-reward heads
+//    and 0 for a causal LM; 1 for Qwen2ForRewardModel and Qwen2ForPrmModel (scalar heads).
 //  * "architectures" absent or empty: inferred from model_type as the causal LM.
 //  * A field given as null is treated as absent.
 //
@@ -41,7 +42,10 @@ struct ModelConfig {
   bool tie_word_embeddings = false;
   bool attention_bias = false;  ///< llama "attention_bias"; qwen2: always true (q/k/v only)
   bool mlp_bias = false;
-  int num_labels = 0;  ///< token classification head size
+  /// The score head's output count: id2label's size, else "num_labels", else 2 for the
+  /// classification heads and Qwen2ForProcessRewardModel; always 1 for Qwen2ForRewardModel and
+  /// Qwen2ForPrmModel; 0 for a causal LM.
+  int num_labels = 0;
   std::optional<int> bos_token_id;
   std::vector<int> eos_token_ids;  ///< "eos_token_id": an int or a list
   std::string torch_dtype;         ///< "float32", "bfloat16", ... when given
@@ -54,8 +58,22 @@ struct ModelConfig {
   std::optional<int> pad_token_id;
   std::string source = "config.json";  ///< the file named in error messages
 
+  /// What sits on the decoder's final hidden states, from the architecture.
+  enum class Head {
+    CausalLM,                ///< *ForCausalLM: lm_head (or the tied embedding)
+    TokenClassification,     ///< *ForTokenClassification: `score` Linear(h, num_labels)
+    SequenceClassification,  ///< *ForSequenceClassification: `score` Linear(h, num_labels, no bias)
+    ProcessReward,           ///< Qwen2ForProcessRewardModel: score.0 Linear(h,h), ReLU, score.2 Linear(h, num_labels)
+    Reward,                  ///< Qwen2ForRewardModel: the same with one output
+    ValueHead,               ///< Qwen2ForPrmModel (Skywork PRM): v_head.summary Linear(h, 1)
+  };
+  Head head() const;
+  /// True for every head but CausalLM (a `score`-like head whose raw outputs score() gives).
+  bool has_score_head() const;
   /// True for the *ForTokenClassification architectures.
   bool is_token_classification() const;
+  /// True for the *ForSequenceClassification architectures.
+  bool is_sequence_classification() const;
   /// True for the *ForCausalLM architectures.
   bool is_causal_lm() const;
 

@@ -1,4 +1,4 @@
-// Process reward models (PRMs) on LibTorch: three verifier backends behind one class,
+// Process reward models (PRMs) and outcome reward models on LibTorch, behind one class,
 // PrmVerifier, which satisfies both qstar::StepVerifier and qstar::OutcomeVerifier.
 //
 // No LibTorch here: the class is a PImpl (src/torch/prm.cpp).
@@ -12,11 +12,43 @@
 //    head TRL's PRMTrainer produces), read at the last token of each step's tag: one label
 //    -> sigmoid(logit); two labels -> softmax, probability of class 1. Other label counts
 //    are rejected at load.
+//  * "chat-logit": a causal LM judging each step in a chat, RLHFlow style
+//    (RLHFlow/Llama3.1-8B-PRM-Deepseek-Data): every step is a user turn (the first is the
+//    problem + " " + the step), the judgement an assistant turn good_token ("+"); the score
+//    is token-logit's, read at the last token before the judgement. The prefix, the step
+//    suffix (e.g. "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n") and the
+//    separator (good_token + the text up to the next step) come from rendering the chat
+//    template (chat_template, "auto" when empty) with sentinel messages and splitting it,
+//    so any template works; see "The scored sequence" for how pieces are tokenized.
+//  * "process-reward": Qwen2ForProcessRewardModel (Qwen2.5-Math-PRM): score.0 Linear(h,h),
+//    ReLU, score.2 Linear(h,2); softmax, probability of class 1, at each step's tag
+//    (default "<extra_0>", one token of its tokenizer). Its layout is the chat's generation
+//    prompt of [system, user: the problem] (chat_template "auto" when empty; chat_system
+//    default "Please reason step by step, and put your final answer within \boxed{}."),
+//    then each step followed by the tag (no separator).
+//  * "value-head": Qwen2ForPrmModel (Skywork-o1-Open-PRM): v_head.summary Linear(h,1) on the
+//    final hidden state, sigmoid, at each step's tag (default "\n"). Its layout (when
+//    prompt_template is left at "{prompt}") is SkyworkAI's: "{bos}{problem}\n", then each
+//    step followed by "\n".
+//  * "reward-model" (outcome): Qwen2ForRewardModel (Qwen2.5-Math-RM): the process-reward head
+//    with one output, sigmoid, read at the last token of the whole conversation [system,
+//    user: the problem, assistant: the steps joined by step_separator (default "\n\n")]
+//    rendered by the chat template (which ends it with "<|im_end|>\n").
+//  * "seq-class" (outcome): {Llama,Qwen2,Qwen3,Mistral}ForSequenceClassification reward
+//    models: `score` Linear(h, num_labels, no bias), read at the last token (the last
+//    non-pad token) of the same conversation (no system message unless chat_system is set);
+//    one label -> sigmoid, two -> softmax, class 1.
+//    The outcome kinds score whole responses only: score_steps throws InvalidArgument.
+//    Their raw reward (before the sigmoid) is what `qstar lm logits` prints.
 //  * "torchscript": a user's TorchScript module (torch::jit::load), see "TorchScript calling
 //    convention" below.
-//  * "auto" (default): a regular file -> torchscript; a directory with config.json ->
-//    token-class when its architecture is *ForTokenClassification, token-logit when it is
-//    *ForCausalLM; a directory without config.json but with model.pt -> torchscript.
+//  * "auto" (default): a regular file -> torchscript; a directory with config.json -> the
+//    kind its architecture names (*ForTokenClassification: token-class,
+//    Qwen2ForProcessRewardModel: process-reward, Qwen2ForPrmModel: value-head,
+//    Qwen2ForRewardModel: reward-model, *ForSequenceClassification: seq-class, *ForCausalLM:
+//    token-logit; chat-logit is never inferred: a causal LM does not say how it was
+//    prompted); a directory without config.json but with model.pt -> torchscript. An
+//    explicit kind must match the architecture (InvalidArgument naming PrmParams.kind).
 //
 // The scored sequence (all kinds). For a request with prompt P and steps s_0 .. s_{n-1}:
 //
@@ -26,6 +58,13 @@
 //     tokens += encode(text of s_i)                         (add_special_tokens=false)
 //     tokens += [id of step_tag]
 //     step_end[i] = tokens.size() - 1                       (the tag's position)
+//
+// chat-logit differs in two places: the tag is several tokens (the step is read at the last)
+// and the text between the problem and the first step (" ") is tokenized together with the
+// first step's text, as it is in the rendered conversation.
+// The prompt_template placeholders: {prompt} (the request's prompt), {problem} (the
+// problem's text), {bos} (tokenizer_config.json's bos_token, else config.json's
+// bos_token_id's token, else "").
 //
 // Every piece is tokenized on its own (the prompt, each separator, each step's text, the
 // tag), so the sequence of a node is exactly a prefix of its children's sequences and
@@ -108,7 +147,8 @@ namespace qstar::lm {
 
 /// How to load and run a PRM. Defaults as documented; validate() is called by load().
 struct PrmParams {
-  /// "token-logit" | "token-class" | "torchscript" | "auto" (see the header comment).
+  /// "token-logit" | "chat-logit" | "token-class" | "process-reward" | "value-head" |
+  /// "reward-model" | "seq-class" | "torchscript" | "auto" (see the header comment).
   std::string kind = "auto";
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
@@ -116,23 +156,31 @@ struct PrmParams {
   /// float32). Ignored by torchscript modules.
   std::string dtype = "float32";
   /// The tag appended after every step (one token of the tokenizer). Empty = the kind's
-  /// default: " ки" for token-logit (Math-Shepherd), "\n" for token-class and torchscript
-  /// (TRL's PRMTrainer default step separator).
+  /// default: " ки" for token-logit (Math-Shepherd), "<extra_0>" for process-reward, "\n"
+  /// for token-class, value-head and torchscript (TRL's PRMTrainer default step separator).
+  /// Not used by chat-logit (its tag comes from the chat template) or the outcome kinds.
   std::string step_tag;
-  /// token-logit only: the tokens whose next-token probabilities define the score (one
-  /// token each, different from each other).
+  /// token-logit / chat-logit: the tokens whose next-token probabilities define the score
+  /// (one token each, different from each other). chat-logit's judgement turn is good_token.
   std::string good_token = "+", bad_token = "-";
   /// Text inserted between a step's tag and the next step's text (tokenized on its own;
-  /// empty = nothing). Math-Shepherd's format uses "\n".
+  /// empty = nothing). Math-Shepherd's format uses "\n". The outcome kinds join the steps'
+  /// texts with it into the response (empty = "\n\n").
   std::string step_separator;
   /// The text the prompt is rendered into; must contain "{prompt}" (the request's prompt,
-  /// i.e. Task::format of the problem). Every occurrence is replaced.
+  /// i.e. Task::format of the problem) or "{problem}" (the problem's text); "{bos}" is the
+  /// BOS token's text. Every occurrence is replaced. value-head: the default "{prompt}"
+  /// means SkyworkAI's "{bos}{problem}\n".
   std::string prompt_template = "{prompt}";
   /// The PRM's own chat layout of the problem: a model folder or tokenizer_config.json (its
   /// chat_template), or a Jinja file; "auto" = the PRM folder's tokenizer_config.json; ""
-  /// (default) = none, the request's prompt is used. See "The scored sequence" above.
+  /// (default) = none, the request's prompt is used, except for the chat kinds
+  /// (chat-logit, process-reward, reward-model, seq-class), for which "" means "auto" and
+  /// "none" means no chat (the outcome kinds then score prompt_template + the response).
   std::string chat_template;
-  /// The system message of the chat layout ("" = none). Needs chat_template.
+  /// The system message of the chat layout ("" = none; process-reward and reward-model:
+  /// Qwen2.5-Math's "Please reason step by step, ..."). Needs chat_template unless the kind
+  /// is a chat kind.
   std::string chat_system;
   /// How score_outcomes aggregates a trajectory's step scores.
   Aggregation outcome_aggregation = Aggregation::Last;
@@ -214,13 +262,25 @@ class PrmVerifier {
   std::string kind() const;
   /// The parameters in force (step_tag resolved to the kind's default when it was empty).
   const PrmParams& params() const;
-  /// The step tag, good and bad token ids (good/bad are -1 unless token-logit).
+  /// The token a step is read at (the last of its tag's tokens; -1 for the outcome kinds),
+  /// good and bad token ids (good/bad are -1 unless token-logit / chat-logit).
   std::int32_t step_tag_id() const;
+  /// The tokens appended after every step (one for every kind but chat-logit; none for the
+  /// outcome kinds), and those between a step's tag and the next step's text.
+  const std::vector<std::int32_t>& step_tag_tokens() const;
+  std::vector<std::int32_t> step_separator_tokens() const;
+  /// True for the outcome kinds (reward-model, seq-class): score_steps throws
+  /// InvalidArgument, score_outcomes reads each whole response at its last token.
+  bool outcome_only() const;
   std::int32_t good_token_id() const;
   std::int32_t bad_token_id() const;
 
-  /// The scored sequence of `prompt` + `trajectory` (the layout in the header comment).
+  /// The scored sequence of `prompt` + `trajectory` (the layout in the header comment; a
+  /// layout that reads the problem's text needs the overload below).
   PrmSequence sequence(std::string_view prompt, const TrajectoryView& trajectory) const;
+  /// The sequence a request is scored on, every step's read position in step_ends (an
+  /// outcome kind: the whole response, step_ends = {its last token}).
+  PrmSequence sequence(const StepScoreRequest& request) const;
 
   PrmStats stats() const;
   void reset_stats();

@@ -86,7 +86,7 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
   c10::InferenceMode guard;
   const std::string config_path = dir + "/config.json";
   const std::string& arch = cfg.architecture;
-  const bool token_cls = cfg.is_token_classification();
+  const bool score_head = cfg.has_score_head();
   if (!cfg.rope_scaling_type.empty() && cfg.rope_scaling_type != "default") {
     throw ParseError(fmt::format(
         "{}: rope_scaling: unsupported rope type '{}' (only the default RoPE is supported)",
@@ -101,7 +101,7 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
         fmt::format("{}: num_key_value_heads: {} does not divide num_attention_heads {}",
                     config_path, cfg.num_key_value_heads, cfg.num_attention_heads));
   }
-  if (token_cls && cfg.num_labels <= 0) {
+  if (score_head && cfg.num_labels <= 0) {
     throw ParseError(fmt::format("{}: num_labels: must be positive for {}, got {}", config_path,
                                  arch, cfg.num_labels));
   }
@@ -143,11 +143,9 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
       }
     }
     m->norm_ = ld.get("model.norm.weight", {D});
-    if (token_cls) {
-      m->score_w_ = ld.get("score.weight", {cfg.num_labels, D});
-      // HF's *ForTokenClassification score is nn.Linear(hidden, num_labels) with a bias;
-      // accept checkpoints with or without it.
-      m->score_b_ = ld.get("score.bias", {cfg.num_labels}, /*required=*/false);
+    if (score_head) {
+      m->head_ = ScoreHead::load(cfg, [&](const std::string& name, const std::vector<std::int64_t>& shape,
+                                           bool required) { return ld.get(name, shape, required); });
     } else {
       // Tied checkpoints usually omit lm_head.weight; an untied one must have it.
       m->lm_head_ = ld.get("lm_head.weight", {V, D}, /*required=*/!cfg.tie_word_embeddings,
@@ -171,8 +169,7 @@ std::size_t LlamaDecoder::weight_bytes() const {
   add(embed_);
   add(norm_);
   if (lm_head_.defined() && !lm_head_.is_same(embed_)) add(lm_head_);
-  add(score_w_);
-  add(score_b_);
+  n += head_.bytes();
   for (const Layer& L : layers_)
     for (const at::Tensor* t :
          {&L.input_norm, &L.post_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
@@ -197,8 +194,7 @@ at::Tensor LlamaDecoder::score(const at::Tensor& hidden) const {
     throw InvalidArgument(fmt::format("score: model {} ({}) has no token-classification head", dir(),
                                       config().architecture));
   }
-  c10::InferenceMode guard;
-  return layers::linear(hidden, score_w_, score_b_).to(at::kFloat);
+  return head_.apply(hidden);
 }
 
 std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput> batch,
@@ -474,7 +470,7 @@ DecoderFamily llama_family() {
   DecoderFamily f;
   f.name = "llama";
   f.model_types = {"llama"};
-  f.architectures = {"LlamaForCausalLM", "LlamaForTokenClassification"};
+  f.architectures = {"LlamaForCausalLM", "LlamaForTokenClassification", "LlamaForSequenceClassification"};
   f.load = [](const hf::ModelConfig& cfg, const std::string& dir, const LoadOptions& options) {
     // attention_bias puts a bias on q, k, v and o; mlp_bias on the three MLP projections.
     LlamaLayout layout;

@@ -4,7 +4,7 @@
 //
 // Math (HF parity): token embedding; per layer x += o_proj(attn(RMSNorm(x))) and
 // x += down(silu(gate(h)) * up(h)) with h = RMSNorm(x); final RMSNorm; lm_head (or the tied
-// embedding) / the token-classification `score` head. RMSNorm in float32 (cast back, then
+// embedding) / a score head (models/heads.hpp). RMSNorm in float32 (cast back, then
 // times the weight), RoPE half-split `rotate_half` with inv_freq/cos/sin in float32 (cast
 // to the compute dtype), GQA query head h reads kv head h / n_rep, attention scores
 // softmaxed in float32 with an explicit additive mask (models/layers.hpp). Only the default
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "torch/decoder.hpp"
+#include "torch/models/heads.hpp"
 
 namespace qstar::lm {
 
@@ -36,7 +37,7 @@ class LlamaDecoder final : public Decoder {
                                             std::string family);
 
   bool has_lm_head() const override { return lm_head_.defined(); }
-  bool has_score_head() const override { return score_w_.defined(); }
+  bool has_score_head() const override { return head_.defined(); }
   std::size_t weight_bytes() const override;
   std::vector<SequenceOutput> forward(std::span<const SequenceInput> batch,
                                       const ForwardOptions& options = {}) const override;
@@ -55,8 +56,8 @@ class LlamaDecoder final : public Decoder {
   at::Tensor embed_;  // [vocab, hidden]
   std::vector<Layer> layers_;
   at::Tensor norm_;
-  at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined for token cls
-  at::Tensor score_w_, score_b_;
+  at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined with a score head
+  ScoreHead head_;      // the score head (models/heads.hpp); undefined for a causal LM
   at::Tensor inv_freq_;  // float32 [head_dim/2] on the device
 };
 

@@ -9,7 +9,8 @@ DecoderFamily qwen2_family() {
   DecoderFamily f;
   f.name = "qwen2";
   f.model_types = {"qwen2"};
-  f.architectures = {"Qwen2ForCausalLM", "Qwen2ForTokenClassification"};
+  f.architectures = {"Qwen2ForCausalLM",           "Qwen2ForTokenClassification", "Qwen2ForSequenceClassification",
+                     "Qwen2ForProcessRewardModel", "Qwen2ForRewardModel",         "Qwen2ForPrmModel"};
   f.load = [](const hf::ModelConfig& cfg, const std::string& dir, const LoadOptions& options) {
     LlamaLayout layout;
     layout.qkv_bias = true;
