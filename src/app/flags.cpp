@@ -52,7 +52,7 @@ constexpr FlagSpec kFlags[] = {
     // lm
     {"model", false, "lm-logits lm-tokenize lm-generate serve"}, {"text", false, "lm-logits lm-tokenize"},
     {"tokens", false, "lm-logits"}, {"file", false, "lm-tokenize"}, {"add-special-tokens", true, "lm-tokenize"},
-    {"prompt", false, "lm-generate"}, {"steps", false, "lm-generate"},
+    {"prompt", false, "lm-generate"}, {"steps", false, "lm-generate"}, {"candidates", false, "lm-generate"},
     // serve
     {"prm", false, "serve"}, {"host", false, "serve"}, {"port", false, "serve"}, {"name", false, "serve"},
     {"max-n", false, "serve"}, {"max-tokens", false, "serve"}, {"max-prompt-bytes", false, "serve"},

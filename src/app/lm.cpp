@@ -1,6 +1,7 @@
 // `qstar lm logits|tokenize|generate`: the language-model backend's tools (LibTorch).
 #ifdef QSTAR_HAS_TORCH
 
+#include <chrono>
 #include <fstream>
 
 #include "app/app.hpp"
@@ -129,6 +130,8 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
     if (!prompt) throw UsageError("lm generate: --prompt \"...\" is required");
     int steps = 1;
     if (auto v = a.get("steps")) steps = parse_int<int>("steps", *v, 1, 1000);
+    int candidates = 1;  // continuations sampled per step (one batched expand); the first is kept
+    if (auto v = a.get("candidates")) candidates = parse_int<int>("candidates", *v, 1, 4096);
     auto params = lm_generator_params(a, task_of(a));
     if (auto v = a.get("max-step-tokens")) params.max_step_tokens = parse_int<int>("max-step-tokens", *v, 1, 1 << 20);
     auto gen = lm::LMGenerator::load(*model, params);
@@ -137,16 +140,21 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
     Tree tree;
     NodeId cur = Tree::root();
     json::Value out_steps = json::Value::array();
+    double expand_seconds = 0.0;
+    std::int64_t generated = 0;
     for (int i = 0; i < steps && !tree[cur].terminal; ++i) {
       ExpandRequest r;
       r.problem = &problem;
       r.prompt = *prompt;
       r.prefix = tree.trajectory(cur);
-      r.num_candidates = 1;
+      r.num_candidates = candidates;
       r.seed = derive_seed(seed, static_cast<std::uint64_t>(i));
       r.greedy = a.has("greedy");
+      const auto t0 = std::chrono::steady_clock::now();
       auto got = gen.expand(std::span<const ExpandRequest>(&r, 1));
+      expand_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (got.empty() || got[0].empty()) break;
+      for (const Step& c : got[0]) generated += c.num_tokens;
       const Step& st = got[0][0];
       cur = tree.add_child(cur, st);
       if (a.has("json")) {
@@ -171,6 +179,8 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
       json::Value o = json::Value::object();
       o.set("prompt", *prompt);
       o.set("steps", std::move(out_steps));
+      o.set("generated_tokens", generated);    // every candidate's tokens
+      o.set("expand_seconds", expand_seconds);  // the generator's time, loading excluded
       out << json::dump(o) << "\n";
     }
     return 0;

@@ -24,7 +24,7 @@ commands:
                     qstar lm tokenize --model DIR (--text "..." | --file texts.jsonl
                                       [--add-special-tokens])   (--file: one {"text": ...}
                                       per line in, one {"tokens": [...]} per line out)
-                    qstar lm generate --model DIR --prompt "..." [--steps N] [sampling flags]
+                    qstar lm generate --model DIR --prompt "..." [--steps N] [--candidates K] [sampling flags]
   serve             serve a model folder over HTTP (OpenAI-compatible subset; qstar serve --help)
   task check|extract   the task's answer grader and extractor over JSONL (qstar task --help):
                     qstar task check --task math --pairs FILE.jsonl [--mode lenient|strict]

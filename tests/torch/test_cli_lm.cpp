@@ -56,10 +56,27 @@ TEST_CASE("cli lm: logits --json equals LanguageModel::logits; tokenize; generat
   const auto g = qstar::json::parse(r.out);
   REQUIRE(g.at("steps").size() >= 1);
   for (const auto& s : g.get_array("steps")) CHECK(s.get_array("tokens").size() <= 5);
-  // Deterministic for a seed.
-  CHECK(run({"lm", "generate", "--model", dir.str(), "--prompt", "3+4", "--steps", "2", "--max-step-tokens", "5",
-             "--json", "--seed", "4"})
-            .out == r.out);
+  // Deterministic for a seed (the timing field aside).
+  const auto again = qstar::json::parse(run({"lm", "generate", "--model", dir.str(), "--prompt", "3+4", "--steps", "2",
+                                             "--max-step-tokens", "5", "--json", "--seed", "4"})
+                                            .out);
+  CHECK(qstar::json::dump(again.at("steps")) == qstar::json::dump(g.at("steps")));
+  CHECK(again.get_int("generated_tokens") == g.get_int("generated_tokens"));
+  std::int64_t kept = 0;
+  for (const auto& s : g.get_array("steps")) kept += static_cast<std::int64_t>(s.get_array("tokens").size());
+  CHECK(g.get_int("generated_tokens") == kept);  // one candidate: every generated token is kept
+  CHECK(g.at("expand_seconds").as_double() > 0.0);
+
+  // --candidates K: K continuations per step in one batched call, the first one followed.
+  r = run({"lm", "generate", "--model", dir.str(), "--prompt", "3+4", "--steps", "1", "--max-step-tokens", "5",
+           "--candidates", "3", "--json", "--seed", "4"});
+  REQUIRE(r.code == 0);
+  const auto c = qstar::json::parse(r.out);
+  REQUIRE(c.at("steps").size() == 1);
+  const auto first = static_cast<std::int64_t>(c.get_array("steps")[0].get_array("tokens").size());
+  CHECK(c.get_int("generated_tokens") >= first + 2);  // two more candidates, one token at least each
+  CHECK(c.get_int("generated_tokens") <= 3 * 5);
+  CHECK(run({"lm", "generate", "--model", dir.str(), "--prompt", "x", "--candidates", "0"}).code == 2);
 }
 
 TEST_CASE("cli lm: solve with --generator lm:DIR --verifier prm:DIR runs end to end") {
