@@ -117,7 +117,7 @@ TEST_CASE("heads: raw outputs of every head architecture equal the float64 Pytho
     const auto rows = lm.token_scores(toks[i]);
     REQUIRE(static_cast<std::int64_t>(rows.at(0).size()) == kArchs[i].outputs);
     const double err = rel_err(to_tensor(rows), ref);
-    MESSAGE(kArchs[i].label << ": C++ head vs float64 Python reference, max relative error " << err);
+    MESSAGE(std::string(kArchs[i].label) << ": C++ head vs float64 Python reference, max relative error " << err);
     CHECK(err <= kTol);
     // The PRM path: hidden states from two cached forwards, the head at every position.
     auto m = lm.impl();
@@ -128,7 +128,7 @@ TEST_CASE("heads: raw outputs of every head architecture equal the float64 Pytho
     b.tokens.assign(toks[i].begin() + 9, toks[i].end());
     auto o2 = m->forward({&b, 1}, {qstar::lm::LogitsMode::None, true});
     const double err2 = rel_err(m->score(at::cat({o1[0].hidden, o2[0].hidden}, 0)), ref);
-    MESSAGE(kArchs[i].label << ": cached hidden + score() vs reference " << err2);
+    MESSAGE(std::string(kArchs[i].label) << ": cached hidden + score() vs reference " << err2);
     CHECK(err2 <= kTol);
     // The outputs are not constant (the check is not vacuous).
     CHECK(ref.max().item<double>() - ref.min().item<double>() > 1e-2);
