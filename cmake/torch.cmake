@@ -46,6 +46,9 @@ set(_qstar_torch_sources
   src/torch/decoder.cpp
   src/torch/models/llama.cpp
   src/torch/models/qwen2.cpp
+  src/torch/models/qwen3.cpp
+  src/torch/models/mistral.cpp
+  src/torch/models/rope.cpp
   src/torch/lm_generator.cpp
   src/torch/model.cpp
   src/torch/prefill.cpp
