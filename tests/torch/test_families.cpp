@@ -18,7 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "../cli_run.hpp"
+#include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
+#include "qstar/hf/tokenizer.hpp"
 #include "support/tiny_model.hpp"
 #include "torch/decoder.hpp"
 
@@ -178,6 +181,7 @@ std::vector<Case> cases() {
   {
     Case c{"qwen3 (attention_bias, sliding window 8 on layers >= 1)", "Qwen3ForCausalLM", "qwen3", layout(3),
            true, "", ""};
+    c.layout.head_dim = 16;
     c.layout.qk_norm = true;
     c.layout.qkv_bias = c.layout.o_bias = true;
     c.fields = qwen3 + R"("attention_bias": true, "max_window_layers": 1, "sliding_window": 8, "use_sliding_window": true)";
@@ -442,4 +446,35 @@ TEST_CASE("families: registry and load errors") {
   e = load_error(q, R"("attention_bias": false)");
   CHECK(e.find("model.layers.0.self_attn.q_norm.weight") != std::string::npos);
   CHECK(e.find("missing") != std::string::npos);
+}
+
+TEST_CASE("families: qstar lm logits / generate --model load Qwen3, Mistral and scaled-RoPE folders") {
+  c10::InferenceMode guard;
+  unsigned seed = 800;
+  for (const Case& c : cases()) {
+    if (c.label.rfind("qwen3 (attention_bias", 0) != 0 && c.label.rfind("mistral (Mistral-7B", 0) != 0 &&
+        c.label.rfind("llama3", 0) != 0)
+      continue;
+    CAPTURE(c.label);
+    tiny::TempDir dir;
+    write_model(dir.str(), c, c.fields, seed++);
+    tiny::write_tokenizer(dir.file("tokenizer.json"));
+    const std::string text = "3+4=7 and 5*6=30 then (7+30)/37=1 so 9";  // 38 tokens: past the window
+    auto r = cli_test::run({"lm", "logits", "--model", dir.str(), "--text", text, "--json"});
+    REQUIRE(r.code == 0);
+    const auto rows = qstar::json::parse(r.out).get_array("logits");
+    const auto ids = qstar::hf::Tokenizer::from_file(dir.file("tokenizer.json")).encode(text);
+    const at::Tensor ref = load_decoder(dir.str())->forward_tokens(std::vector<std::int64_t>(ids.begin(), ids.end()));
+    REQUIRE(static_cast<std::int64_t>(rows.size()) == ref.size(0));
+    double worst = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i)
+      for (std::size_t j = 0; j < rows[i].size(); ++j)
+        worst = std::max(worst, std::abs(rows[i].at(j).as_double() -
+                                         ref[static_cast<std::int64_t>(i)][static_cast<std::int64_t>(j)].item<double>()));
+    CHECK(worst == 0.0);
+    r = cli_test::run({"lm", "generate", "--model", dir.str(), "--prompt", text, "--steps", "2",
+                       "--max-step-tokens", "12", "--json", "--seed", "1"});
+    CHECK(r.code == 0);
+    CHECK(qstar::json::parse(r.out).at("steps").size() >= 1);
+  }
 }
