@@ -214,18 +214,10 @@ void read_windows(const json::Value& root, const Fields& f, ModelConfig& c) {
     c.sliding_window = window;
   else if ((c.model_type == "qwen2" || c.model_type == "qwen3") && c.use_sliding_window)
     c.sliding_window = window;
-  const bool has_layer_types = c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "qwen3";
-  if (has_layer_types && lt != nullptr) {
+  // Llama has no windows; the others take layer_types as given (else the rules of
+  // sliding_window_of). Never materialised per layer: num_hidden_layers may be huge here.
+  if (c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "qwen3")
     c.layer_types = std::move(given);
-    return;
-  }
-  c.layer_types.clear();
-  for (int i = 0; i < std::max(c.num_hidden_layers, 0); ++i) {
-    const bool slides = c.sliding_window.has_value() &&
-                        (c.model_type == "mistral" ||
-                         (c.model_type != "llama" && i >= c.max_window_layers));
-    c.layer_types.push_back(slides ? "sliding_attention" : "full_attention");
-  }
 }
 
 }  // namespace
@@ -455,10 +447,13 @@ void ModelConfig::validate_windows() const {
 }
 
 int ModelConfig::sliding_window_of(int layer) const {
-  if (layer < 0 || static_cast<std::size_t>(layer) >= layer_types.size() || !sliding_window ||
-      layer_types[static_cast<std::size_t>(layer)] != "sliding_attention")
-    return 0;
-  return *sliding_window;
+  if (!sliding_window || layer < 0 || layer >= num_hidden_layers) return 0;
+  if (!layer_types.empty())
+    return layer_types[static_cast<std::size_t>(layer)] == "sliding_attention" ? *sliding_window : 0;
+  if (model_type == "mistral") return *sliding_window;
+  if (model_type == "qwen2" || model_type == "qwen3")
+    return layer >= max_window_layers ? *sliding_window : 0;
+  return 0;
 }
 
 }  // namespace qstar::hf

@@ -5,6 +5,7 @@
 // Oracles (beyond "no crash, no sanitizer report, only qstar::ParseError escapes"): a config
 // that loads passes validate() again and satisfies what validate() promises (positive
 // sizes, kv heads divide heads, a known architecture that matches model_type, ...).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -32,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   FUZZ_CHECK(c.is_causal_lm() != c.is_token_classification(), "architecture '%s'", c.architecture.c_str());
   FUZZ_CHECK(c.model_type == "llama" || c.model_type == "qwen2" || c.model_type == "qwen3" || c.model_type == "mistral",
              "model_type '%s'", c.model_type.c_str());
-  for (int i = 0; i < c.num_hidden_layers; ++i)
-    FUZZ_CHECK(c.sliding_window_of(i) >= 0, "sliding_window_of(%d)", i);
+  for (int i = 0; i < std::min(c.num_hidden_layers, 64); ++i)
+    FUZZ_CHECK(c.sliding_window_of(i) >= 0 && (c.sliding_window_of(i) == 0 || c.sliding_window.has_value()),
+               "sliding_window_of(%d)", i);
   FUZZ_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0, "rms_norm_eps %g", c.rms_norm_eps);
   FUZZ_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta %g", c.rope_theta);
   FUZZ_CHECK(c.max_position_embeddings > 0, "max_position_embeddings");

@@ -397,8 +397,14 @@ TEST_CASE("config: Qwen3, Mistral and sliding windows as transformers resolves t
   CHECK(q3.head_dim == 128);
   CHECK_FALSE(q3.attention_bias);
   CHECK_FALSE(q3.sliding_window.has_value());
-  REQUIRE(q3.layer_types.size() == 28);
+  CHECK(q3.layer_types.empty());
   CHECK(q3.sliding_window_of(27) == 0);
+  // A huge layer count with a window costs nothing until asked (no per-layer list is built).
+  const ModelConfig huge = ModelConfig::from_json(
+      with(R"({"num_hidden_layers":2000000000,"sliding_window":8,"model_type":"mistral",)"
+           R"("architectures":["MistralForCausalLM"]})"));
+  CHECK(huge.sliding_window_of(1999999999) == 8);
+  CHECK(huge.sliding_window_of(2000000000) == 0);
   // Qwen3 without head_dim: transformers' default 128, not hidden / heads; attention_bias as given.
   const ModelConfig q3b = ModelConfig::from_json(tiny(R"("attention_bias":true,)", "Qwen3ForCausalLM", "qwen3"));
   CHECK(q3b.head_dim == 128);

@@ -77,10 +77,12 @@ struct ModelConfig {
   // ---- attention windows ----
   std::optional<int> sliding_window;     ///< the effective window (null: no layer slides)
   int max_window_layers = 28;            ///< qwen2 / qwen3 "max_window_layers"
-  /// Per layer "full_attention" or "sliding_attention" (empty: all full).
+  /// Per layer "full_attention" or "sliding_attention", as config.json gives it (mistral,
+  /// qwen2, qwen3); empty: the family's rule (mistral: all layers; qwen2 / qwen3: layers
+  /// >= max_window_layers) when there is a window.
   std::vector<std::string> layer_types;
   /// Layer `layer`'s window: a key j is seen by query i when 0 <= i - j < window (in cache
-  /// order); 0 = full causal attention.
+  /// order); 0 = full causal attention (no window, or a full layer).
   int sliding_window_of(int layer) const;
 
   /// True for the *ForTokenClassification architectures.
