@@ -47,6 +47,9 @@ set(_qstar_torch_sources
   src/torch/models/heads.cpp
   src/torch/models/llama.cpp
   src/torch/models/qwen2.cpp
+  src/torch/models/qwen3.cpp
+  src/torch/models/mistral.cpp
+  src/torch/models/rope.cpp
   src/torch/lm_generator.cpp
   src/torch/model.cpp
   src/torch/prefill.cpp

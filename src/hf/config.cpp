@@ -1,4 +1,4 @@
-// config.json parsing for Llama / Qwen2 model folders (no LibTorch needed).
+// config.json parsing for Llama / Qwen2 / Qwen3 / Mistral model folders (no LibTorch needed).
 #include "qstar/hf/config.hpp"
 
 #include <cerrno>
@@ -19,22 +19,27 @@ namespace qstar::hf {
 namespace {
 
 constexpr const char* kArchitectures[] = {
-    "LlamaForCausalLM", "Qwen2ForCausalLM", "LlamaForTokenClassification", "Qwen2ForTokenClassification",
+    "LlamaForCausalLM",           "Qwen2ForCausalLM",           "LlamaForTokenClassification",
+    "Qwen2ForTokenClassification", "Qwen3ForCausalLM",           "MistralForCausalLM",
+    "Qwen3ForTokenClassification", "MistralForTokenClassification",
     // verifier heads (src/torch/models/heads.cpp)
     "Qwen2ForProcessRewardModel", "Qwen2ForRewardModel", "Qwen2ForPrmModel", "LlamaForSequenceClassification",
     "Qwen2ForSequenceClassification", "Qwen3ForSequenceClassification", "MistralForSequenceClassification"};
-constexpr const char* kArchitectureList =
-    "LlamaForCausalLM, Qwen2ForCausalLM, LlamaForTokenClassification, Qwen2ForTokenClassification, "
-    "Qwen2ForProcessRewardModel, Qwen2ForRewardModel, Qwen2ForPrmModel, "
-    "{Llama,Qwen2,Qwen3,Mistral}ForSequenceClassification";
 
-// The model_type an architecture's name implies (its prefix), or "" when none is known.
-std::string_view family_of_architecture(std::string_view arch) {
-  if (arch.substr(0, 5) == "Llama") return "llama";
-  if (arch.substr(0, 5) == "Qwen2") return "qwen2";
-  if (arch.substr(0, 5) == "Qwen3") return "qwen3";
-  if (arch.substr(0, 7) == "Mistral") return "mistral";
-  return "";
+/// The architecture prefix of each model_type ("Qwen3ForCausalLM" is a qwen3).
+struct FamilyPrefix {
+  const char* prefix;
+  const char* model_type;
+};
+constexpr FamilyPrefix kFamilyPrefixes[] = {
+    {"Llama", "llama"}, {"Qwen2", "qwen2"}, {"Qwen3", "qwen3"}, {"Mistral", "mistral"}};
+constexpr const char* kModelTypeList = "llama, qwen2, qwen3, mistral";
+constexpr const char* kRopeTypeList = "default, linear, dynamic, yarn, llama3";
+
+std::string architecture_list() {
+  std::string out;
+  for (const char* a : kArchitectures) out += (out.empty() ? "" : ", ") + std::string(a);
+  return out;
 }
 
 std::string qjson(std::string_view s) {
@@ -45,6 +50,13 @@ std::string qjson(std::string_view s) {
 
 bool ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
+}
+
+/// The model_type an architecture name implies ("" when none).
+std::string model_type_of(std::string_view architecture) {
+  for (const auto& f : kFamilyPrefixes)
+    if (starts_with(architecture, std::string(f.prefix) + "For")) return f.model_type;
+  return {};
 }
 
 /// Reads fields of one JSON object, with errors naming the source and the field.
@@ -133,6 +145,85 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+// RoPE: 4.x "rope_theta" + "rope_scaling"; 5.x "rope_parameters" (its keys win). A top-level
+// partial_rotary_factor is the default of the dicts' one; a top-level
+// original_max_position_embeddings wins over theirs (transformers 5.x standardize_rope_params).
+void read_rope(const Fields& f, ModelConfig& c) {
+  c.rope_theta = f.opt_double("rope_theta").value_or(c.rope_theta);
+  c.partial_rotary_factor = f.opt_double("partial_rotary_factor").value_or(1.0);
+  auto read_dict = [&](const json::Value& obj, const std::string& name, bool type_alias) {
+    const Fields r(obj, c.source, name + ".");
+    auto type = r.opt_string("rope_type");
+    if (!type && type_alias) type = r.opt_string("type");
+    if (type) c.rope_scaling_type = *type;
+    if (name == "rope_parameters") c.rope_theta = r.opt_double("rope_theta").value_or(c.rope_theta);
+    auto take = [&](const char* key, std::optional<double>& out) {
+      if (auto v = r.opt_double(key)) out = v;
+    };
+    take("factor", c.rope_factor);
+    take("low_freq_factor", c.rope_low_freq_factor);
+    take("high_freq_factor", c.rope_high_freq_factor);
+    take("attention_factor", c.rope_attention_factor);
+    take("beta_fast", c.rope_beta_fast);
+    take("beta_slow", c.rope_beta_slow);
+    take("mscale", c.rope_mscale);
+    take("mscale_all_dim", c.rope_mscale_all_dim);
+    if (auto v = r.opt_int("original_max_position_embeddings"))
+      c.rope_original_max_position_embeddings = *v;
+    if (auto v = r.opt_bool("truncate")) c.rope_truncate = *v;
+    if (auto v = r.opt_double("partial_rotary_factor")) c.partial_rotary_factor = *v;
+  };
+  if (const json::Value* rs = f.opt_object("rope_scaling")) read_dict(*rs, "rope_scaling", true);
+  if (const json::Value* rp = f.opt_object("rope_parameters")) {
+    for (const char* per_layer : {"full_attention", "sliding_attention"})
+      if (const json::Value* v = rp->find(per_layer); v != nullptr && v->is_object())
+        throw ParseError(fmt::format(
+            "{}: field \"rope_parameters.{}\": RoPE parameters per layer type are not supported",
+            c.source, per_layer));
+    read_dict(*rp, "rope_parameters", true);
+  }
+  if (c.rope_scaling_type == "default") c.rope_scaling_type.clear();
+  if (auto v = f.opt_int("original_max_position_embeddings"))
+    c.rope_original_max_position_embeddings = *v;
+  if (c.rope_original_max_position_embeddings == 0)
+    c.rope_original_max_position_embeddings = c.max_position_embeddings;
+}
+
+// Attention windows, as transformers' MistralConfig / Qwen2Config / Qwen3Config resolve them.
+void read_windows(const json::Value& root, const Fields& f, ModelConfig& c) {
+  c.use_sliding_window = f.opt_bool("use_sliding_window").value_or(false);
+  c.max_window_layers = f.opt_int("max_window_layers").value_or(c.max_window_layers);
+  // "sliding_window" absent means transformers' default 4096; null means none.
+  const bool window_absent = root.find("sliding_window") == nullptr;
+  const std::optional<int> window = window_absent ? std::optional<int>(4096) : f.opt_int("sliding_window");
+  std::vector<std::string> given;
+  const json::Value* lt = f.get("layer_types");
+  if (lt != nullptr) {
+    if (!lt->is_array())
+      f.fail("layer_types", fmt::format("must be an array, got {}", json::type_name(lt->type())));
+    for (std::size_t i = 0; i < lt->size(); ++i) {
+      const json::Value& e = lt->as_array()[i];
+      if (!e.is_string())
+        f.fail(fmt::format("layer_types[{}]", i),
+               fmt::format("must be a string, got {}", json::type_name(e.type())));
+      given.push_back(e.as_string());
+    }
+  }
+  c.sliding_window.reset();
+  if (c.model_type == "mistral")
+    c.sliding_window = window;
+  else if ((c.model_type == "qwen2" || c.model_type == "qwen3") && c.use_sliding_window)
+    c.sliding_window = window;
+  // Llama has no windows; the others take layer_types as given (else the rules of
+  // sliding_window_of). Never materialised per layer: num_hidden_layers may be huge here.
+  if (c.model_type == "mistral" || c.model_type == "qwen2" || c.model_type == "qwen3")
+    c.layer_types = std::move(given);
+}
+
+}  // namespace
+
 bool ModelConfig::is_token_classification() const {
   return ends_with(architecture, "ForTokenClassification");
 }
@@ -173,12 +264,10 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view sourc
     }
   }
   c.model_type = f.opt_string("model_type").value_or("");
-  if (c.model_type.empty()) c.model_type = std::string(family_of_architecture(c.architecture));
+  if (c.model_type.empty()) c.model_type = model_type_of(c.architecture);
   if (c.architecture.empty()) {
-    if (c.model_type == "llama")
-      c.architecture = "LlamaForCausalLM";
-    else if (c.model_type == "qwen2")
-      c.architecture = "Qwen2ForCausalLM";
+    for (const auto& fam : kFamilyPrefixes)
+      if (c.model_type == fam.model_type) c.architecture = std::string(fam.prefix) + "ForCausalLM";
   }
 
   // sizes
@@ -191,6 +280,8 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view sourc
   if (auto hd = f.opt_int("head_dim")) {
     c.head_dim = *hd;
     c.head_dim_given = true;
+  } else if (c.model_type == "qwen3") {
+    c.head_dim = 128;  // transformers' Qwen3Config default, not hidden / heads
   } else if (c.num_attention_heads > 0) {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
@@ -198,29 +289,21 @@ ModelConfig ModelConfig::from_json(std::string_view text, std::string_view sourc
   c.rms_norm_eps = f.opt_double("rms_norm_eps").value_or(c.rms_norm_eps);
   c.hidden_act = f.opt_string("hidden_act").value_or(c.hidden_act);
 
-  // RoPE: 4.x "rope_theta" + "rope_scaling"; 5.x "rope_parameters"
-  c.rope_theta = f.opt_double("rope_theta").value_or(c.rope_theta);
-  if (const json::Value* rs = f.opt_object("rope_scaling")) {
-    const Fields r(*rs, source, "rope_scaling.");
-    auto type = r.opt_string("rope_type");
-    if (!type) type = r.opt_string("type");
-    c.rope_scaling_type = type.value_or("");
-  }
-  if (const json::Value* rp = f.opt_object("rope_parameters")) {
-    const Fields r(*rp, source, "rope_parameters.");
-    c.rope_theta = r.opt_double("rope_theta").value_or(c.rope_theta);
-    if (auto type = r.opt_string("rope_type")) c.rope_scaling_type = *type;
-  }
-  if (c.rope_scaling_type == "default") c.rope_scaling_type.clear();
+  read_rope(f, c);
+  read_windows(root, f, c);
 
   // flags
   c.tie_word_embeddings = f.opt_bool("tie_word_embeddings").value_or(false);
   c.attention_bias = f.opt_bool("attention_bias").value_or(false);
   c.mlp_bias = f.opt_bool("mlp_bias").value_or(false);
-  c.use_sliding_window = f.opt_bool("use_sliding_window").value_or(false);
   if (c.model_type == "qwen2") {
     c.attention_bias = true;  // q/k/v bias (no o_proj bias)
     c.mlp_bias = false;
+  } else if (c.model_type == "mistral") {
+    c.attention_bias = false;  // transformers' Mistral has no biases, whatever the file says
+    c.mlp_bias = false;
+  } else if (c.model_type == "qwen3") {
+    c.mlp_bias = false;  // attention_bias (q/k/v/o) as given
   }
 
   // labels. The reward heads fix their own output count whatever config.json says (as
@@ -266,16 +349,18 @@ void ModelConfig::validate() const {
 
   if (architecture.empty()) {
     if (model_type.empty()) field("architectures", "is missing (and no model_type implies one)");
-    fail(fmt::format("field \"architectures\" is missing and model_type {} is not supported (llama, qwen2)",
-                     qjson(model_type)));
+    fail(fmt::format("field \"architectures\" is missing and model_type {} is not supported ({})",
+                     qjson(model_type), kModelTypeList));
   }
   bool known = false;
   for (const char* a : kArchitectures) known = known || architecture == a;
   if (!known)
-    fail(fmt::format("architectures[0] {} is not supported ({})", qjson(architecture), kArchitectureList));
-  if (model_type != "llama" && model_type != "qwen2")
-    field("model_type", fmt::format("{} is not supported (llama, qwen2)", qjson(model_type)));
-  if (family_of_architecture(architecture) != model_type)
+    fail(fmt::format("architectures[0] {} is not supported ({})", qjson(architecture), architecture_list()));
+  bool known_type = false;
+  for (const auto& fam : kFamilyPrefixes) known_type = known_type || model_type == fam.model_type;
+  if (!known_type)
+    field("model_type", fmt::format("{} is not supported ({})", qjson(model_type), kModelTypeList));
+  if (model_type_of(architecture) != model_type)
     fail(fmt::format("architectures[0] {} does not match model_type {}", qjson(architecture),
                      qjson(model_type)));
 
@@ -288,7 +373,7 @@ void ModelConfig::validate() const {
   positive("num_hidden_layers", num_hidden_layers);
   positive("num_attention_heads", num_attention_heads);
   positive("num_key_value_heads", num_key_value_heads);
-  if (!head_dim_given && hidden_size % num_attention_heads != 0)
+  if (!head_dim_given && model_type != "qwen3" && hidden_size % num_attention_heads != 0)
     field("num_attention_heads", fmt::format("({}) must divide hidden_size ({}) when head_dim is not given",
                                              num_attention_heads, hidden_size));
   positive("head_dim", head_dim);
@@ -305,6 +390,88 @@ void ModelConfig::validate() const {
   if (has_score_head() && num_labels < 1)
     field("num_labels", fmt::format("must be at least 1 for {}, got {}", architecture, num_labels));
   if (num_labels < 0) field("num_labels", fmt::format("must not be negative, got {}", num_labels));
+  validate_rope();
+  validate_windows();
+}
+
+void ModelConfig::validate_rope() const {
+  auto field = [&](std::string_view name, std::string_view what) {
+    throw ParseError(fmt::format("{}: field {} {}", source, qjson(name), what));
+  };
+  auto positive = [&](std::string_view name, const std::optional<double>& v, bool required) {
+    if (!v) {
+      if (required)
+        field(name, fmt::format("is missing (required by rope type {})", qjson(rope_scaling_type)));
+      return;
+    }
+    if (!(std::isfinite(*v) && *v > 0))
+      field(name, fmt::format("must be positive and finite, got {}", *v));
+  };
+  if (partial_rotary_factor != 1.0)
+    field("partial_rotary_factor",
+          fmt::format("must be 1 (partial rotary embeddings are not supported for {}), got {}",
+                      model_type, partial_rotary_factor));
+  const std::string& t = rope_scaling_type;
+  if (t.empty()) return;
+  if (t != "linear" && t != "dynamic" && t != "yarn" && t != "llama3")
+    throw ParseError(fmt::format("{}: rope_scaling / rope_parameters: rope type {} is not supported ({})",
+                                 source, qjson(t), kRopeTypeList));
+  positive("rope_scaling.factor", rope_factor, t != "yarn");
+  if (t == "dynamic" && head_dim <= 2)
+    field("head_dim", fmt::format("must be above 2 for dynamic RoPE, got {}", head_dim));
+  if (t == "llama3" || t == "yarn") {
+    if (rope_original_max_position_embeddings <= 0)
+      field("rope_scaling.original_max_position_embeddings",
+            fmt::format("must be positive, got {}", rope_original_max_position_embeddings));
+  }
+  if (t == "llama3") {
+    positive("rope_scaling.low_freq_factor", rope_low_freq_factor, true);
+    positive("rope_scaling.high_freq_factor", rope_high_freq_factor, true);
+    if (!(*rope_low_freq_factor < *rope_high_freq_factor))
+      field("rope_scaling.high_freq_factor",
+            fmt::format("({}) must be above low_freq_factor ({})", *rope_high_freq_factor,
+                        *rope_low_freq_factor));
+  }
+  if (t == "yarn") {
+    positive("rope_scaling.attention_factor", rope_attention_factor, false);
+    positive("rope_scaling.beta_fast", rope_beta_fast, false);
+    positive("rope_scaling.beta_slow", rope_beta_slow, false);
+    for (const auto& [name, v] : {std::pair{"rope_scaling.mscale", rope_mscale},
+                                  std::pair{"rope_scaling.mscale_all_dim", rope_mscale_all_dim}})
+      if (v && !std::isfinite(*v)) field(name, fmt::format("must be finite, got {}", *v));
+  }
+}
+
+void ModelConfig::validate_windows() const {
+  auto field = [&](std::string_view name, std::string_view what) {
+    throw ParseError(fmt::format("{}: field {} {}", source, qjson(name), what));
+  };
+  if (sliding_window && *sliding_window <= 0)
+    field("sliding_window", fmt::format("must be positive, got {}", *sliding_window));
+  if (layer_types.empty()) return;
+  if (static_cast<int>(layer_types.size()) != num_hidden_layers)
+    field("layer_types", fmt::format("has {} entries, expected num_hidden_layers ({})",
+                                     layer_types.size(), num_hidden_layers));
+  for (std::size_t i = 0; i < layer_types.size(); ++i) {
+    const std::string& t = layer_types[i];
+    if (t != "full_attention" && t != "sliding_attention")
+      field(fmt::format("layer_types[{}]", i),
+            fmt::format("{} is not supported (full_attention, sliding_attention)", qjson(t)));
+    if (t == "sliding_attention" && !sliding_window)
+      field(fmt::format("layer_types[{}]", i),
+            "is sliding_attention but there is no window (sliding_window null, or "
+            "use_sliding_window false)");
+  }
+}
+
+int ModelConfig::sliding_window_of(int layer) const {
+  if (!sliding_window || layer < 0 || layer >= num_hidden_layers) return 0;
+  if (!layer_types.empty())
+    return layer_types[static_cast<std::size_t>(layer)] == "sliding_attention" ? *sliding_window : 0;
+  if (model_type == "mistral") return *sliding_window;
+  if (model_type == "qwen2" || model_type == "qwen3")
+    return layer >= max_window_layers ? *sliding_window : 0;
+  return 0;
 }
 
 }  // namespace qstar::hf

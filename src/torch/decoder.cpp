@@ -35,6 +35,8 @@ struct Registry {
   Registry() {
     families.push_back(llama_family());
     families.push_back(qwen2_family());
+    families.push_back(qwen3_family());
+    families.push_back(mistral_family());
   }
 };
 

@@ -201,7 +201,7 @@ struct DecoderFamily {
 
 /// Adds (or, for an existing name, replaces) a family. InvalidArgument naming the field for
 /// an empty name, no model_types, or no load function. The built-in families (llama,
-/// qwen2) are always registered.
+/// qwen2, qwen3, mistral) are always registered.
 void register_decoder_family(DecoderFamily family);
 /// The family whose model_types holds config.model_type and whose architectures holds
 /// config.architecture; nullptr when none does. The pointer stays valid (a later

@@ -1,4 +1,4 @@
-// Tiny random-weight Llama/Qwen2 model folders for the LibTorch tests: config.json,
+// Tiny random-weight Llama/Qwen2/Qwen3/Mistral model folders for the LibTorch tests: config.json,
 // model.safetensors (float32, seeded) and a character-level tokenizer.json (WordLevel, one
 // token per code point, Fuse decoder, plus Math-Shepherd's " ки" tag as an added token).
 #pragma once
@@ -85,7 +85,7 @@ inline void write_tokenizer(const std::string& path, bool with_ki = true) {
   std::ofstream(path) << t.str();
 }
 
-/// The tensors of a Llama / Qwen2 folder, by name, shape and kind, in the order the test
+/// The tensors of a Llama / Qwen2 / Qwen3 / Mistral folder, by name, shape and kind, in the order the test
 /// writers draw their random values (so a writer's weights depend only on its seed).
 struct Layout {
   int hidden = 32, inter = 64, layers = 2, heads = 4, kv = 2, vocab = 64;
@@ -96,6 +96,8 @@ struct Layout {
   bool o_bias = false;           // o_proj.bias (Llama attention_bias)
   bool mlp_bias = false;         // gate/up/down_proj.bias (Llama mlp_bias)
   bool score_bias = false;       // score.bias
+  int head_dim = 0;              // > 0: config's head_dim (else hidden / heads)
+  bool qk_norm = false;          // self_attn.q_norm / k_norm [head_dim] (Qwen3)
 };
 
 /// Kinds: 'e' embedding, 'n' norm, 'w' q/k/v/gate/up weight, 'o' o_proj/down_proj weight,
@@ -107,7 +109,8 @@ struct TensorSpec {
 };
 
 inline std::vector<TensorSpec> tensor_layout(const Layout& s) {
-  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, H = s.heads, KV = s.kv, hd = D / H;
+  const std::int64_t D = s.hidden, I = s.inter, V = s.vocab, H = s.heads, KV = s.kv;
+  const std::int64_t hd = s.head_dim > 0 ? s.head_dim : D / H;
   std::vector<TensorSpec> ts;
   ts.push_back({"model.embed_tokens.weight", {V, D}, 'e'});
   for (int i = 0; i < s.layers; ++i) {
@@ -120,6 +123,10 @@ inline std::vector<TensorSpec> tensor_layout(const Layout& s) {
       ts.push_back({p + "self_attn.q_proj.bias", {H * hd}, 'b'});
       ts.push_back({p + "self_attn.k_proj.bias", {KV * hd}, 'b'});
       ts.push_back({p + "self_attn.v_proj.bias", {KV * hd}, 'b'});
+    }
+    if (s.qk_norm) {
+      ts.push_back({p + "self_attn.q_norm.weight", {hd}, 'n'});
+      ts.push_back({p + "self_attn.k_norm.weight", {hd}, 'n'});
     }
     ts.push_back({p + "self_attn.o_proj.weight", {D, H * hd}, 'o'});
     if (s.o_bias) ts.push_back({p + "self_attn.o_proj.bias", {D}, 'b'});

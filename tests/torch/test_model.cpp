@@ -582,11 +582,11 @@ TEST_CASE("lm: malformed models name the file and the tensor or field") {
   }
   {
     Spec s = llama_spec();
-    s.extra_json = "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}";
+    s.extra_json = "\"rope_scaling\": {\"rope_type\": \"longrope\", \"factor\": 4.0}";
     const auto e = load_error(s);
     CAPTURE(e);
     CHECK(e.find("config.json") != std::string::npos);
-    CHECK(e.find("yarn") != std::string::npos);
+    CHECK(e.find("longrope") != std::string::npos);
   }
   {
     TempDir dir;  // no weights at all

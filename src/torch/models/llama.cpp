@@ -76,6 +76,32 @@ class Loader {
   at::TensorOptions target_;
 };
 
+/// The additive float32 mask [B, 1, 1, T, P + T] over keys [past (padded to P) | new (padded
+/// to T)]: query i of sequence b sees past key j < P_b and new key j' <= i, and with
+/// `window` > 0 only keys fewer than `window` tokens back in cache order (P_b + i - j for a
+/// past key, i - j' for a new one), as transformers' sliding_window_overlay. Padded queries
+/// (i >= T_b) see at least themselves, so no row is all -inf; real queries never see a
+/// padded key. `past_lens` [B] int64 on the device.
+at::Tensor attention_mask(std::int64_t B, std::int64_t T, std::int64_t P, const at::Tensor& past_lens,
+                          std::int64_t window) {
+  const auto dev_long = at::TensorOptions().dtype(at::kLong).device(past_lens.device());
+  const at::Tensor qi = at::arange(T, dev_long).view({1, T, 1});
+  const at::Tensor kj = at::arange(T, dev_long).view({1, 1, T});
+  at::Tensor allowed = kj.le(qi);  // [1, T, T]
+  if (window > 0) allowed = allowed.logical_and((qi - kj).lt(window));
+  allowed = allowed.expand({B, T, T});
+  if (P > 0) {
+    const at::Tensor pj = at::arange(P, dev_long).view({1, 1, P});
+    const at::Tensor pl = past_lens.view({B, 1, 1});
+    at::Tensor past_ok = pj.lt(pl);  // [B, 1, P]
+    if (window > 0) past_ok = past_ok.logical_and((pl + qi - pj).lt(window));  // [B, T, P]
+    allowed = at::cat({past_ok.expand({B, T, P}), allowed}, 2);
+  }
+  return at::zeros({B, T, P + T}, at::TensorOptions().dtype(at::kFloat).device(past_lens.device()))
+      .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
+      .view({B, 1, 1, T, P + T});
+}
+
 }  // namespace
 
 // ---- loading -----------------------------------------------------------------------------
@@ -87,15 +113,8 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
   const std::string config_path = dir + "/config.json";
   const std::string& arch = cfg.architecture;
   const bool score_head = cfg.has_score_head();
-  if (!cfg.rope_scaling_type.empty() && cfg.rope_scaling_type != "default") {
-    throw ParseError(fmt::format(
-        "{}: rope_scaling: unsupported rope type '{}' (only the default RoPE is supported)",
-        config_path, cfg.rope_scaling_type));
-  }
-  if (cfg.head_dim <= 0 || cfg.head_dim % 2 != 0) {
-    throw ParseError(fmt::format("{}: head_dim: must be a positive even number, got {}",
-                                 config_path, cfg.head_dim));
-  }
+  // RoPE type and fields were validated with the config; head_dim must be even.
+  (void)Rope::from_config(cfg, config_path, at::kCPU);
   if (cfg.num_key_value_heads <= 0 || cfg.num_attention_heads % cfg.num_key_value_heads != 0) {
     throw ParseError(
         fmt::format("{}: num_key_value_heads: {} does not divide num_attention_heads {}",
@@ -133,6 +152,11 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
         L.bv = ld.get(p + "self_attn.v_proj.bias", {KV * hd});
       }
       if (layout.o_bias) L.bo = ld.get(p + "self_attn.o_proj.bias", {D});
+      if (layout.qk_norm) {
+        L.q_norm = ld.get(p + "self_attn.q_norm.weight", {hd});
+        L.k_norm = ld.get(p + "self_attn.k_norm.weight", {hd});
+      }
+      L.window = cfg.sliding_window_of(i);
       L.w_gate = ld.get(p + "mlp.gate_proj.weight", {I, D});
       L.w_up = ld.get(p + "mlp.up_proj.weight", {I, D});
       L.w_down = ld.get(p + "mlp.down_proj.weight", {D, I});
@@ -153,7 +177,7 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
       if (!m->lm_head_.defined()) m->lm_head_ = m->embed_;
     }
     m->set_device(m->embed_.device());  // "cuda" → "cuda:N", so segment checks compare equal
-    m->inv_freq_ = layers::rope_inv_freq(hd, cfg.rope_theta).to(m->device());
+    m->rope_ = Rope::from_config(cfg, config_path, m->device());
   } catch (const c10::Error& e) {
     throw Error(fmt::format("{}: loading the model on {} failed: {}", dir, options.device,
                             e.what_without_backtrace()));
@@ -173,7 +197,7 @@ std::size_t LlamaDecoder::weight_bytes() const {
   for (const Layer& L : layers_)
     for (const at::Tensor* t :
          {&L.input_norm, &L.post_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
-          &L.w_gate, &L.w_up, &L.w_down, &L.b_gate, &L.b_up, &L.b_down})
+          &L.w_gate, &L.w_up, &L.w_down, &L.b_gate, &L.b_up, &L.b_down, &L.q_norm, &L.k_norm})
       add(*t);
   return n;
 }
@@ -260,7 +284,6 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
 
   try {
     const auto cpu_long = at::TensorOptions().dtype(at::kLong);
-    const auto dev_long = at::TensorOptions().dtype(at::kLong).device(device());
     const auto dev_act = at::TensorOptions().dtype(dtype()).device(device());
 
     // Token ids (padded with 0) and explicit position ids.
@@ -280,28 +303,21 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
     ids = ids.to(device());
     pos = pos.to(device());
 
-    // RoPE tables: float32, cast to the compute dtype (as HF). [B, 1, T, hd]
-    auto [cos, sin] = layers::rope_tables(pos.to(at::kFloat), inv_freq_, dtype());
-    cos = cos.unsqueeze(1);
-    sin = sin.unsqueeze(1);
+    // RoPE tables [B, 1, T, hd]: float32, cast to the compute dtype (as HF). Each
+    // sequence's length so far matters to dynamic NTK only.
+    std::vector<std::int64_t> lengths(batch.size());
+    for (std::size_t b = 0; b < batch.size(); ++b) lengths[b] = pos0[b] + t_len[b];
+    const auto [cos, sin] = rope_.tables(pos, lengths, dtype());
 
-    // Explicit additive mask [B, 1, 1, T, S] (float32): query i of sequence b sees past key
-    // j < P_b and new key j' <= i. Padded queries (i >= T_b) see at least themselves, so no
-    // row is all -inf; real queries never see a padded key.
-    at::Tensor mask;
-    {
-      const at::Tensor qi = at::arange(T, dev_long).unsqueeze(1);
-      const at::Tensor kj = at::arange(T, dev_long).unsqueeze(0);
-      at::Tensor allowed = kj.le(qi).unsqueeze(0).expand({B, T, T});
-      if (P > 0) {
-        const at::Tensor pj = at::arange(P, dev_long).unsqueeze(0);
-        const at::Tensor past_ok = pj.lt(past_lens.to(device()).unsqueeze(1));  // [B, P]
-        allowed = at::cat({past_ok.unsqueeze(1).expand({B, T, P}), allowed}, 2);
-      }
-      mask = at::zeros({B, T, S}, at::TensorOptions().dtype(at::kFloat).device(device()))
-                 .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
-                 .view({B, 1, 1, T, S});
-    }
+    // The causal mask, and the sliding layers' one when a key can be `window` or more
+    // tokens back (else it equals the causal one).
+    const at::Tensor past_lens_dev = past_lens.to(device());
+    const at::Tensor mask = attention_mask(B, T, P, past_lens_dev, 0);
+    std::int64_t window = 0, reach = 0;
+    for (const Layer& L : layers_) window = std::max(window, L.window);
+    for (std::size_t b = 0; b < batch.size(); ++b) reach = std::max(reach, p_len[b] + t_len[b]);
+    const at::Tensor window_mask =
+        window > 0 && reach > window ? attention_mask(B, T, P, past_lens_dev, window) : mask;
 
     for (auto& o : out) {
       o.kv.k.resize(static_cast<std::size_t>(n_layers));
@@ -358,9 +374,15 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       const auto ul = static_cast<std::size_t>(l);
       const at::Tensor h = layers::rms_norm(x, L.input_norm, eps);
-      at::Tensor q = layers::linear(h, L.wq, L.bq).view({B, T, H, hd}).transpose(1, 2);
-      at::Tensor k = layers::linear(h, L.wk, L.bk).view({B, T, KV, hd}).transpose(1, 2);
+      at::Tensor q = layers::linear(h, L.wq, L.bq).view({B, T, H, hd});
+      at::Tensor k = layers::linear(h, L.wk, L.bk).view({B, T, KV, hd});
       const at::Tensor v = layers::linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
+      if (L.q_norm.defined()) {  // Qwen3: RMSNorm over head_dim, per head, before RoPE
+        q = layers::rms_norm(q, L.q_norm, eps);
+        k = layers::rms_norm(k, L.k_norm, eps);
+      }
+      q = q.transpose(1, 2);
+      k = k.transpose(1, 2);
       q = layers::apply_rope(q, cos, sin);  // [B, H, T, hd], contiguous
       k = layers::apply_rope(k, cos, sin);  // [B, KV, T, hd]
 
@@ -418,7 +440,8 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
         Vv.narrow(2, P, T).copy_(v);
       }
 
-      const at::Tensor attn = layers::gqa_attention(q, K, Vv, mask, scale, dtype());
+      const at::Tensor attn =
+          layers::gqa_attention(q, K, Vv, L.window > 0 ? window_mask : mask, scale, dtype());
       x = x + layers::linear(attn, L.wo, L.bo);
       const at::Tensor h2 = layers::rms_norm(x, L.post_norm, eps);
       x = x + layers::swiglu_mlp(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down);

@@ -1,15 +1,17 @@
 // Internal, torch-typed: the Llama-style decoder (HF `modeling_llama.py` math) that the
-// llama and qwen2 families share. A family is a LlamaLayout (which projections carry
-// biases) plus its registration; see llama.cpp and qwen2.cpp.
+// llama, qwen2, qwen3 and mistral families share. A family is a LlamaLayout (which
+// projections carry biases, whether q / k are normed) plus its registration; see llama.cpp,
+// qwen2.cpp, qwen3.cpp and mistral.cpp.
 //
 // Math (HF parity): token embedding; per layer x += o_proj(attn(RMSNorm(x))) and
 // x += down(silu(gate(h)) * up(h)) with h = RMSNorm(x); final RMSNorm; lm_head (or the tied
 // embedding) / a score head (models/heads.hpp). RMSNorm in float32 (cast back, then
-// times the weight), RoPE half-split `rotate_half` with inv_freq/cos/sin in float32 (cast
-// to the compute dtype), GQA query head h reads kv head h / n_rep, attention scores
-// softmaxed in float32 with an explicit additive mask (models/layers.hpp). Only the default
-// RoPE is supported (other rope_scaling types are rejected at load); Qwen2's optional
-// sliding-window attention (use_sliding_window) is not applied.
+// times the weight), Qwen3's q_norm / k_norm (RMSNorm over head_dim, per head, before RoPE),
+// RoPE half-split `rotate_half` with inv_freq/cos/sin in float32 (cast to the compute dtype)
+// and the scaling types of models/rope.hpp, GQA query head h reads kv head h / n_rep,
+// attention scores softmaxed in float32 with an explicit additive mask (models/layers.hpp):
+// causal, and on sliding layers (config.sliding_window_of) also key j hidden from query i
+// when i - j >= window, in cache order, as transformers' sliding_window_overlay.
 #pragma once
 
 #include <memory>
@@ -18,6 +20,7 @@
 
 #include "torch/decoder.hpp"
 #include "torch/models/heads.hpp"
+#include "torch/models/rope.hpp"
 
 namespace qstar::lm {
 
@@ -26,6 +29,7 @@ struct LlamaLayout {
   bool qkv_bias = false;  ///< q_proj, k_proj, v_proj
   bool o_bias = false;    ///< o_proj
   bool mlp_bias = false;  ///< gate_proj, up_proj, down_proj
+  bool qk_norm = false;   ///< self_attn.q_norm / k_norm [head_dim] (Qwen3)
 };
 
 class LlamaDecoder final : public Decoder {
@@ -49,6 +53,8 @@ class LlamaDecoder final : public Decoder {
     at::Tensor input_norm, post_norm;
     at::Tensor wq, wk, wv, wo, bq, bk, bv, bo;
     at::Tensor w_gate, w_up, w_down, b_gate, b_up, b_down;
+    at::Tensor q_norm, k_norm;  // [head_dim] when the layout has them
+    std::int64_t window = 0;    // sliding window; 0 = full causal attention
   };
 
   using Decoder::Decoder;
@@ -58,11 +64,13 @@ class LlamaDecoder final : public Decoder {
   at::Tensor norm_;
   at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined with a score head
   ScoreHead head_;      // the score head (models/heads.hpp); undefined for a causal LM
-  at::Tensor inv_freq_;  // float32 [head_dim/2] on the device
+  Rope rope_;
 };
 
 /// The built-in families (registered by the registry in decoder.cpp).
 DecoderFamily llama_family();
 DecoderFamily qwen2_family();
+DecoderFamily qwen3_family();
+DecoderFamily mistral_family();
 
 }  // namespace qstar::lm

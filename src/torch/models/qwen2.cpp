@@ -1,6 +1,7 @@
 // The qwen2 family: the Llama-style decoder with biases on q_proj, k_proj and v_proj (none
-// on o_proj or the MLP), as HF `modeling_qwen2.py`. Sliding-window attention
-// (use_sliding_window) is not applied.
+// on o_proj or the MLP), as HF `modeling_qwen2.py`. Sliding-window attention applies as
+// transformers' Qwen2 resolves it: only with use_sliding_window true, on the layers
+// i >= max_window_layers or those layer_types names "sliding_attention" (hf/config.hpp).
 #include "torch/models/llama.hpp"
 
 namespace qstar::lm {
