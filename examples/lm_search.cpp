@@ -4,7 +4,7 @@
 //
 //   example_lm_search GENERATOR_DIR PRM_PATH [--device cpu|cuda] [--puzzles N] [--beams N]
 //
-// GENERATOR_DIR: a Llama/Qwen2 *ForCausalLM folder that writes one step per line after
+// GENERATOR_DIR: a Llama/Qwen2/Qwen3/Mistral *ForCausalLM folder that writes one step per line after
 // Game24Task's prompt (the trained default generator of `qstar train`, for instance).
 // PRM_PATH: a token-logit or token-class PRM folder, or a TorchScript file (PrmParams.kind
 // "auto" decides). Solves ranks 901.. of data/game24/24.csv and prints one line per puzzle

@@ -71,7 +71,7 @@ struct PrmPy : VerifierHandle {
 void bind_torch(py::module_& m) {
   py::class_<LMGeneratorPy, GeneratorHandle>(
       m, "LMGenerator",
-      "The LibTorch language-model generator (Llama/Qwen2 Hugging Face folder: config.json, model.safetensors, "
+      "The LibTorch language-model generator (Llama/Qwen2/Qwen3/Mistral Hugging Face folder: config.json, model.safetensors, "
       "tokenizer.json). Keyword parameters: the fields of qstar::lm::LMGeneratorParams.")
       .def(py::init([](const std::string& path, const py::kwargs& kw) {
              auto params = params_from_kwargs<lm::LMGeneratorParams>(

@@ -38,7 +38,7 @@ common options (solve and bench):
   --task NAME             the task: {tasks} (default {default_task})
   --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts   (solve: one; default beam)
   --seed S                random seed (default 0)
-  --generator KIND        lm:DIR (a Llama/Qwen2 folder) | programmatic | http:URL[,URL...]
+  --generator KIND        lm:DIR (a Llama/Qwen2/Qwen3/Mistral folder) | programmatic | http:URL[,URL...]
                           default: lm:models/generator, the trained model (found through
                           QSTAR_MODELS_DIR, the install or the checkout), when qstar has
                           LibTorch; otherwise programmatic

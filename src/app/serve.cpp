@@ -23,7 +23,7 @@ namespace {
 
 constexpr const char* kServeUsage = R"(usage: qstar serve --model DIR [--prm PATH] [options]
 
-Serves a Llama/Qwen2 folder on POST /v1/completions and a PRM on POST /pooling and
+Serves a Llama/Qwen2/Qwen3/Mistral folder on POST /v1/completions and a PRM on POST /pooling and
 /classify (an OpenAI-compatible subset; see docs/serving.md). Stops on SIGINT/SIGTERM.
 
   --model DIR            the generator model folder (optional when --prm is given)

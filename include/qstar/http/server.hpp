@@ -55,7 +55,7 @@ namespace qstar::http {
 
 /// Server settings. validate() throws InvalidArgument naming the field.
 struct ServeParams {
-  /// A Llama/Qwen2 folder served on /v1/completions (empty: none).
+  /// A Llama/Qwen2/Qwen3/Mistral folder served on /v1/completions (empty: none).
   std::string model_dir;
   /// A PRM (folder or TorchScript file) served on /pooling and /classify (empty: none).
   std::string prm_path;

@@ -1,4 +1,4 @@
-// The language-model Generator backend: samples next reasoning steps from a Llama / Qwen2
+// The language-model Generator backend: samples next reasoning steps from a Llama / Qwen2 / Qwen3 / Mistral
 // causal LM (a Hugging Face folder) for a whole batch of ExpandRequests at once, with a
 // shared-prefix KV cache. Satisfies qstar::Generator. No LibTorch here (PImpl).
 //
