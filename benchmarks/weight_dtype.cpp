@@ -2,7 +2,8 @@
 // memory against float32 storage. Three modes:
 //
 //   bench_weight_dtype speed [--preset llama-134m|qwen2-0.5b] [--prompt T] [--decode N]
-//                            [--threads 1,2] [--repeat R] [--skip-matmul] [--system-malloc]
+//                            [--threads 1,2] [--repeat R] [--skip-matmul | --only-matmul]
+//                            [--system-malloc]
 //     Writes a random-weight float32 model folder in a temporary directory (deleted after)
 //     and, for float32 / bfloat16 / float16 storage and each thread count, prints prefill
 //     tokens/s (one forward of T prompt tokens), decode tokens/s (N cached single-token
@@ -96,7 +97,7 @@ struct Options {
   int prompt = 128, decode = 32, repeat = 3;
   std::vector<int> threads = {1, 2};
   unsigned seed = 1;
-  bool matmul = true, tune_malloc = true;
+  bool matmul = true, only_matmul = false, tune_malloc = true;
 };
 
 Options parse(int argc, char** argv) {
@@ -124,6 +125,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--repeat") o.repeat = std::max(1, std::stoi(next()));
     else if (a == "--seed") o.seed = static_cast<unsigned>(std::stoul(next()));
     else if (a == "--skip-matmul") o.matmul = false;
+    else if (a == "--only-matmul") o.only_matmul = true;
     else if (a == "--system-malloc") o.tune_malloc = false;
     else if (a == "--threads") {
       o.threads.clear();
@@ -257,7 +259,7 @@ std::map<std::string, long> proc_status() {  // kB fields of /proc/self/status
 std::string rss_line() {
   auto m = proc_status();
   char b[200];
-  std::snprintf(b, sizeof b, "VmRSS %.2f GB (RssAnon %.2f, RssFile %.2f), VmHWM %.2f GB",
+  std::snprintf(b, sizeof b, "VmRSS %.2f GiB (RssAnon %.2f, RssFile %.2f), VmHWM %.2f GiB",
                 m["VmRSS"] / 1048576.0, m["RssAnon"] / 1048576.0, m["RssFile"] / 1048576.0,
                 m["VmHWM"] / 1048576.0);
   return b;
@@ -448,7 +450,7 @@ void load(const Options& o) {
   auto t0 = Clock::now();
   const auto m = load_decoder(o.dir, LoadOptions{"cpu", dt});
   const double load_s = since(t0);
-  std::printf("loaded %s with %s storage in %.1f s: weights %.2f GB; %s\n", o.dir.c_str(), dt_name(dt), load_s,
+  std::printf("loaded %s with %s storage in %.1f s: weights %.2f GiB; %s\n", o.dir.c_str(), dt_name(dt), load_s,
               static_cast<double>(m->weight_bytes()) / 1073741824.0, rss_line().c_str());
   std::fflush(stdout);
   const auto prompt = random_tokens(o.prompt, m->config().vocab_size, 3);
@@ -467,7 +469,7 @@ int main(int argc, char** argv) {
     if (o.mode == "write") {
       const auto t0 = Clock::now();
       const std::size_t n = write_model(o.dir, preset(o.preset), parse_dtype(o.dtype), o.seed);
-      std::printf("wrote %s (%s, %s): %.2f GB of weights in %.1f s\n", o.dir.c_str(), o.preset.c_str(),
+      std::printf("wrote %s (%s, %s): %.2f GiB of weights in %.1f s\n", o.dir.c_str(), o.preset.c_str(),
                   o.dtype.c_str(), static_cast<double>(n) / 1073741824.0, since(t0));
       return 0;
     }
@@ -481,7 +483,7 @@ int main(int argc, char** argv) {
     if (o.mode == "load") {
       load(o);
     } else {
-      speed(o);
+      if (!o.only_matmul) speed(o);
       if (o.matmul) matmul(o);
     }
   } catch (const std::exception& e) {
