@@ -42,7 +42,9 @@ common options (solve and bench):
                           default: lm:models/generator, the trained model (found through
                           QSTAR_MODELS_DIR, the install or the checkout), when qstar has
                           LibTorch; otherwise programmatic
-  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends)
+  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends; the
+                          weights' dtype: on CPU bfloat16/float16 halve their memory,
+                          computing in float32)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --no-token-stats        lm:DIR: no per-token logprobs / entropies in the steps (traces)
   --answer-marker TEXT    the text that starts a final step, flagged as the lm/http

@@ -147,7 +147,8 @@ Decoder::Decoder(hf::ModelConfig config, std::string dir, std::string family, at
       dir_(std::move(dir)),
       family_(std::move(family)),
       device_(device),
-      dtype_(dtype) {}
+      dtype_(dtype),
+      weight_dtype_(dtype) {}
 
 std::size_t Decoder::kv_bytes_per_token() const {
   return static_cast<std::size_t>(2) * static_cast<std::size_t>(config_.num_hidden_layers) *

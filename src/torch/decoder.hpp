@@ -9,7 +9,9 @@
 //
 // Conventions every family keeps: KV segments hold keys after the positional encoding, at
 // the tokens' absolute positions, [n_kv_heads, length, head_dim] per layer in the compute
-// dtype on the model's device; logits are float32; on CPU everything runs in float32.
+// dtype on the model's device; logits are float32; on CPU everything runs in float32, while
+// the weight matrices may be stored in bfloat16 / float16 (LoadOptions::dtype) and upcast to
+// float32 just before each matmul (models/layers.hpp: linear, embedding).
 //
 // Threading: forward() is const and keeps no mutable state: several threads may call it
 // at once. Every entry point opens its own c10::InferenceMode guard; tensors it returns
@@ -38,8 +40,14 @@ namespace qstar::lm {
 struct LoadOptions {
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
-  /// Compute dtype on CUDA. On CPU the model always computes in float32 (LibTorch 1.13
-  /// lacks fp16 CPU kernels and its bf16 CPU matmul is ~25x slower).
+  /// The weights' dtype. On CUDA it is the storage and the compute dtype. On CPU it is the
+  /// storage dtype of the weight matrices (embedding, projections, lm_head / score): with
+  /// bfloat16 or float16 they stay in that dtype (as read from the file, or rounded from
+  /// float32 at load) and each matmul upcasts its weight to float32 just-in-time, in chunks
+  /// of rows (models/layers.hpp); activations, KV cache, norms and biases are float32, so
+  /// the CPU always computes in float32. bfloat16 halves the weights' memory (a 7B model:
+  /// about 13.5 GB instead of 27 GB) at some speed cost (benchmarks/README.md). Weights
+  /// stored as bfloat16 / float16 on CPU are for inference only (no autograd).
   hf::DType dtype = hf::DType::F32;
 };
 
@@ -134,6 +142,9 @@ class Decoder {
   at::Device device() const { return device_; }
   /// The compute dtype (float32 on CPU).
   at::ScalarType dtype() const { return dtype_; }
+  /// The storage dtype of the weight matrices: LoadOptions::dtype (on CUDA equal to
+  /// dtype(); on CPU float32, bfloat16 or float16 while dtype() is float32).
+  at::ScalarType weight_dtype() const { return weight_dtype_; }
   int num_layers() const { return config_.num_hidden_layers; }
   int num_kv_heads() const { return config_.num_key_value_heads; }
   int head_dim() const { return config_.head_dim; }
@@ -170,6 +181,8 @@ class Decoder {
           at::ScalarType dtype);
   /// After loading: the device the weights really landed on ("cuda" -> "cuda:N").
   void set_device(at::Device device) { device_ = device; }
+  /// The storage dtype of the weight matrices when it differs from the compute dtype.
+  void set_weight_dtype(at::ScalarType dtype) { weight_dtype_ = dtype; }
 
  private:
   hf::ModelConfig config_;
@@ -177,10 +190,12 @@ class Decoder {
   std::string family_;
   at::Device device_{at::kCPU};
   at::ScalarType dtype_ = at::kFloat;
+  at::ScalarType weight_dtype_ = at::kFloat;
 };
 
 /// The device and compute dtype `options` ask for, checked: InvalidArgument for a bad
-/// device, Error when CUDA is requested but not available. CPU always computes in float32.
+/// device, Error when CUDA is requested but not available. CPU always computes in float32
+/// (the weights' storage dtype is to_scalar_type(options.dtype) on every device).
 std::pair<at::Device, at::ScalarType> resolve_device(const LoadOptions& options);
 /// hf::DType -> at::ScalarType.
 at::ScalarType to_scalar_type(hf::DType d);

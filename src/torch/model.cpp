@@ -63,8 +63,9 @@ std::vector<std::vector<float>> LanguageModel::token_scores(
 
 std::string LanguageModel::device() const { return impl_->device().str(); }
 
-std::string LanguageModel::dtype() const {
-  switch (impl_->dtype()) {
+namespace {
+std::string dtype_string(at::ScalarType t) {
+  switch (t) {
     case at::kBFloat16:
       return "bfloat16";
     case at::kHalf:
@@ -73,6 +74,10 @@ std::string LanguageModel::dtype() const {
       return "float32";
   }
 }
+}  // namespace
+
+std::string LanguageModel::dtype() const { return dtype_string(impl_->dtype()); }
+std::string LanguageModel::weight_dtype() const { return dtype_string(impl_->weight_dtype()); }
 
 bool LanguageModel::has_lm_head() const { return impl_->has_lm_head(); }
 bool LanguageModel::has_score_head() const { return impl_->has_score_head(); }

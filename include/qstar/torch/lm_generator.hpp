@@ -75,7 +75,9 @@ namespace qstar::lm {
 struct LMGeneratorParams {
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
-  /// Compute dtype on CUDA: "float32", "bfloat16" or "float16" (CPU always uses float32).
+  /// The weights' dtype: "float32", "bfloat16" or "float16". On CUDA also the compute
+  /// dtype; on CPU the weight matrices are stored in it (bfloat16: half of float32's
+  /// memory) and every layer computes in float32 (lm::LoadOptions::dtype).
   std::string dtype = "float32";
   /// A step ends when its decoded text contains this string; the text before it is the
   /// step, the delimiter's tokens stay in Step::tokens. Must not be empty.

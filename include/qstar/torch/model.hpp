@@ -21,8 +21,9 @@ class Decoder;  // src/torch/decoder.hpp
 class LanguageModel {
  public:
   /// Loads `dir` (config.json + model.safetensors or shards). `device` is "cpu", "cuda"
-  /// or "cuda:N"; `dtype` is "float32", "bfloat16" or "float16" (used on CUDA; CPU always
-  /// computes in float32). qstar::ParseError naming the file and tensor/field for a
+  /// or "cuda:N"; `dtype` is "float32", "bfloat16" or "float16": the weights' dtype (on
+  /// CUDA also the compute dtype; on CPU the weight matrices are stored in it and upcast
+  /// per matmul, computing in float32). qstar::ParseError naming the file and tensor/field for a
   /// malformed model; InvalidArgument for a bad device or dtype; Error when CUDA is
   /// requested but absent.
   static LanguageModel load(const std::string& dir, const std::string& device = "cpu",
@@ -40,8 +41,11 @@ class LanguageModel {
   std::vector<std::vector<float>> token_scores(std::span<const std::int32_t> tokens) const;
   /// "cpu", "cuda:0", ...
   std::string device() const;
-  /// "float32", "bfloat16" or "float16": the compute dtype.
+  /// "float32", "bfloat16" or "float16": the compute dtype (always float32 on CPU).
   std::string dtype() const;
+  /// "float32", "bfloat16" or "float16": the storage dtype of the weight matrices (the
+  /// `dtype` asked at load, on CPU too).
+  std::string weight_dtype() const;
   /// True for *ForCausalLM, false for *ForTokenClassification.
   bool has_lm_head() const;
   bool has_score_head() const;

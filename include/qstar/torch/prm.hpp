@@ -152,8 +152,9 @@ struct PrmParams {
   std::string kind = "auto";
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
-  /// "float32" | "bfloat16" | "float16": the compute dtype on CUDA (CPU always computes in
-  /// float32). Ignored by torchscript modules.
+  /// "float32" | "bfloat16" | "float16": the weights' dtype; on CUDA also the compute
+  /// dtype, on CPU the storage dtype of the weight matrices while every layer computes in
+  /// float32 (lm::LoadOptions::dtype). Ignored by torchscript modules.
   std::string dtype = "float32";
   /// The tag appended after every step (one token of the tokenizer). Empty = the kind's
   /// default: " ки" for token-logit (Math-Shepherd), "<extra_0>" for process-reward, "\n"

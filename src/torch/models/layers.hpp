@@ -7,14 +7,58 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace qstar::lm::layers {
 
-/// x @ w^T (+ b when defined).
+/// Elements of float32 weight that upcast_linear converts at a time by default: 1 Mi
+/// (4 MiB), a whole number of rows. Measured (benchmarks/README.md, "bf16 / f16 weight
+/// storage"): 256 KiB chunks lose to per-call overhead at 128 rows of x; a whole-matrix
+/// upcast needs a weight-sized temporary (a 7B model's lm_head: 500 MB) whose fresh pages
+/// made a [32000, 768] product 20x slower than float32 storage, where 4 MiB chunks match it.
+inline constexpr std::int64_t kUpcastChunkElements = std::int64_t{1} << 20;
+
+/// x @ w^T (+ b) for a weight stored in a narrower dtype than x (bfloat16 / float16 weights
+/// with float32 activations on CPU): `chunk_rows` rows of w at a time (<= 0: as many as fit
+/// kUpcastChunkElements) are upcast to x's dtype and multiplied straight into their columns
+/// of the output, so the float32 copy of the weight never exists whole. Exact upcast
+/// (bf16/f16 -> f32 loses nothing), so the result equals at::linear with the float32 weight
+/// up to the BLAS kernel's blocking. Inference only (no autograd through the _out calls).
+inline at::Tensor upcast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                                std::int64_t chunk_rows = 0) {
+  const std::int64_t N = w.size(0), K = w.size(1);
+  const at::Tensor x2 = x.reshape({x.numel() / std::max<std::int64_t>(K, 1), K});
+  if (chunk_rows <= 0) chunk_rows = std::max<std::int64_t>(1, kUpcastChunkElements / std::max<std::int64_t>(K, 1));
+  at::Tensor out = at::empty({x2.size(0), N}, x.options());
+  for (std::int64_t r = 0; r < N; r += chunk_rows) {
+    const std::int64_t n = std::min(chunk_rows, N - r);
+    const at::Tensor wt = w.narrow(0, r, n).to(x.scalar_type()).t();
+    at::Tensor dst = out.narrow(1, r, n);
+    if (b.defined())
+      at::addmm_out(dst, b.narrow(0, r, n), x2, wt);
+    else
+      at::mm_out(dst, x2, wt);
+  }
+  std::vector<std::int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = N;
+  return out.view(shape);
+}
+
+/// x @ w^T (+ b when defined). A weight stored in another dtype than x (bfloat16 / float16
+/// storage on CPU) goes through upcast_linear.
 inline at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
+  if (w.scalar_type() != x.scalar_type()) return upcast_linear(x, w, b);
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
+}
+
+/// The embedding rows of `ids` in `dtype`: gathered in the table's storage dtype, then
+/// upcast (only the rows used are converted).
+inline at::Tensor embedding(const at::Tensor& table, const at::Tensor& ids, at::ScalarType dtype) {
+  at::Tensor rows = at::embedding(table, ids);
+  return rows.scalar_type() == dtype ? rows : rows.to(dtype);
 }
 
 /// RMSNorm: in float32 (HF), cast back to x's dtype, then times the weight.

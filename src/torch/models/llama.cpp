@@ -5,10 +5,13 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string_view>
@@ -32,11 +35,25 @@ std::string shape_str(at::IntArrayRef s) {
 
 std::string shape_str(const std::vector<std::int64_t>& s) { return shape_str(at::IntArrayRef(s)); }
 
-// Reads weights out of a WeightStore into device tensors, checking shapes.
+// Drops the pages of [p, p + n) that lie wholly inside the range from this process's
+// read-only file mapping once they are copied out: without it every weight would count twice
+// in the resident set while loading (the mapped file pages plus the copy). The page cache
+// keeps them, and the mapping re-reads them from the file if touched again.
+void release_mapped(const std::byte* p, std::size_t n) {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
+  if (end > begin) (void)::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// Reads weights out of a WeightStore into device tensors, checking shapes. Matrices (2-D:
+// embedding, projections, heads) get the storage dtype; vectors (norms, biases) the compute
+// dtype.
 class Loader {
  public:
-  Loader(const hf::WeightStore& ws, std::string dir, at::TensorOptions target)
-      : ws_(ws), dir_(std::move(dir)), target_(target) {}
+  Loader(const hf::WeightStore& ws, std::string dir, at::TensorOptions target,
+         at::ScalarType storage)
+      : ws_(ws), dir_(std::move(dir)), target_(target), storage_(storage) {}
 
   // The tensor `name` with exactly `shape`; ParseError naming the file and tensor when it
   // is missing (and `required`) or mis-shaped. Undefined when absent and not required.
@@ -61,7 +78,9 @@ class Loader {
                                    name, t->nbytes, host.nbytes()));
     }
     if (t->nbytes) std::memcpy(host.data_ptr(), t->data, t->nbytes);
-    return host.to(target_);
+    release_mapped(t->data, t->nbytes);
+    // A file already in the target dtype on CPU: `to` returns `host` itself (no second copy).
+    return host.to(shape.size() == 2 ? target_.dtype(storage_) : target_);
   }
 
   std::string file_of(const std::string& name) const {
@@ -74,6 +93,7 @@ class Loader {
   const hf::WeightStore& ws_;
   std::string dir_;
   at::TensorOptions target_;
+  at::ScalarType storage_;
 };
 
 /// The additive float32 mask [B, 1, 1, T, P + T] over keys [past (padded to P) | new (padded
@@ -134,7 +154,9 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
   const std::int64_t H = cfg.num_attention_heads, KV = cfg.num_key_value_heads, hd = cfg.head_dim;
 
   try {
-    Loader ld(ws, dir, at::TensorOptions().dtype(dtype).device(device));
+    const at::ScalarType storage = to_scalar_type(options.dtype);  // == dtype on CUDA
+    Loader ld(ws, dir, at::TensorOptions().dtype(dtype).device(device), storage);
+    m->set_weight_dtype(storage);
     m->embed_ = ld.get("model.embed_tokens.weight", {V, D});
     m->layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
     for (int i = 0; i < cfg.num_hidden_layers; ++i) {
@@ -210,7 +232,7 @@ at::Tensor LlamaDecoder::lm_logits(const at::Tensor& hidden) const {
                                       config().architecture));
   }
   c10::InferenceMode guard;
-  return at::linear(hidden, lm_head_).to(at::kFloat);
+  return layers::linear(hidden, lm_head_).to(at::kFloat);
 }
 
 at::Tensor LlamaDecoder::score(const at::Tensor& hidden) const {
@@ -369,7 +391,7 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
 
     const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
     const double eps = config().rms_norm_eps;
-    at::Tensor x = at::embedding(embed_, ids);  // [B, T, D]
+    at::Tensor x = layers::embedding(embed_, ids, dtype());  // [B, T, D]
     for (std::int64_t l = 0; l < n_layers; ++l) {
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       const auto ul = static_cast<std::size_t>(l);
@@ -472,7 +494,7 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
             idx.push_back(static_cast<std::int64_t>(b) * T + i);
         rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device()));
       }
-      const at::Tensor logits = at::linear(rows, lm_head_).to(at::kFloat);
+      const at::Tensor logits = layers::linear(rows, lm_head_).to(at::kFloat);
       std::int64_t off = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         const std::int64_t n = last ? 1 : t_len[b];
