@@ -66,12 +66,6 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
-Ids cat(std::initializer_list<Ids> parts) {
-  Ids out;
-  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("sentencepiece: from_dir wants tokenizer.json or tokenizer.model, naming the folder") {
@@ -161,6 +155,12 @@ TEST_CASE("sentencepiece: tokenizer_config.json and special_tokens_map.json") {
 #ifdef QSTAR_HAS_SENTENCEPIECE
 
 namespace {
+
+Ids cat(std::initializer_list<Ids> parts) {
+  Ids out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
 
 /// Texts over ASCII words, digits, punctuation, accents, CJK, emoji, newlines, tabs and runs
 /// of spaces (leading and trailing too).

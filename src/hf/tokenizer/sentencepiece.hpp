@@ -66,6 +66,8 @@ class SpmModel {
 
 /// Whether libsentencepiece can be used here (built with it, and its module loads).
 bool spm_module_available() noexcept;
+/// Why not, when it cannot (for error messages).
+std::string spm_unavailable_reason();
 
 /// Python's str.isspace() for the code point starting at s[i] (valid UTF-8): its byte
 /// length, 0 when it is not whitespace.

@@ -342,11 +342,8 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   const fs::path model = d / "tokenizer.model";
   if (fs::exists(model, ec)) {
     if (!sentencepiece_available())
-      throw IoError(fmt::format(
-          "{}: holds tokenizer.model (SentencePiece) and no tokenizer.json, but this qstar was "
-          "built without libsentencepiece (install libsentencepiece-dev and rebuild with "
-          "QSTAR_WITH_SENTENCEPIECE AUTO or ON)",
-          dir));
+      throw IoError(fmt::format("{}: holds tokenizer.model (SentencePiece) and no tokenizer.json, but {}",
+                                dir, detail::spm_unavailable_reason()));
     return from_sentencepiece_file(model.string(), SentencePieceConfig::from_dir(dir));
   }
   throw IoError(fmt::format("{}: holds neither tokenizer.json nor tokenizer.model", dir));

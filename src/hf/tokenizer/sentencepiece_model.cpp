@@ -113,6 +113,8 @@ bool spm_module_available() noexcept {
   }
 }
 
+std::string spm_unavailable_reason() { return api().error; }
+
 std::shared_ptr<const SpmModel> SpmModel::load(std::string_view bytes, std::string_view source) {
   const Api& a = api();
   if (a.load == nullptr) throw IoError(fmt::format("{}: cannot read a SentencePiece model: {}", source, a.error));
@@ -152,11 +154,13 @@ void SpmModel::encode(std::string_view text, std::vector<std::int32_t>& out) con
 
 bool spm_module_available() noexcept { return false; }
 
+std::string spm_unavailable_reason() {
+  return "this qstar was built without libsentencepiece (install libsentencepiece-dev and "
+         "rebuild with QSTAR_WITH_SENTENCEPIECE AUTO or ON)";
+}
+
 std::shared_ptr<const SpmModel> SpmModel::load(std::string_view, std::string_view source) {
-  throw IoError(fmt::format(
-      "{}: cannot read a SentencePiece model: this qstar was built without libsentencepiece "
-      "(install libsentencepiece-dev and rebuild with QSTAR_WITH_SENTENCEPIECE AUTO or ON)",
-      source));
+  throw IoError(fmt::format("{}: cannot read a SentencePiece model: {}", source, spm_unavailable_reason()));
 }
 SpmModel::~SpmModel() = default;
 int SpmModel::size() const { return 0; }
