@@ -116,7 +116,10 @@ def test_lm_generator_stats_match_the_reference_forward(tmp_path, settings):
                 worst = max(worst, d1, d2)
                 checked += 1
     assert checked > 20
-    assert worst <= 1e-5, f"max difference {worst} over {checked} tokens"
+    # two float32 forwards (qstar's cached decode, the reference's full pass): measured at most
+    # 5.1e-6 over these four settings; the bound is 2e-5 (as tests/torch/test_token_stats.cpp)
+    print(f"{settings}: {checked} tokens, max difference {worst:.3g}")
+    assert worst <= 2e-5, f"max difference {worst} over {checked} tokens"
 
 
 @pytest.mark.skipif(not qstar.has_torch, reason="this qstar was built without LibTorch")
