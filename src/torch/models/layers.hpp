@@ -6,9 +6,13 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -21,21 +25,65 @@ namespace qstar::lm::layers {
 /// made a [32000, 768] product 20x slower than float32 storage, where 4 MiB chunks match it.
 inline constexpr std::int64_t kUpcastChunkElements = std::int64_t{1} << 20;
 
+#if defined(__x86_64__) && defined(__GNUC__)
+/// float16 -> float32 with the F16C instruction (8 at a time); callers check the CPU has it.
+__attribute__((target("avx,f16c"))) inline void half_to_float_f16c(const std::uint16_t* s, float* d,
+                                                                    std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+  for (; i < n; ++i) d[i] = static_cast<float>(c10::Half(s[i], c10::Half::from_bits()));
+}
+#endif
+
+/// Converts the `n` bfloat16 / float16 values at `src` to float32 at `dst` in this thread
+/// (exact). Not an ATen op on purpose: ATen's conversion opens an OpenMP parallel region per
+/// call, and with several threads on a busy machine every region's barrier waits for a
+/// descheduled thread (measured: 2-thread decode 5x slower than float32 storage, see
+/// benchmarks/README.md); the float32 matmul that follows is threaded by the BLAS.
+inline void upcast_into(const at::Tensor& src, std::int64_t n, float* dst) {
+  if (src.scalar_type() == at::kBFloat16) {
+    const auto* s = static_cast<const std::uint16_t*>(src.data_ptr());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::uint32_t u = static_cast<std::uint32_t>(s[i]) << 16;
+      std::memcpy(dst + i, &u, sizeof u);
+    }
+  } else {  // kHalf
+#if defined(__x86_64__) && defined(__GNUC__)
+    static const bool f16c = __builtin_cpu_supports("f16c");
+    if (f16c) return half_to_float_f16c(static_cast<const std::uint16_t*>(src.data_ptr()), dst, n);
+#endif
+    const auto* s = static_cast<const c10::Half*>(src.data_ptr());
+    for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
+  }
+}
+
 /// x @ w^T (+ b) for a weight stored in a narrower dtype than x (bfloat16 / float16 weights
 /// with float32 activations on CPU): `chunk_rows` rows of w at a time (<= 0: as many as fit
-/// kUpcastChunkElements) are upcast to x's dtype and multiplied straight into their columns
-/// of the output, so the float32 copy of the weight never exists whole. Exact upcast
-/// (bf16/f16 -> f32 loses nothing), so the result equals at::linear with the float32 weight
-/// up to the BLAS kernel's blocking. Inference only (no autograd through the _out calls).
+/// kUpcastChunkElements) are upcast into one reused float32 buffer and multiplied straight
+/// into their columns of the output, so the float32 copy of the weight never exists whole.
+/// Exact upcast (bf16/f16 -> f32 loses nothing), so the result equals at::linear with the
+/// float32 weight up to the BLAS kernel's summation order for the narrower product (a few
+/// float32 ulps). Inference only (no autograd through the _out calls).
 inline at::Tensor upcast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                                 std::int64_t chunk_rows = 0) {
   const std::int64_t N = w.size(0), K = w.size(1);
   const at::Tensor x2 = x.reshape({x.numel() / std::max<std::int64_t>(K, 1), K});
   if (chunk_rows <= 0) chunk_rows = std::max<std::int64_t>(1, kUpcastChunkElements / std::max<std::int64_t>(K, 1));
+  chunk_rows = std::min(chunk_rows, std::max<std::int64_t>(N, 1));
+  const bool direct = x.scalar_type() == at::kFloat && w.is_contiguous() &&
+                      (w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf);
   at::Tensor out = at::empty({x2.size(0), N}, x.options());
+  at::Tensor buf = direct ? at::empty({chunk_rows, K}, x.options()) : at::Tensor();
   for (std::int64_t r = 0; r < N; r += chunk_rows) {
     const std::int64_t n = std::min(chunk_rows, N - r);
-    const at::Tensor wt = w.narrow(0, r, n).to(x.scalar_type()).t();
+    at::Tensor wt;
+    if (direct) {
+      upcast_into(w.narrow(0, r, n), n * K, buf.data_ptr<float>());
+      wt = buf.narrow(0, 0, n).t();
+    } else {
+      wt = w.narrow(0, r, n).to(x.scalar_type()).t();
+    }
     at::Tensor dst = out.narrow(1, r, n);
     if (b.defined())
       at::addmm_out(dst, b.narrow(0, r, n), x2, wt);
