@@ -22,7 +22,8 @@ namespace qstar::lm::layers {
 /// (4 MiB), a whole number of rows. Measured (benchmarks/README.md, "bf16 / f16 weight
 /// storage"): 256 KiB chunks lose to per-call overhead at 128 rows of x; a whole-matrix
 /// upcast needs a weight-sized temporary (a 7B model's lm_head: 500 MB) whose fresh pages
-/// made a [32000, 768] product 20x slower than float32 storage, where 4 MiB chunks match it.
+/// made a [32000, 768] product 20-30x slower than float32 storage in two of three runs,
+/// where 4 MiB chunks tracked float32 within the machine's noise.
 inline constexpr std::int64_t kUpcastChunkElements = std::int64_t{1} << 20;
 
 #if defined(__x86_64__) && defined(__GNUC__)
