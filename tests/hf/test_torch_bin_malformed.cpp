@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "hf/torch_bin_builders.hpp"
+#include "support/tiny_model.hpp"
 #include "qstar/error.hpp"
 #include "qstar/hf/safetensors.hpp"
 #include "qstar/hf/torch_bin.hpp"
@@ -25,26 +26,7 @@ using namespace std::string_literals;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / ("qstar_tbm_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
+using tiny::TempDir;
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

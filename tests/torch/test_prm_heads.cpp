@@ -25,6 +25,8 @@
 #undef CHECK
 #define CHECK(...) DOCTEST_CHECK(__VA_ARGS__)
 
+#include "support/torch_reference.hpp"
+
 using namespace heads_test;
 using qstar::lm::LanguageModel;
 using qstar::lm::PrmParams;
@@ -48,27 +50,8 @@ const ArchCase kArchs[] = {
     {"Qwen2ForSequenceClassification (2 labels)", HeadArch::SeqClass2, "seq-class", 2},
 };
 
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  c10::InferenceMode guard;
-  const at::Tensor x = a.to(at::kCPU).to(at::kDouble), y = ref.to(at::kCPU).to(at::kDouble);
-  REQUIRE(x.sizes() == y.sizes());
-  const double denom = y.abs().max().item<double>();
-  return (x - y).abs().max().item<double>() / (denom > 0 ? denom : 1.0);
-}
-
-at::Tensor read_matrix(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::int64_t rows = 0, cols = 0;
-  in.read(reinterpret_cast<char*>(&rows), 8);
-  in.read(reinterpret_cast<char*>(&cols), 8);
-  REQUIRE(rows > 0);
-  REQUIRE(cols > 0);
-  at::Tensor t = at::empty({rows, cols}, at::kFloat);
-  in.read(reinterpret_cast<char*>(t.data_ptr<float>()), static_cast<std::streamsize>(rows * cols * 4));
-  REQUIRE(in.good());
-  return t;
-}
+using reference::read_matrix;
+using reference::rel_err;
 
 at::Tensor to_tensor(const std::vector<std::vector<float>>& rows) {
   at::Tensor t = at::empty({static_cast<std::int64_t>(rows.size()), static_cast<std::int64_t>(rows.at(0).size())},
