@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,13 @@ inline std::string shown(std::string_view s) {
   }
   if (s.size() > 200) out += "...";
   return out;
+}
+
+/// Writes `bytes` to `path` (replacing it); a failed write is a harness failure.
+inline void write_bytes(const std::string& path, std::string_view bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  FUZZ_CHECK(static_cast<bool>(f), "cannot write %s", path.c_str());
 }
 
 }  // namespace qstar_fuzz

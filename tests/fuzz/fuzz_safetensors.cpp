@@ -37,14 +37,9 @@
 namespace fs = std::filesystem;
 namespace hf = qstar::hf;
 using qstar_fuzz::shown;
+using qstar_fuzz::write_bytes;
 
 namespace {
-
-void write_bytes(const std::string& path, std::string_view bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  FUZZ_CHECK(static_cast<bool>(f), "cannot write %s", path.c_str());
-}
 
 std::vector<std::byte> floats(std::initializer_list<float> v) {
   std::vector<std::byte> out(v.size() * sizeof(float));

@@ -43,14 +43,9 @@ namespace fs = std::filesystem;
 namespace hf = qstar::hf;
 namespace tb = qstar_test::torch_bin;
 using qstar_fuzz::shown;
+using qstar_fuzz::write_bytes;
 
 namespace {
-
-void write_bytes(const std::string& path, std::string_view bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  FUZZ_CHECK(static_cast<bool>(f), "cannot write %s", path.c_str());
-}
 
 /// The storage records of 'P' inputs, and where each one's bytes start in the archive.
 const std::vector<std::pair<std::string, std::string>>& records() {
