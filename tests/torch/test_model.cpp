@@ -32,16 +32,14 @@
 #undef CHECK
 #define CHECK(...) DOCTEST_CHECK(__VA_ARGS__)
 
-#ifndef QSTAR_PYTHON
-#define QSTAR_PYTHON "/usr/bin/python3"
-#endif
-#ifndef QSTAR_TEST_SCRIPTS
-#define QSTAR_TEST_SCRIPTS "tests/torch"
-#endif
+#include "support/torch_reference.hpp"
 
 namespace fs = std::filesystem;
 using namespace qstar::lm;
 using namespace qstar::hf;
+using reference::join;
+using reference::read_matrix;
+using reference::rel_err;
 
 namespace {
 
@@ -127,15 +125,6 @@ std::vector<std::int64_t> random_tokens(std::size_t n, int vocab, unsigned seed)
   return t;
 }
 
-// max |a - ref| / max |ref|
-double rel_err(const at::Tensor& a, const at::Tensor& ref) {
-  c10::InferenceMode guard;
-  const at::Tensor x = a.to(at::kCPU).to(at::kDouble), y = ref.to(at::kCPU).to(at::kDouble);
-  REQUIRE(x.sizes() == y.sizes());
-  const double denom = y.abs().max().item<double>();
-  return (x - y).abs().max().item<double>() / (denom > 0 ? denom : 1.0);
-}
-
 std::vector<std::int64_t> sub(const std::vector<std::int64_t>& v, std::size_t b, std::size_t e) {
   return {v.begin() + static_cast<std::ptrdiff_t>(b), v.begin() + static_cast<std::ptrdiff_t>(e)};
 }
@@ -149,28 +138,6 @@ std::string error_of(const std::function<void()>& f) {
     return std::string("NOT A qstar::Error: ") + e.what();
   }
   return "NO ERROR";
-}
-
-// Reads the reference script's output: int64 rows, int64 cols, float32 data.
-at::Tensor read_matrix(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::int64_t rows = 0, cols = 0;
-  in.read(reinterpret_cast<char*>(&rows), 8);
-  in.read(reinterpret_cast<char*>(&cols), 8);
-  REQUIRE(rows > 0);
-  REQUIRE(cols > 0);
-  at::Tensor t = at::empty({rows, cols}, at::kFloat);
-  in.read(reinterpret_cast<char*>(t.data_ptr<float>()),
-          static_cast<std::streamsize>(rows * cols * 4));
-  REQUIRE(in.good());
-  return t;
-}
-
-std::string join(const std::vector<std::int64_t>& v) {
-  std::string s;
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);
-  return s;
 }
 
 }  // namespace
