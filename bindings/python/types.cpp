@@ -48,7 +48,7 @@ std::string trace_line_of(const SearchResult& r) {
                                       "to export traces",
                                       r.problem.id));
   return write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop),
-                          node_correct(r.problem, *r.tree));
+                          node_correct(r.problem, *r.tree), trace_extras_of(r));
 }
 
 void check_node(const Tree& t, NodeId id) {

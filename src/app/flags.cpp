@@ -35,6 +35,8 @@ constexpr FlagSpec kFlags[] = {
     // qstar task check / extract
     {"pairs", false, "task-check"}, {"mode", false, "task-check"}, {"texts", false, "task-extract"},
     {"help", true, "task-check task-extract"},
+    // qstar viz
+    {"output", false, "viz"}, {"problem", false, "viz"}, {"help", true, "viz"},
     // the plug-ins of the search commands
     {"generator", false, kSearch}, {"error-rate", false, kSearch}, {"verifier", false, kSearch},
     {"device", false, "solve bench lm-logits lm-generate serve"},

@@ -1,10 +1,11 @@
 // The `qstar` command line: the help text, the dispatch to one file per subcommand
-// (solve.cpp, bench.cpp, lm.cpp, serve.cpp, src/cli/train.cpp) and the exit codes. Every bad
+// (solve.cpp, bench.cpp, lm.cpp, serve.cpp, viz.cpp, src/cli/train.cpp) and the exit codes. Every bad
 // input (unknown flag, malformed problem, missing or malformed data file, invalid parameter)
 // ends with one line on stderr naming the flag, file or field, and exit code 2.
 #include <algorithm>
 
 #include "app/app.hpp"
+#include "app/viz.hpp"
 #include "qstar/version.hpp"
 
 namespace qstar::cli {
@@ -29,6 +30,8 @@ commands:
   task check|extract   the task's answer grader and extractor over JSONL (qstar task --help):
                     qstar task check --task math --pairs FILE.jsonl [--mode lenient|strict]
                     qstar task extract --task math --texts FILE.jsonl
+  viz TREE.jsonl [-o tree.html] [--problem K]   the search trees of a trace (solve --tree,
+                    bench --trace) as one self-contained HTML page (qstar viz --help)
   train STAGE       train the task's generator, PRM and ORM (qstar train --help; LibTorch;
                     --task NAME as below)
   version           print the version
@@ -172,6 +175,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (cmd == "train") throw UsageError("train: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
 #endif
     if (cmd == "task") return cmd_task(args, out);
+    if (cmd == "viz") return cmd_viz(args, out);
     if (cmd != "solve" && cmd != "bench") throw UsageError(fmt::format("unknown command '{}' (try 'qstar help')", cmd));
     const Args a(args, 1, cmd);
     if (a.has("help")) {

@@ -5,13 +5,14 @@
 
 namespace qstar::cli {
 
-/// One trace line with per-node correctness for every node that carries an answer.
+/// One trace line with per-node correctness for every node that carries an answer, the
+/// chosen trajectory's leaf and the token totals.
 std::string trace_line(const SearchResult& r, const AnyTask& task) {
   const Tree& t = *r.tree;
   std::vector<std::optional<bool>> node_correct(t.size());
   for (NodeId id = 0; id < static_cast<NodeId>(t.size()); ++id)
     if (auto ans = t.answer(id)) node_correct[static_cast<std::size_t>(id)] = task.check(r.problem, *ans);
-  return write_trace_line(r.problem, t, r.answer, r.correct, to_string(r.stop), node_correct);
+  return write_trace_line(r.problem, t, r.answer, r.correct, to_string(r.stop), node_correct, trace_extras_of(r));
 }
 
 int cmd_solve(const Args& a, std::ostream& out, std::ostream& err) {

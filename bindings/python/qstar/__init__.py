@@ -49,6 +49,7 @@ from ._qstar import (  # noqa: F401  (re-exports)
     write_trace,
 )
 from . import game24, math, testing  # noqa: E402,F401
+from .viz import Viz, viz  # noqa: E402,F401  (qstar.viz(): the search-tree viewer, docs/viz.md)
 
 #: The algorithms qstar.search runs (also accepted: "bon" for best-of-n).
 ALGORITHMS: tuple[str, ...] = tuple(_qstar._ALGORITHMS)  # the C++ registry (search/registry.hpp)
@@ -197,6 +198,6 @@ __all__ = [
     "ALGORITHMS", "BuiltinGenerator", "BuiltinVerifier", "Candidate", "DEFAULT_TASK", "Error", "ExpandRequest",
     "HttpGenerator", "HttpVerifier", "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM",
     "ParseError", "PluginError", "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer",
-    "TraceRecord", "Tree", "__version__", "check_params", "default_params", "game24", "has_hf", "has_http",
-    "has_torch", "math", "parse_trace_line", "read_trace", "search", "testing", "write_trace",
+    "TraceRecord", "Tree", "Viz", "__version__", "check_params", "default_params", "game24", "has_hf", "has_http",
+    "has_torch", "math", "parse_trace_line", "read_trace", "search", "testing", "viz", "write_trace",
 ]

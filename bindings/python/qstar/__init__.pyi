@@ -4,6 +4,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 from . import game24 as game24
 from . import math as math
 from . import testing as testing
+from .viz import Viz as Viz
+from .viz import viz as viz
 
 __version__: str
 has_hf: bool

@@ -2,7 +2,12 @@
 // outcome and every node of its search tree, in id order.
 //
 //   {"problem":{"id":"..","text":"..","gold":".."|null},"answer":".."|null,
-//    "correct":true|false|null,"stop_reason":"..","nodes":[NODE,...]}
+//    "correct":true|false|null,"stop_reason":"..",["chosen_node":N,]["stats":STATS,]
+//    "nodes":[NODE,...]}
+//   "chosen_node" (the leaf of the chosen trajectory; its ancestors are the chosen path) and
+//   "stats" = {"generated_tokens":N,"verifier_tokens":N,"generator_calls":N,
+//   "verifier_calls":N} (the search's totals) are optional (TraceExtras): written only when
+//   set, so traces without them are unchanged, and readers of older traces get "unset".
 //   NODE = {"id":0,"parent":-1,"depth":0,"text":"","tokens":[],"num_tokens":0,"logprob":0,
 //           "score":null,"prior":0,"visits":0,"value_sum":0,"q":0,"value":null,
 //           "value_max":null,"terminal":false,"finish":"none","answer":null,"correct":null,
@@ -42,6 +47,21 @@
 
 namespace qstar {
 
+/// The search's totals a trace line may carry ("stats"; a subset of Stats).
+struct TraceStats {
+  std::int64_t generated_tokens = 0;  ///< tokens of every generated step
+  std::int64_t verifier_tokens = 0;   ///< tokens the verifiers scored
+  std::int64_t generator_calls = 0;   ///< logical generator calls
+  std::int64_t verifier_calls = 0;    ///< logical verifier calls
+  bool operator==(const TraceStats&) const = default;
+};
+
+/// The optional record-level fields of a trace line (absent keys: the defaults).
+struct TraceExtras {
+  NodeId chosen_node = kNoNode;     ///< "chosen_node": the chosen trajectory's leaf; kNoNode: none
+  std::optional<TraceStats> stats;  ///< "stats": the search's totals, when known
+};
+
 /// One trace line: a problem, its search tree and the outcome.
 struct TraceRecord {
   Problem problem;
@@ -52,6 +72,7 @@ struct TraceRecord {
   /// Per-node correctness (caller-supplied): empty, or one entry per tree node. Reading
   /// gives an empty vector when every node's "correct" is null.
   std::vector<std::optional<bool>> node_correct;
+  TraceExtras extras;  ///< "chosen_node" and "stats", when the line has them
 };
 
 namespace trace_detail {
@@ -60,6 +81,35 @@ inline void check_node_correct(const Tree& tree, std::span<const std::optional<b
   if (!nc.empty() && nc.size() != tree.size())
     throw InvalidArgument(fmt::format("node_correct: expected 0 or {} entries (one per node), got {}",
                                       tree.size(), nc.size()));
+}
+
+inline void check_extras(const Tree& tree, const TraceExtras& x) {
+  if (x.chosen_node != kNoNode && !tree.valid(x.chosen_node))
+    throw InvalidArgument(fmt::format("chosen_node: {} is not a node id in [0, {})", x.chosen_node, tree.size()));
+}
+
+/// The "stats" fields in order (reader, writers).
+inline constexpr std::string_view kStatsKeys[] = {"generated_tokens", "verifier_tokens", "generator_calls",
+                                                  "verifier_calls"};
+inline std::int64_t TraceStats::* const kStatsFields[] = {&TraceStats::generated_tokens, &TraceStats::verifier_tokens,
+                                                          &TraceStats::generator_calls, &TraceStats::verifier_calls};
+
+/// `,"chosen_node":N,"stats":{...}` for the fields that are set.
+inline void put_extras(std::string& out, const TraceExtras& x) {
+  if (x.chosen_node != kNoNode) {
+    out.append(",\"chosen_node\":");
+    json::dump_int(out, x.chosen_node);
+  }
+  if (x.stats) {
+    out.append(",\"stats\":{");
+    for (std::size_t k = 0; k < std::size(kStatsKeys); ++k) {
+      if (k) out.push_back(',');
+      json::dump_string(out, kStatsKeys[k]);
+      out.push_back(':');
+      json::dump_int(out, (*x.stats).*kStatsFields[k]);
+    }
+    out.push_back('}');
+  }
 }
 
 inline void put_opt_string(std::string& out, const std::optional<std::string_view>& s) {
@@ -171,9 +221,11 @@ struct Ctx {
 inline void write_trace_to(std::string& out, const Problem& problem, const Tree& tree,
                            const std::optional<std::string>& answer, std::optional<bool> correct,
                            std::string_view stop_reason,
-                           std::span<const std::optional<bool>> node_correct = {}) {
+                           std::span<const std::optional<bool>> node_correct = {},
+                           const TraceExtras& extras = {}) {
   using namespace trace_detail;
   check_node_correct(tree, node_correct);
+  check_extras(tree, extras);
   if (const std::size_t need = out.size() + 256 + tree.size() * 320; need > out.capacity())
     out.reserve(std::max(need, 2 * out.capacity()));
   out.append("{\"problem\":{\"id\":");
@@ -188,6 +240,7 @@ inline void write_trace_to(std::string& out, const Problem& problem, const Tree&
   put_opt_bool(out, correct);
   out.append(",\"stop_reason\":");
   json::dump_string(out, stop_reason);
+  put_extras(out, extras);
   out.append(",\"nodes\":[");
   const auto nodes = tree.nodes();
   for (std::size_t i = 0; i < nodes.size(); ++i) {
@@ -250,36 +303,40 @@ inline void write_trace_to(std::string& out, const Problem& problem, const Tree&
 inline std::string write_trace_line(const Problem& problem, const Tree& tree,
                                     const std::optional<std::string>& answer,
                                     std::optional<bool> correct, std::string_view stop_reason,
-                                    std::span<const std::optional<bool>> node_correct = {}) {
+                                    std::span<const std::optional<bool>> node_correct = {},
+                                    const TraceExtras& extras = {}) {
   std::string out;
-  write_trace_to(out, problem, tree, answer, correct, stop_reason, node_correct);
+  write_trace_to(out, problem, tree, answer, correct, stop_reason, node_correct, extras);
   return out;
 }
 inline std::string write_trace_line(const TraceRecord& r) {
-  return write_trace_line(r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct);
+  return write_trace_line(r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct, r.extras);
 }
 
 /// Writes one trace line and '\n' to `os`; IoError when the stream fails.
 inline void write_trace(std::ostream& os, const Problem& problem, const Tree& tree,
                         const std::optional<std::string>& answer, std::optional<bool> correct,
                         std::string_view stop_reason,
-                        std::span<const std::optional<bool>> node_correct = {}) {
-  std::string line = write_trace_line(problem, tree, answer, correct, stop_reason, node_correct);
+                        std::span<const std::optional<bool>> node_correct = {},
+                        const TraceExtras& extras = {}) {
+  std::string line = write_trace_line(problem, tree, answer, correct, stop_reason, node_correct, extras);
   line.push_back('\n');
   os.write(line.data(), static_cast<std::streamsize>(line.size()));
   if (!os) throw IoError("write_trace: writing the trace stream failed");
 }
 inline void write_trace(std::ostream& os, const TraceRecord& r) {
-  write_trace(os, r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct);
+  write_trace(os, r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct, r.extras);
 }
 
 /// The trace record as a json::Value; json::dump() of it equals write_trace_line().
 inline json::Value trace_to_json(const Problem& problem, const Tree& tree,
                                  const std::optional<std::string>& answer,
                                  std::optional<bool> correct, std::string_view stop_reason,
-                                 std::span<const std::optional<bool>> node_correct = {}) {
+                                 std::span<const std::optional<bool>> node_correct = {},
+                                 const TraceExtras& extras = {}) {
   using trace_detail::opt_double;
   trace_detail::check_node_correct(tree, node_correct);
+  trace_detail::check_extras(tree, extras);
   auto opt_str = [](const auto& s) { return s ? json::Value(std::string_view(*s)) : json::Value(); };
   auto opt_b = [](std::optional<bool> b) { return b ? json::Value(*b) : json::Value(); };
   json::Value rec = json::Value::object();
@@ -291,6 +348,13 @@ inline json::Value trace_to_json(const Problem& problem, const Tree& tree,
   rec.append("answer", opt_str(answer));
   rec.append("correct", opt_b(correct));
   rec.append("stop_reason", stop_reason);
+  if (extras.chosen_node != kNoNode) rec.append("chosen_node", extras.chosen_node);
+  if (extras.stats) {
+    json::Value st = json::Value::object();
+    for (std::size_t k = 0; k < std::size(trace_detail::kStatsKeys); ++k)
+      st.append(std::string(trace_detail::kStatsKeys[k]), (*extras.stats).*trace_detail::kStatsFields[k]);
+    rec.append("stats", std::move(st));
+  }
   json::Array nodes;
   nodes.reserve(tree.size());
   for (std::size_t i = 0; i < tree.size(); ++i) {
@@ -328,7 +392,7 @@ inline json::Value trace_to_json(const Problem& problem, const Tree& tree,
   return rec;
 }
 inline json::Value trace_to_json(const TraceRecord& r) {
-  return trace_to_json(r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct);
+  return trace_to_json(r.problem, r.tree, r.answer, r.correct, r.stop_reason, r.node_correct, r.extras);
 }
 
 /// Rebuilds a trace record from its parsed JSON object. Every violation throws ParseError
@@ -449,6 +513,25 @@ inline TraceRecord trace_from_json(const json::Value& v, std::string_view source
     any_correct = any_correct || node_correct[i].has_value();
   }
   if (any_correct) r.node_correct = std::move(node_correct);
+  if (v.find("chosen_node")) {
+    const std::int32_t c = ctx.i32(v, "chosen_node");
+    if (c < 0 || static_cast<std::size_t>(c) >= nodes.size())
+      ctx.fail("chosen_node", fmt::format("must be a node id in [0, {}), got {}", nodes.size(), c));
+    r.extras.chosen_node = c;
+  }
+  if (const json::Value* st = v.find("stats")) {
+    if (!st->is_object()) ctx.wrong("stats", "an object", *st);
+    TraceStats ts;
+    for (std::size_t k = 0; k < std::size(trace_detail::kStatsKeys); ++k) {
+      const std::string field = fmt::format("stats.{}", trace_detail::kStatsKeys[k]);
+      const json::Value* x = st->find(trace_detail::kStatsKeys[k]);
+      if (!x) ctx.fail(field, "missing");
+      if (!x->is_integer()) ctx.wrong(field, "an integer", *x);
+      if (x->as_int() < 0) ctx.fail(field, fmt::format("must be >= 0, got {}", x->as_int()));
+      ts.*trace_detail::kStatsFields[k] = x->as_int();
+    }
+    r.extras.stats = ts;
+  }
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "qstar/core/json.hpp"
+#include "qstar/core/trace.hpp"
 #include "qstar/core/tree.hpp"
 #include "qstar/search/result.hpp"
 
@@ -138,6 +139,17 @@ inline json::Value tree_to_nested_json(const Tree& t) {
     built[k] = std::move(o);
   }
   return std::move(built[0]);
+}
+
+/// The trace line's optional fields of a result: the chosen trajectory's leaf and the
+/// token/call totals (write_trace_line(..., trace_extras_of(r))).
+inline TraceExtras trace_extras_of(const SearchResult& r) {
+  TraceExtras x;
+  if (r.chosen >= 0 && static_cast<std::size_t>(r.chosen) < r.candidates.size())
+    x.chosen_node = r.candidates[static_cast<std::size_t>(r.chosen)].node;
+  x.stats = TraceStats{r.stats.generated_tokens, r.stats.verifier_tokens, r.stats.generator_calls,
+                       r.stats.verifier_calls};
+  return x;
 }
 
 /// The whole result: {"problem": {"id", "text", "gold"}, "answer", "correct", "chosen",
