@@ -362,3 +362,59 @@ TEST_CASE("trace: bad records are rejected naming the node and field") {
   CHECK(read_error("{\"problem\":") == "t.jsonl:3: line 1 col 12: unexpected end of input, expected a JSON value");
   CHECK(read_error("") == "t.jsonl:3: line 1 col 1: unexpected end of input, expected a JSON value");
 }
+
+TEST_CASE("trace: chosen_node and stats (TraceExtras) are optional and round-trip") {
+  const Tree tree = sample_tree();
+  TraceExtras x;
+  x.chosen_node = 7;
+  x.stats = TraceStats{1302, 1250, 4, 5};
+  const std::string line = write_trace_line(sample_problem(), tree, std::string("24"), true, "budget", {}, x);
+  // Written between "stop_reason" and "nodes", in this exact form.
+  CHECK(line.find(R"("stop_reason":"budget","chosen_node":7,"stats":{"generated_tokens":1302,)"
+                  R"("verifier_tokens":1250,"generator_calls":4,"verifier_calls":5},"nodes":[)") != std::string::npos);
+  const TraceRecord r = read_trace_line(line);
+  CHECK(r.extras.chosen_node == 7);
+  REQUIRE(r.extras.stats.has_value());
+  CHECK(*r.extras.stats == TraceStats{1302, 1250, 4, 5});
+  CHECK(write_trace_line(r) == line);
+  CHECK(json::dump(trace_to_json(r)) == line);
+  CHECK(json::dump(trace_to_json(sample_problem(), tree, std::string("24"), true, "budget", {}, x)) == line);
+
+  // Absent: the defaults, and a line without them is unchanged (older traces read as before).
+  const std::string plain = write_trace_line(sample_problem(), tree, std::string("24"), true, "budget");
+  CHECK(plain.find("chosen_node") == std::string::npos);
+  CHECK(plain.find("\"stats\"") == std::string::npos);
+  const TraceRecord p = read_trace_line(plain);
+  CHECK(p.extras.chosen_node == kNoNode);
+  CHECK(!p.extras.stats.has_value());
+
+  // Writing a chosen node that is not in the tree is the caller's error.
+  x.chosen_node = static_cast<NodeId>(tree.size());
+  CHECK_THROWS_AS(write_trace_line(sample_problem(), tree, std::nullopt, std::nullopt, "s", {}, x), InvalidArgument);
+
+  // Reading: the field is named.
+  using V = json::Value;
+  auto err = [&](const std::function<void(V&)>& edit) {
+    V v = json::parse(line);
+    edit(v);
+    try {
+      (void)read_trace_line(json::dump(v), "t.jsonl:1");
+    } catch (const ParseError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  CHECK(err([](V& v) { v.set("chosen_node", static_cast<std::int64_t>(sample_tree().size())); }) ==
+        R"(t.jsonl:1: field "chosen_node": must be a node id in [0, 10), got 10)");
+  CHECK(err([](V& v) { v.set("chosen_node", -1); }) ==
+        R"(t.jsonl:1: field "chosen_node": must be a node id in [0, 10), got -1)");
+  CHECK(err([](V& v) { v.set("chosen_node", "3"); }) ==
+        R"(t.jsonl:1: field "chosen_node": expected an integer, got string)");
+  CHECK(err([](V& v) { v.set("stats", V::array()); }) == R"(t.jsonl:1: field "stats": expected an object, got array)");
+  CHECK(err([](V& v) { v.at("stats").erase("verifier_calls"); }) ==
+        R"(t.jsonl:1: field "stats.verifier_calls": missing)");
+  CHECK(err([](V& v) { v.at("stats").set("generated_tokens", -3); }) ==
+        R"(t.jsonl:1: field "stats.generated_tokens": must be >= 0, got -3)");
+  CHECK(err([](V& v) { v.at("stats").set("generator_calls", 1.5); }) ==
+        R"(t.jsonl:1: field "stats.generator_calls": expected an integer, got number)");
+}

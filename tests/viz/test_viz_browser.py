@@ -196,12 +196,55 @@ def check_page(b: cdp.Browser, page: str, recs: list[dict], shot_out: str | None
         print(f"ok  problem {k} ({rec['problem']['text']}, {n} nodes): drawn {n}, path {path or '(none)'} "
               f"highlighted; {msg}")
     print(f"ok  {page}: ready in {secs:.2f} s (page: load {ds['loadMs']} ms); requests: {urls}")
+    check_mouse(b, recs[-1])
     if shot_out:  # the docs' screenshot: the last problem with its chosen leaf selected
         b.eval(f"qstarViz.select({recs[-1]['chosen_node']})")
         settle(b)
         with open(shot_out, "wb") as f:
             f.write(b.screenshot(fast=False))
         print(f"wrote {shot_out}")
+
+
+def subtree_size(rec: dict, i: int) -> int:
+    size = [1] * len(rec["nodes"])
+    for n in reversed(rec["nodes"][1:]):
+        size[n["parent"]] += size[n["id"]]
+    return size[i]
+
+
+def mouse(b: cdp.Browser, kind: str, x: float, y: float, clicks: int = 0) -> None:
+    b.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left" if clicks else "none",
+                                         "clickCount": clicks})
+
+
+def check_mouse(b: cdp.Browser, rec: dict) -> None:
+    """Hover shows the step, a click selects (the path with per-step scores), a double-click
+    collapses the subtree (drawn count drops by its size - 1) and expands it again."""
+    settle(b)
+    st = b.eval("qstarViz.state()")
+    xy = {i: (x, y) for i, x, y, _ in st["xy"]}
+    node = next(i for i in chosen_path(rec)[1:] if subtree_size(rec, i) > 1)
+    x, y = xy[node]
+    mouse(b, "mouseMoved", x, y)
+    tip = b.eval("document.getElementById('tip').style.display === 'block' ? document.getElementById('tip').textContent : ''")
+    check(rec["nodes"][node]["text"] in tip, f"hover over node {node}: tooltip {tip!r}")
+    mouse(b, "mousePressed", x, y, 1)
+    mouse(b, "mouseReleased", x, y, 1)
+    steps = b.eval("[...document.querySelectorAll('#path .step')].map((d) => d.textContent)")
+    want = chosen_path(rec)[1:chosen_path(rec).index(node) + 1]
+    check(len(steps) == len(want) and all(rec["nodes"][i]["text"] in t and f"#{i}" in t for i, t in zip(want, steps)),
+          f"click on node {node}: the path panel shows {steps}")
+    mouse(b, "mousePressed", x, y, 2)
+    mouse(b, "mouseReleased", x, y, 2)
+    n, sub = len(rec["nodes"]), subtree_size(rec, node)
+    ds = b.eval("Object.assign({}, document.body.dataset)")
+    check(int(ds["drawn"]) == n - (sub - 1) and int(ds["hidden"]) == sub - 1,
+          f"double-click on node {node} (subtree {sub}): drawn {ds['drawn']}, hidden {ds['hidden']}")
+    b.eval(f"qstarViz.toggle({node})")
+    ds = b.eval("Object.assign({}, document.body.dataset)")
+    check(int(ds["drawn"]) == n, "expanding the collapsed subtree again")
+    print(f"ok  mouse: hover shows node {node}'s step, a click its path ({len(want)} steps with scores), "
+          f"a double-click collapses its {sub - 1} descendants")
 
 
 def check_big(b: cdp.Browser, page: str, rec: dict) -> None:
