@@ -4,7 +4,8 @@
 Starts the service twice with the same search, once batching (--batch-window-ms W) and once
 not (--max-batch 1: every request is its own search), sends the same C concurrent requests
 (Game of 24 puzzles, ranks 901...) to each with Python's standard library, and prints the wall
-time of the burst, the searches' sizes, and whether every answer is the same in both runs.
+time of the burst, the searches' sizes, the batch sizes of the generator calls, and whether
+every answer is the same in both runs.
 Run by hand (a minute with the trained models on one CPU core):
 
   python3 benchmarks/serve_search.py [--qstar build/qstar] [--concurrency 16] [-- search flags]
@@ -74,7 +75,10 @@ def main():
         results[name] = qs
         sizes = sorted({q["batch"]["search_problems"] for q in qs})
         solved = sum(bool(q["correct"]) for q in qs)
-        print(f"{name:24s} {len(qs)} requests in {wall:.2f} s; search sizes {sizes}; solved {solved}/{len(qs)}")
+        calls = sum(q["stats"]["generator_calls"] for q in qs)
+        print(f"{name:24s} {len(qs)} requests in {wall:.2f} s; search sizes {sizes}; solved {solved}/{len(qs)}; "
+              f"generator calls taken part in: {calls}, first request's requests per call "
+              f"{qs[0]['stats']['generator_batches']}")
     same = sum(x["answer"] == y["answer"] and x["steps"] == y["steps"]
                for x, y in zip(results["batched"], results["one search per request"]))
     print(f"same answer and steps batched and alone: {same}/{len(puzzles)}")
