@@ -120,7 +120,13 @@ int cmd_serve_search(const std::vector<std::string>& args, std::ostream& out, st
     common(p).keep_tree = s.keep_tree;
     if (s.max_tokens > 0)
       common(p).budget.max_generated_tokens = base_tokens > 0 ? std::min(base_tokens, s.max_tokens) : s.max_tokens;
-    return run_search(problems, task, pl, p, s.seed);
+    auto results = run_search(problems, task, pl, p, s.seed);
+    // A task that grades against a gold answer (math) cannot check a request's problem,
+    // which has none: "correct" is unknown, not false.
+    if (entry.check_answer)
+      for (auto& r : results)
+        if (!r.problem.gold) r.correct.reset();
+    return results;
   };
   ProblemParser parse = [&entry](const std::string& text) { return entry.parse_problem(text); };
 

@@ -38,12 +38,13 @@ def puzzles(count):
 
 
 class Server:
-    def __init__(self, *extra, key=None):
+    def __init__(self, *extra, key=None, search=None):
         env = dict(os.environ, QSTAR_TEST_KEY=key) if key else None
         self.headers = {"Content-Type": "application/json"}
         if key:
             self.headers["Authorization"] = f"Bearer {key}"
-        self.proc = subprocess.Popen([CLI, "serve", "--search", "beam", *SEARCH, *PLUGINS, "--port", "0", *extra],
+        search = search or ["--search", "beam", *SEARCH, *PLUGINS]
+        self.proc = subprocess.Popen([CLI, "serve", *search, "--port", "0", *extra],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline()
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", line)
@@ -249,7 +250,7 @@ def test_full_queue_and_clean_shutdown():
     """A queue of 2: of 4 requests in one batch window, 2 are searched and 2 answered 503; SIGTERM
     while 2 are queued answers them before the process exits 0. With --api-key-env, a request
     without the key is answered 401."""
-    s = Server("--batch-window-ms", "1500", "--max-queue", "2", "--api-key-env", "QSTAR_TEST_KEY", key="k3y")
+    s = Server("--batch-window-ms", "1000", "--max-queue", "2", "--api-key-env", "QSTAR_TEST_KEY", key="k3y")
     try:
         code, r = s.post("/v1/completions", {"prompt": "4 5 6 10"}, headers={"Authorization": "Bearer nope"})
         assert code == 401 and "API key" in r["error"]["message"]
@@ -276,3 +277,27 @@ def test_full_queue_and_clean_shutdown():
     assert all("queue is full" in r["error"]["message"] for c, r in replies if c == 503)
     assert code == 0 and "stopped (SIGTERM)" in out and "2 problems in 1 searches" in out, out
     assert "5 HTTP requests (1 bad)" in out, out  # the 401 (4xx), two 503s (5xx: not "bad"), two 200s
+
+
+def test_math_task_with_the_lm_generator():
+    """--task math: the user message is the question; the reply equals `qstar solve --task math`
+    (the trained Game of 24 generator writes nonsense here: the mapping is what is tested)."""
+    if "without LibTorch" in subprocess.run([CLI, "lm"], capture_output=True, text=True).stderr:
+        pytest.skip("this qstar has no LibTorch")
+    flags = ["--task", "math", "--generator", f"lm:{REPO / 'models' / 'generator'}", "--verifier", "none",
+             "--n", "2", "--max-depth", "2", "--max-step-tokens", "8"]
+    s = Server(search=["--search", "best-of-n", *flags])
+    try:
+        code, r = s.post("/v1/chat/completions", {"messages": [{"role": "user", "content": "What is 2 + 3?"}], "seed": 5})
+    finally:
+        code_stop, _ = s.stop()
+    assert code == 200 and code_stop == 0, r
+    q = r["qstar"]
+    assert q["problem"]["text"] == "What is 2 + 3?" and q["correct"] is None  # no gold answer to grade against
+    out = subprocess.run([CLI, "solve", "What is 2 + 3?", "--algo", "best-of-n", *flags, "--seed", "5", "--json"],
+                         capture_output=True, text=True, check=True).stdout
+    solo = json.loads(out)
+    assert q["answer"] == solo["answer"] and q["steps"] == solo["steps"]
+    for k in COUNTERS:
+        assert q["stats"][k] == solo["stats"][k], k
+    assert r["usage"]["completion_tokens"] == q["stats"]["generated_tokens"] > 0
