@@ -99,7 +99,10 @@ int cmd_serve_search(const std::vector<std::string>& args, std::ostream& out, st
     throw UsageError(fmt::format("serve: unexpected argument '{}' (flags only; see qstar serve --search x --help)",
                                  a.positional()[0]));
   if (a.has("algo")) throw UsageError("serve: name the algorithm with --search ALGO (not --algo)");
-  const std::string algo = canonical_algo(a.get("search").value_or(""));
+  const std::string name = a.get("search").value_or("");
+  if (!find_algorithm(name))
+    throw UsageError(fmt::format("--search: '{}' is not one of {}", name, fmt::join(algorithm_names(), ", ")));
+  const std::string algo = canonical_algorithm(name);
   a.check_algorithms({algo});
   const TaskEntry& entry = task_of(a);
   int n = 16;

@@ -301,3 +301,17 @@ def test_math_task_with_the_lm_generator():
     for k in COUNTERS:
         assert q["stats"][k] == solo["stats"][k], k
     assert r["usage"]["completion_tokens"] == q["stats"]["generated_tokens"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--search", "nope"], "--search: 'nope' is not one of best-of-n, beam"),
+    (["--search", "beam", "--algo", "dvts"], "--search ALGO (not --algo)"),
+    (["--search", "beam", "--expand-k", "3"], "--expand-k does not apply to --algo beam"),
+    (["--search", "beam", "--verifier", "none"], "needs a verifier"),
+])
+def test_command_line_errors(args, message):
+    """Bad flags: one line on stderr naming the flag, exit 2, before anything listens."""
+    r = subprocess.run([CLI, "serve", "--task", "game24", "--generator", "programmatic", *args], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.count("\n") == 1 and message in r.stderr, r.stderr
