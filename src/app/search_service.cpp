@@ -312,7 +312,8 @@ struct SearchService::Impl {
     SearchSettings s = params.defaults;
     if (const json::Value* v = field(b, "stream"); v && !(v->is_bool() && !v->as_bool()))
       throw HttpError(400, "'stream' is not supported by qstar serve --search (a search answers when it ends)");
-    get_int(b, "n", "", 1, 1, 1);  // one choice: the search's selected answer
+    if (const json::Value* v = field(b, "n"); v && !(v->is_integer() && v->as_int() == 1))
+      throw HttpError(400, "'n' must be 1: a search returns one answer (its budget is \"qstar\": {\"n\": N})");
     if (const json::Value* v = field(b, "seed")) {
       if (!v->is_integer()) throw HttpError(400, "'seed' must be a 64-bit integer");
       s.seed = std::bit_cast<std::uint64_t>(v->as_int());
