@@ -4,7 +4,7 @@
 Starts the service twice with the same search, once batching (--batch-window-ms W) and once
 not (--max-batch 1: every request is its own search), sends the same C concurrent requests
 (Game of 24 puzzles, ranks 901...) to each with Python's standard library, and prints the wall
-time of the burst, the searches' sizes, the batch sizes of the generator calls, and whether
+time and the server's CPU time of the burst, the searches' sizes, the batch sizes of the generator calls, and whether
 every answer is the same in both runs.
 Run by hand (a minute with the trained models on one CPU core):
 
@@ -46,6 +46,13 @@ def burst(url, puzzles):
     return time.perf_counter() - t0, replies
 
 
+def cpu_seconds(pid):
+    """The process's user + system CPU seconds (Linux /proc): steadier than wall time on a
+    shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(qstar, flags, extra, puzzles):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([qstar, "serve", *flags, "--port", "0", *extra], stdout=subprocess.PIPE, text=True,
@@ -53,7 +60,9 @@ def run(qstar, flags, extra, puzzles):
     try:
         url = re.search(r"http://[\d.]+:\d+", proc.stdout.readline()).group(0)
         burst(url, puzzles[:1])  # warm up (models loaded, caches allocated)
-        return burst(url, puzzles)
+        cpu0 = cpu_seconds(proc.pid)
+        wall, qs = burst(url, puzzles)
+        return wall, cpu_seconds(proc.pid) - cpu0, qs
     finally:
         proc.terminate()
         proc.wait(timeout=600)
@@ -71,12 +80,12 @@ def main():
     puzzles = [r.split(",")[1] for r in rows[900:900 + a.concurrency]]
     results = {}
     for name, extra in [("batched", ["--batch-window-ms", a.window_ms]), ("one search per request", ["--max-batch", "1"])]:
-        wall, qs = run(a.qstar, flags, extra, puzzles)
+        wall, cpu, qs = run(a.qstar, flags, extra, puzzles)
         results[name] = qs
         sizes = sorted({q["batch"]["search_problems"] for q in qs})
         solved = sum(bool(q["correct"]) for q in qs)
         calls = sum(q["stats"]["generator_calls"] for q in qs)
-        print(f"{name:24s} {len(qs)} requests in {wall:.2f} s; search sizes {sizes}; solved {solved}/{len(qs)}; "
+        print(f"{name:24s} {len(qs)} requests in {wall:.2f} s ({cpu:.2f} s server CPU); search sizes {sizes}; solved {solved}/{len(qs)}; "
               f"generator calls taken part in: {calls}, first request's requests per call "
               f"{qs[0]['stats']['generator_batches']}")
     same = sum(x["answer"] == y["answer"] and x["steps"] == y["steps"]
