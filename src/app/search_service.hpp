@@ -9,9 +9,10 @@
 //
 // Batching and determinism. A search's random streams derive from (seed, problem id,
 // problem text), never from the other problems searched with it (the core's batch
-// invariance), so a request's answer and counters equal a solo search of its problem with
-// the same seed (`qstar solve --json` with the same flags) whatever else was batched with
-// it. Requests with different per-request settings (seed, budget n, max_tokens, tree) are
+// invariance), so with batch-invariant plug-ins (the programmatic proposer, the oracle) a
+// request's answer and counters equal a solo search of its problem with the same seed
+// (`qstar solve --json` with the same flags) whatever else was batched with it; LibTorch
+// models can differ in float rounding with batch composition. Requests with different per-request settings (seed, budget n, max_tokens, tree) are
 // searched in separate searches of the same dispatcher round.
 #pragma once
 
