@@ -156,6 +156,10 @@ int cmd_solve(const Args& a, std::ostream& out, std::ostream& err);
 int cmd_bench(const Args& a, std::ostream& out, std::ostream& err);
 int cmd_lm(const std::vector<std::string>& args, std::ostream& out);
 int cmd_serve(const std::vector<std::string>& args, std::ostream& out);
+/// `qstar serve --search ALGO` (serve_search.cpp): whether the command line asks for it, and
+/// the command.
+bool is_search_serve(const std::vector<std::string>& args);
+int cmd_serve_search(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 /// `qstar task check|extract` (task_cmd.cpp).
 int cmd_task(const std::vector<std::string>& args, std::ostream& out);
 int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool tty);

@@ -19,7 +19,7 @@ struct FlagSpec {
   std::string_view commands;
 };
 
-constexpr std::string_view kSearch = "solve bench";
+constexpr std::string_view kSearch = "solve bench serve-search";
 constexpr FlagSpec kFlags[] = {
     // the search commands
     {"task", false, "solve bench lm-generate task-check task-extract"}, {"answer-marker", false, "solve bench lm-generate"},
@@ -60,6 +60,16 @@ constexpr FlagSpec kFlags[] = {
     {"max-n", false, "serve"}, {"max-tokens", false, "serve"}, {"max-prompt-bytes", false, "serve"},
     {"max-inputs", false, "serve"}, {"batch-window-ms", false, "serve"}, {"max-batch", false, "serve"},
     {"threads", false, "serve"},
+    // serve --search (search_service.hpp): kSearch's flags, the task's and plug-ins', and these
+    {"search", false, "serve-search"}, {"task", false, "serve-search"}, {"answer-marker", false, "serve-search"},
+    {"seed", false, "serve-search"}, {"device", false, "serve-search"}, {"dtype", false, "serve-search"},
+    {"prm-kind", false, "serve-search"}, {"temperature", false, "serve-search"}, {"top-p", false, "serve-search"},
+    {"top-k", false, "serve-search"}, {"delimiter", false, "serve-search"}, {"kv-cache-mb", false, "serve-search"},
+    {"greedy", true, "serve-search"}, {"no-token-stats", true, "serve-search"}, {"step-tag", false, "serve-search"},
+    {"api-key-env", false, "serve-search"}, {"host", false, "serve-search"}, {"port", false, "serve-search"},
+    {"name", false, "serve-search"}, {"max-n", false, "serve-search"}, {"max-prompt-bytes", false, "serve-search"},
+    {"batch-window-ms", false, "serve-search"}, {"max-batch", false, "serve-search"},
+    {"max-queue", false, "serve-search"}, {"threads", false, "serve-search"},
 };
 
 bool has_word(std::string_view list, std::string_view word) {

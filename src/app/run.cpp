@@ -27,6 +27,8 @@ commands:
                                       per line in, one {"tokens": [...]} per line out)
                     qstar lm generate --model DIR --prompt "..." [--steps N] [--candidates K] [sampling flags]
   serve             serve a model folder over HTTP (OpenAI-compatible subset; qstar serve --help)
+  serve --search ALGO   serve searches as OpenAI-compatible chat/completions (search flags as
+                    solve; qstar serve --search beam --help)
   task check|extract   the task's answer grader and extractor over JSONL (qstar task --help):
                     qstar task check --task math --pairs FILE.jsonl [--mode lenient|strict]
                     qstar task extract --task math --texts FILE.jsonl
@@ -162,6 +164,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << "qstar " << QSTAR_VERSION_STRING << "\n";
       return 0;
     }
+#ifdef QSTAR_HAS_SEARCH_SERVICE
+    if (cmd == "serve" && is_search_serve(args)) return cmd_serve_search(args, out, err);
+#endif
 #ifdef QSTAR_HAS_HTTP_SERVER
     if (cmd == "serve") return cmd_serve(args, out);
 #else

@@ -25,6 +25,7 @@ constexpr const char* kServeUsage = R"(usage: qstar serve --model DIR [--prm PAT
 
 Serves a Llama/Qwen2/Qwen3/Mistral folder on POST /v1/completions and a PRM on POST /pooling and
 /classify (an OpenAI-compatible subset; see docs/serving.md). Stops on SIGINT/SIGTERM.
+(qstar serve --search ALGO ... serves whole searches instead: qstar serve --search beam --help.)
 
   --model DIR            the generator model folder (optional when --prm is given)
   --prm PATH             a PRM folder or TorchScript file
