@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "http/httplib_listen.hpp"
+#include "http/http_error.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 #include "qstar/search/result_json.hpp"
@@ -31,22 +32,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// A request error answered with `status` and a JSON error body.
-struct HttpError : Error {
-  int status;
-  HttpError(int s, const std::string& m) : Error(m), status(s) {}
-};
-
-/// The error body of `qstar serve` (src/http/server.cpp): {"error": {message, type, code}}.
-std::string error_body(int status, const std::string& message) {
-  json::Value e = json::Value::object();
-  e.set("message", message);
-  e.set("type", status >= 500 ? "server_error" : "invalid_request_error");
-  e.set("code", static_cast<std::int64_t>(status));
-  json::Value o = json::Value::object();
-  o.set("error", std::move(e));
-  return json::dump(o);
-}
+using qstar::http::detail::HttpError;
+using qstar::http::detail::error_body;
 
 /// The endpoints: chat completions and (legacy) completions.
 enum class Api { Chat, Completions };

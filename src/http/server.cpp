@@ -26,6 +26,7 @@
 #include "qstar/core/tree.hpp"
 #include "qstar/error.hpp"
 #include "http/httplib_listen.hpp"
+#include "http/http_error.hpp"
 
 namespace qstar::http {
 
@@ -33,21 +34,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// A request error answered with `status` and a JSON error body.
-struct HttpError : Error {
-  int status;
-  HttpError(int s, const std::string& m) : Error(m), status(s) {}
-};
-
-std::string error_body(int status, const std::string& message) {
-  json::Value e = json::Value::object();
-  e.set("message", message);
-  e.set("type", status >= 500 ? "server_error" : "invalid_request_error");
-  e.set("code", static_cast<std::int64_t>(status));
-  json::Value o = json::Value::object();
-  o.set("error", std::move(e));
-  return json::dump(o);
-}
+using detail::HttpError;
+using detail::error_body;
 
 std::string basename_of(std::string p) {
   while (p.size() > 1 && p.back() == '/') p.pop_back();
