@@ -167,8 +167,8 @@ class ResultsFile {
       throw UsageError(fmt::format("--results {}: the file exists and is not empty; pass --resume to continue it, "
                                    "or remove it",
                                    path_));
-    const bool fresh = size == 0;
-    if (!fresh) load(header, size, err);
+    // A file cut inside its header line (a kill at the start) holds nothing: start it again.
+    const bool fresh = size == 0 || !load(header, size, err);
     out_.open(path_, std::ios::binary | std::ios::app);
     if (!out_) throw UsageError(fmt::format("--results: cannot open '{}' for writing", path_));
     if (fresh) {
@@ -213,7 +213,8 @@ class ResultsFile {
  private:
   using Key = std::tuple<std::string, int, std::size_t>;
 
-  void load(const json::Value& header, std::uintmax_t size, std::ostream& err) {
+  /// Reads the file back; false when it holds no complete line (it is then emptied).
+  bool load(const json::Value& header, std::uintmax_t size, std::ostream& err) {
     if (size > kMaxBytes)
       throw UsageError(fmt::format("--results {}: {} bytes, more than the {} a results file may have", path_, size,
                                    kMaxBytes));
@@ -250,8 +251,12 @@ class ResultsFile {
         throw UsageError(fmt::format("{}: {}", where, e.what()));
       }
     }
-    if (line_no == 0) throw UsageError(fmt::format("--results {}: no header line", path_));
-    if (keep < text.size()) std::filesystem::resize_file(path_, keep);
+    if (keep < text.size()) {
+      std::error_code ec;
+      std::filesystem::resize_file(path_, keep, ec);
+      if (ec) throw IoError(fmt::format("--results {}: cannot cut its truncated last line: {}", path_, ec.message()));
+    }
+    return line_no > 0;
   }
 
   void check_header(const json::Value& v, const json::Value& header, const std::string& where) const {

@@ -127,3 +127,8 @@ def test_results_file_errors(tmp_path):
     p = bench(tmp_path, "--results", str(results), "--resume", check=False, ranks="1-2")
     assert p.returncode == 2 and f"{results}:3:" in p.stderr and len(p.stderr.splitlines()) == 1
     assert results.read_text() == "".join(lines)
+    # A file cut inside its header (a kill at the very start) is started again.
+    results.write_text('{"qstar_bench_results": 1, "fla')
+    p = bench(tmp_path, "--results", str(results), "--resume", ranks="1-2")
+    assert "dropped a truncated last line" in p.stderr
+    assert len(records(results)) == 2 * 2
