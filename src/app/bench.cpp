@@ -340,6 +340,60 @@ json::Value results_header(const Args& a, std::size_t problems) {
   return h;
 }
 
+/// One configuration over every problem: the problems not in `results` searched `chunk` at a
+/// time (their lines appended to `results` and `trace` as each chunk ends), the rest read
+/// back from `results`; the row sums every problem's record in problem order.
+Row bench_config(const std::string& algo, SearchParams sp, const std::vector<Problem>& problems, const AnyTask& task,
+                 Plugins& pl, std::uint64_t seed, std::size_t chunk, ResultsFile* results, std::ofstream* trace,
+                 std::ostream& err) {
+  common(sp).keep_tree = trace != nullptr;
+  Row row;
+  row.algo = algo;
+  row.method = method_label(algo, sp, pl);
+  row.n = budget(sp);
+  row.total = static_cast<int>(problems.size());
+  std::vector<std::optional<Record>> recs(problems.size());
+  std::vector<Problem> todo;
+  std::vector<std::size_t> todo_index;
+  for (std::size_t i = 0; i < problems.size(); ++i) {
+    if (const Record* r = results ? results->done(row.method, row.n, i) : nullptr) {
+      recs[i] = *r;
+    } else {
+      todo.push_back(problems[i]);
+      todo_index.push_back(i);
+    }
+  }
+  Progress prog(err, problems.size(), fmt::format("{} n={}", row.method, row.n));
+  const std::size_t skipped = problems.size() - todo.size();
+  if (skipped > 0) prog.update(skipped);
+  const auto row_t0 = std::chrono::steady_clock::now();
+  for (std::size_t lo = 0; lo < todo.size(); lo += chunk) {
+    const std::size_t hi = std::min(todo.size(), lo + chunk);
+    auto rs = run_search(std::span<const Problem>(todo).subspan(lo, hi - lo), task, pl, sp, seed);
+    for (std::size_t j = 0; j < rs.size(); ++j) {
+      const std::size_t i = todo_index[lo + j];
+      recs[i] = record_of(rs[j]);
+      if (trace) *trace << trace_line(rs[j], task) << "\n";
+      if (results) results->append(row.method, algo, row.n, i, *recs[i]);
+    }
+    if (trace) trace->flush();
+    if (results) results->flush();
+    prog.update(skipped + hi);
+  }
+  for (const auto& r : recs) add(row, *r);
+  row.elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - row_t0).count();
+  const double P = static_cast<double>(row.total);
+  row.gen_steps /= P;
+  row.ver_steps /= P;
+  row.gen_tokens /= P;
+  row.ver_tokens /= P;
+  row.gen_calls /= P;
+  row.ver_calls /= P;
+  row.nodes /= P;
+  row.wall /= P;
+  return row;
+}
+
 }  // namespace
 
 /// A method label with every model path (lm:PATH, prm:PATH, after "+" or "=" or ",")
@@ -410,55 +464,9 @@ int cmd_bench(const Args& a, std::ostream& out, std::ostream& err) {
                        results->size());
 
   std::vector<Row> rows;
-  for (auto [algo, sp] : configs) {
-    common(sp).keep_tree = trace_path.has_value();
-    Row row;
-    row.algo = algo;
-    row.method = method_label(algo, sp, pl);
-    row.n = budget(sp);
-    row.total = static_cast<int>(problems.size());
-    // The problems of this configuration not in the results file, searched `chunk` at a time.
-    std::vector<std::optional<Record>> recs(problems.size());
-    std::vector<Problem> todo;
-    std::vector<std::size_t> todo_index;
-    for (std::size_t i = 0; i < problems.size(); ++i) {
-      if (const Record* r = results ? results->done(row.method, row.n, i) : nullptr) {
-        recs[i] = *r;
-      } else {
-        todo.push_back(problems[i]);
-        todo_index.push_back(i);
-      }
-    }
-    Progress prog(err, problems.size(), fmt::format("{} n={}", row.method, row.n));
-    const std::size_t skipped = problems.size() - todo.size();
-    if (skipped > 0) prog.update(skipped);
-    const auto row_t0 = std::chrono::steady_clock::now();
-    for (std::size_t lo = 0; lo < todo.size(); lo += chunk) {
-      const std::size_t hi = std::min(todo.size(), lo + chunk);
-      auto rs = run_search(std::span<const Problem>(todo).subspan(lo, hi - lo), task, pl, sp, seed);
-      for (std::size_t j = 0; j < rs.size(); ++j) {
-        const std::size_t i = todo_index[lo + j];
-        recs[i] = record_of(rs[j]);
-        if (trace_path) trace << trace_line(rs[j], task) << "\n";
-        if (results) results->append(row.method, algo, row.n, i, *recs[i]);
-      }
-      if (trace_path) trace.flush();
-      if (results) results->flush();
-      prog.update(skipped + hi);
-    }
-    for (const auto& r : recs) add(row, *r);
-    row.elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - row_t0).count();
-    const double P = static_cast<double>(row.total);
-    row.gen_steps /= P;
-    row.ver_steps /= P;
-    row.gen_tokens /= P;
-    row.ver_tokens /= P;
-    row.gen_calls /= P;
-    row.ver_calls /= P;
-    row.nodes /= P;
-    row.wall /= P;
-    rows.push_back(row);
-  }
+  for (const auto& [algo, sp] : configs)
+    rows.push_back(bench_config(algo, sp, problems, task, pl, seed, chunk, results ? &*results : nullptr,
+                                trace_path ? &trace : nullptr, err));
 
   out << fmt::format("qstar bench: {} problems from {}{}, generator {}, seed {}\n", problems.size(), *data,
                      ranks ? fmt::format(" (ranks {}-{})", ranks->first, ranks->second) : "", pl.gen_label, seed);
