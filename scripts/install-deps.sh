@@ -11,6 +11,7 @@ PKGS=(
   libsentencepiece-dev python3-sentencepiece
   python3-pytest python3-numpy python3-matplotlib python3-sympy
   python3-jinja2
+  python3-setuptools python3-wheel python3-build python3-venv python3-pip
   python3-nbclient python3-nbformat python3-ipykernel
   clang libclang-rt-14-dev
   chromium

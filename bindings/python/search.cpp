@@ -1,5 +1,6 @@
 // _search: qstar.search's C++ half. Converts the arguments, runs qstar::search with the GIL
-// released (Python plug-ins take it back for their calls) and returns the results.
+// released (Python plug-ins take it back for their calls; every iteration takes it briefly to
+// notice Ctrl-C) and returns the results.
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -168,7 +169,13 @@ void bind_search(py::module_& m) {
           throw InvalidArgument("task: expected a built-in task's name or a task object (qstar.search passes "
                                 "its default name for None)");
         }
-        const SearchParams sp = params_from(algo, params, custom_aggregation);
+        SearchParams sp = params_from(algo, params, custom_aggregation);
+        // Ctrl-C: each iteration takes the GIL for a moment and runs Python's pending signal
+        // handlers; a KeyboardInterrupt (or any exception a handler raises) ends the search.
+        common(sp).interrupt = [] {
+          py::gil_scoped_acquire gil;
+          if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+        };
         // Plug-ins hold Python references: built (and destroyed) with the GIL held.
         AnyGenerator gen = make_generator(generator);
         std::optional<VerifierSet> ver;  // none: best-of-n without a verifier (run_search checks)

@@ -49,6 +49,8 @@ class Args {
   Args(const std::vector<std::string>& args, std::size_t from, std::string command);
   const std::vector<std::string>& positional() const { return pos_; }
   bool has(std::string_view k) const { return kv_.count(std::string(k)) != 0; }
+  /// Every flag given, by name (a switch has the value "1").
+  const std::map<std::string, std::string, std::less<>>& flags() const { return kv_; }
   std::optional<std::string> get(std::string_view k) const;
   /// Every algorithm flag must apply to at least one of the algorithms chosen.
   void check_algorithms(const std::vector<std::string>& algos) const;

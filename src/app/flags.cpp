@@ -27,6 +27,7 @@ constexpr FlagSpec kFlags[] = {
     {"n", false, kSearch}, {"help", true, kSearch}, {"tree", false, "solve"},
     {"json", true, "solve lm-logits lm-tokenize lm-generate"}, {"json", false, "bench"},
     {"data", false, "bench"}, {"ranks", false, "bench"}, {"trace", false, "bench"}, {"chunk", false, "bench"},
+    {"results", false, "bench"}, {"resume", true, "bench"},
     // the data options of tasks that read them (TaskEntry::data_options)
     {"question-field", false, "bench"}, {"answer-field", false, "bench"}, {"limit", false, "bench"},
     {"level", false, "bench"}, {"subject", false, "bench"},

@@ -83,7 +83,7 @@ common options (solve and bench):
 
 solve:  qstar solve "4 5 6 10" [--n N] [--tree out.jsonl] [--json]
 bench:  qstar bench --data FILE [--ranks 901-1000] [--n 1,4,16,64] [--json out.json]
-        [--trace out.jsonl] [--chunk C]
+        [--trace out.jsonl] [--chunk C] [--results FILE.jsonl [--resume]]
         data options (--task math): --question-field F --answer-field F --limit N
         --level 1,2 --subject NAME[,NAME]
 chat prompts (--task math): the model's chat template from lm:DIR's tokenizer_config.json by

@@ -4,7 +4,7 @@
 // stay fast and must not touch the file system, so it filters and rewrites the arguments
 // before calling run() (an input it rejects returns -1, and libFuzzer does not add it to
 // the corpus):
-//  * no file outputs: an input naming --tree or --trace (anywhere), or --json with the
+//  * no file outputs: an input naming --tree, --trace or --results (anywhere), or --json with the
 //    bench command (where it takes a file), is rejected; solve's --json is a switch that
 //    prints to the output stream and is kept;
 //  * no file inputs: the value of every --data (as "--data=X" or "--data X") is replaced
@@ -124,7 +124,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string_view name = flag_name(args[i]);
     if (name.empty()) continue;
-    if (name == "tree" || name == "trace" || (bench && name == "json")) return -1;
+    if (name == "tree" || name == "trace" || name == "results" || (bench && name == "json")) return -1;
     const auto eq = args[i].find('=');
     if (eq != std::string::npos && !within_caps(name, std::string_view(args[i]).substr(eq + 1))) return -1;
     if (i + 1 < args.size() && !within_caps(name, args[i + 1])) return -1;

@@ -21,7 +21,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Callable, Iterable, Optional, Union
 
-from . import _qstar
+import os as _os
+
+# A wheel (setup.py) carries libqstar_sentencepiece.so next to the extension (tokenizer.model
+# folders load it at run time); the CMake build tree and `cmake --install` find their own copy.
+_spm = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "libqstar_sentencepiece.so")
+if _os.path.isfile(_spm):
+    _os.environ.setdefault("QSTAR_SENTENCEPIECE_MODULE", _spm)
+
+from . import _qstar  # noqa: E402
 from ._qstar import (  # noqa: F401  (re-exports)
     BuiltinGenerator,
     BuiltinVerifier,

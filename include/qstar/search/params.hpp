@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,11 @@ struct CommonParams {
   Budget budget;
   /// Return the whole tree in SearchResult::tree (for traces and inspection).
   bool keep_tree = false;
+  /// Cancellation: called at the start of every iteration, before its plug-in calls; an
+  /// exception it throws ends the search and leaves search() unchanged (no results). Empty:
+  /// none. Not a named parameter (the CLI and params_to_json ignore it); the Python bindings
+  /// set it to raise KeyboardInterrupt on Ctrl-C.
+  std::function<void()> interrupt;
 
   void validate() const {
     if (max_depth < 1) throw InvalidArgument("max_depth must be >= 1");

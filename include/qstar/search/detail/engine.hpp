@@ -132,8 +132,10 @@ class Engine {
   void stop(std::size_t i, StopReason r) {
     if (states_[i].stop == StopReason::Running) states_[i].stop = r;
   }
-  /// Start of an iteration: applies the wall-clock cap; counts the iteration.
+  /// Start of an iteration: calls params.interrupt (which may throw to cancel the search),
+  /// applies the wall-clock cap; counts the iteration.
   void begin_iteration() {
+    if (params_.interrupt) params_.interrupt();
     const double cap = params_.budget.max_wall_seconds;
     const bool over = cap > 0.0 && seconds_since(start_) >= cap;
     for (std::size_t i = 0; i < states_.size(); ++i) {
