@@ -33,9 +33,11 @@ import json, os, sys
 import qstar
 problems = qstar.game24.load(ranks="901-905")          # the wheel's package data
 results = qstar.search(problems, algo="best-first", generator=qstar.game24.ProgrammaticGenerator(error_rate=0.1),
-                       verifier=qstar.game24.OracleVerifier(), seed=0, expand_k=8, max_expansions=64)
+                       verifier=qstar.game24.OracleVerifier(), seed=0, expand_k=8, max_expansions=64,
+                       keep_tree=True)
+page = qstar.viz(results[0]).html                      # the viewer template is package data
 print(json.dumps({"file": qstar.__file__, "version": qstar.__version__,
-                  "spm": os.environ.get("QSTAR_SENTENCEPIECE_MODULE"),
+                  "spm": os.environ.get("QSTAR_SENTENCEPIECE_MODULE"), "viz_bytes": len(page),
                   "results": [[p.text, r.answer, r.correct] for p, r in zip(problems, results)]}))
 """
 
@@ -72,7 +74,7 @@ def test_wheel_installs_into_a_fresh_venv_and_searches(tmp_path):
     assert len(wheels) == 1, wheels
     names = zipfile.ZipFile(wheels[0]).namelist()
     assert any(re.fullmatch(r"qstar/_qstar\..*\.so", n) for n in names), names
-    for n in ("qstar/__init__.py", "qstar/py.typed", "qstar/data/game24/24.csv", "qstar/data/math/math500_test.jsonl"):
+    for n in ("qstar/__init__.py", "qstar/py.typed", "qstar/viewer.html", "qstar/data/game24/24.csv", "qstar/data/math/math500_test.jsonl"):
         assert n in names
     spm_in_build = build_dir and (Path(build_dir) / "libqstar_sentencepiece.so").is_file()
     if spm_in_build:
@@ -95,6 +97,7 @@ def test_wheel_installs_into_a_fresh_venv_and_searches(tmp_path):
         assert Path(got["spm"]).resolve().is_relative_to(venv.resolve())
     results = got["results"]
     assert len(results) == 5
+    assert got["viz_bytes"] > 10000, got["viz_bytes"]
     for puzzle, answer, correct in results:
         assert correct == (answer is not None and makes_24(puzzle, answer)), (puzzle, answer, correct)
     # best-first with the exact oracle solves each of these five (measured: 5/5 at seed 0)
