@@ -12,6 +12,8 @@ ALGOS = {
     "dvts": dict(n=16, width=4),
     "best-first": dict(expand_k=8, max_expansions=32),
     "mcts": dict(num_simulations=32, expand_k=8),
+    "particle-filter": dict(num_particles=32),
+    "rebase": dict(n=32, temperature=0.1),
 }
 
 

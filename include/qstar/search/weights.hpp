@@ -48,7 +48,8 @@ inline double effective_sample_size(std::span<const double> weights) noexcept {
 }
 
 /// Systematic resampling: m draws from the normalised weights with the single uniform u in
-/// [0, 1). Draw j picks the first index whose cumulative weight exceeds (u + j) / m. Returns
+/// [0, 1). Draw j picks the first index whose cumulative weight exceeds (u + j) / m (an
+/// index whose cumulative weight equals the pointer is passed over). Returns
 /// the m ancestor indices in ascending order; index i appears floor or ceil of m * w_i times.
 /// Weights need not be normalised (they are divided by their sum); all must be >= 0 with a
 /// positive sum.
@@ -61,15 +62,18 @@ inline std::vector<std::size_t> systematic_resample(std::span<const double> weig
     total += w;
   }
   if (!(total > 0.0)) throw InvalidArgument("weights must have a positive sum");
+  // Compared on the scale of the draws: pointer u + j against m * (running sum) / total,
+  // so that integer weights (equal ones included) meet the pointers exactly.
   std::vector<std::size_t> out;
   out.reserve(m);
+  const double scale = static_cast<double>(m) / total;
   std::size_t i = 0;
-  double cum = weights[0] / total;
+  double run = weights[0];
   const std::size_t last = weights.size() - 1;
   for (std::size_t j = 0; j < m; ++j) {
-    const double pointer = (u + static_cast<double>(j)) / static_cast<double>(m);
-    // The last index takes whatever rounding left of the sum below 1.
-    while (i < last && cum <= pointer) cum += weights[++i] / total;
+    const double pointer = u + static_cast<double>(j);
+    // The last index takes whatever rounding left of the sum below m.
+    while (i < last && run * scale <= pointer) run += weights[++i];
     out.push_back(i);
   }
   return out;
