@@ -99,7 +99,10 @@ std::string method_label(const std::string& algo, const SearchParams& sp, const 
   } else if (auto* p = std::get_if<BestFirstParams>(&sp)) {
     extra = fmt::format("K={},B={}", p->expand_k, p->pops_per_iteration);
   } else if (auto* p = std::get_if<MctsParams>(&sp)) {
-    extra = fmt::format("{},B={}", p->selection == SelectionRule::Puct ? "puct" : "uct", p->leaves_per_iteration);
+    extra = fmt::format("{},B={}", p->selection == SelectionRule::Puct ? "puct" : "uct", p->leaves_per_iteration);  } else if (auto* p = std::get_if<ParticleFilterParams>(&sp)) {
+    extra = fmt::format("T={},ess<{}", p->temperature, p->resample_threshold);
+  } else if (auto* p = std::get_if<RebaseParams>(&sp)) {
+    extra = fmt::format("T={}", p->temperature);
   }
   return fmt::format("{}({})+{}", algo, extra, pl.ver ? pl.ver_label : "none");
 }

@@ -41,7 +41,8 @@ commands:
 
 common options (solve and bench):
   --task NAME             the task: {tasks} (default {default_task})
-  --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts   (solve: one; default beam)
+  --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts | particle-filter (pf) |
+                          rebase   (solve: one; default beam)
   --seed S                random seed (default 0)
   --generator KIND        lm:DIR (a Llama/Qwen2/Qwen3/Mistral folder) | programmatic | http:URL[,URL...]
                           default: lm:models/generator, the trained model (found through
@@ -80,6 +81,7 @@ common options (solve and bench):
         --widening --pw-c C --pw-alpha A --virtual-loss N --eval value|rollout|mixed
         --rollout-mix A --sampled-rollouts --backup mean|max --dirichlet-eps E
         --dirichlet-alpha A --normalize-q --final visits|value|vote --vote-by-score
+  particle-filter: --score-temperature T --resample-threshold R; rebase: --score-temperature T
 
 solve:  qstar solve "4 5 6 10" [--n N] [--tree out.jsonl] [--json]
 bench:  qstar bench --data FILE [--ranks 901-1000] [--n 1,4,16,64] [--json out.json]
@@ -90,7 +92,7 @@ chat prompts (--task math): the model's chat template from lm:DIR's tokenizer_co
         default; --chat-template FILE (Jinja, or a tokenizer_config.json / model folder) or
         --no-chat-template (the plain prompt)
 The budget knob --n is: best-of-n samples N, beam beams N, dvts completions N,
-best-first expansions, mcts simulations.
+best-first expansions, mcts simulations, particle-filter particles N, rebase completions N.
 )";
 
 

@@ -45,7 +45,7 @@ def test_every_method_runs_and_outputs_agree(tmp_path):
     rows = res["rows"]
     keys = {r["method"] for r in rows}
     assert keys == {"greedy", "majority", "orm", "prm_vote", "beam_b5", "beam_m4", "dvts", "best_first", "mcts",
-                    "oracle_beam", "oracle_pass"}
+                    "particle_filter", "rebase", "oracle_beam", "oracle_pass"}
     assert [r["n"] for r in rows if r["method"] == "greedy"] == [1]
     assert [r["n"] for r in rows if r["method"] == "majority"] == [4]
     assert [r["n"] for r in rows if r["method"] == "beam_b5"] == [5]  # b = N/M = 5 with M = 1

@@ -12,10 +12,13 @@ ALGOS = {
     "dvts": dict(n=16, width=4),
     "best-first": dict(expand_k=8, max_expansions=32),
     "mcts": dict(num_simulations=32, expand_k=8),
+    "particle-filter": dict(num_particles=32),
+    "rebase": dict(n=32, temperature=0.1),
 }
 
 
-MIN_SOLVED = {"best-of-n": 1, "beam": 3, "dvts": 3, "best-first": 5, "mcts": 3}
+
+MIN_SOLVED = {"best-of-n": 1, "beam": 3, "dvts": 3, "best-first": 5, "mcts": 3, "particle-filter": 5, "rebase": 5}
 
 
 @pytest.mark.parametrize("algo", sorted(ALGOS))
@@ -36,9 +39,21 @@ def test_each_algorithm_solves_with_the_oracle(algo):
         assert scores == sorted(scores, reverse=True)
         assert r.stats.generator_calls >= 1 and r.stats.generated_tokens > 0
         assert r.stop_reason in ("completed", "solved", "exhausted")
-    # A perfect verifier with a legal-move proposer (seed 1 solves 5/5 with best-first, 3/5 with
-    # beam, DVTS and MCTS, 1/5 with unguided best-of-N: 3 3 8 8 needs fractions).
+    # A perfect verifier with a legal-move proposer (seed 1 solves 5/5 with best-first, particle
+    # filtering (N=32) and REBASE (N=32), 3/5 with beam, DVTS and MCTS, 1/5 with unguided
+    # best-of-N: 3 3 8 8 needs fractions).
     assert solved >= MIN_SOLVED[algo], (algo, solved)
+
+
+def test_pf_is_particle_filter_and_new_fields_are_keywords():
+    kw = dict(num_particles=8, temperature=0.5, resample_threshold=0.5)
+    a = qstar.search(PUZZLES, algo="pf", generator=programmatic(0.3), verifier=oracle(), seed=2, **kw)
+    b = qstar.search(PUZZLES, algo="particle-filter", generator=programmatic(0.3), verifier=oracle(), seed=2, **kw)
+    assert [_strip_times(r.to_dict()) for r in a] == [_strip_times(r.to_dict()) for r in b]
+    with pytest.raises(qstar.InvalidArgument, match="resample_threshold must be in"):
+        qstar.search(PUZZLES, algo="pf", generator=programmatic(), verifier=oracle(), resample_threshold=2.0)
+    with pytest.raises(qstar.InvalidArgument, match="temperature must be > 0"):
+        qstar.search(PUZZLES, algo="rebase", generator=programmatic(), verifier=oracle(), temperature=0.0)
 
 
 def test_result_json_and_dict_agree():

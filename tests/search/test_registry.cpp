@@ -31,7 +31,7 @@ std::vector<std::string> answers(const std::vector<SearchResult>& rs) {
 
 TEST_CASE("the registry names every algorithm once, with its traits") {
   const auto names = algorithm_names();
-  CHECK(names == std::vector<std::string>{"best-of-n", "beam", "dvts", "best-first", "mcts"});
+  CHECK(names == std::vector<std::string>{"best-of-n", "beam", "dvts", "best-first", "mcts", "particle-filter", "rebase"});
   for (const auto& name : names) {
     const SearchParams p = default_params(name);
     CHECK(std::string(algorithm_name(p)) == name);
@@ -48,7 +48,7 @@ TEST_CASE("the registry names every algorithm once, with its traits") {
   CHECK(canonical_algorithm("bon") == "best-of-n");
   CHECK(!find_algorithm("bogo"));
   CHECK_THROWS_WITH_AS(default_params("bogo"),
-                       "algo must be one of best-of-n, beam, dvts, best-first, mcts (got 'bogo')", InvalidArgument);
+                       "algo must be one of best-of-n, beam, dvts, best-first, mcts, particle-filter, rebase (got 'bogo')", InvalidArgument);
   // A budget below the width shrinks the width; above it leaves it.
   SearchParams beam = default_params("beam");
   set_budget(beam, 2);

@@ -163,7 +163,8 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
     """Searches every problem with one algorithm and returns one Result per problem.
 
     problems:  a puzzle string, a Problem, or a list of them (Game of 24 puzzles: "4 5 6 10").
-    algo:      "best-of-n" (or "bon"), "beam", "dvts", "best-first" or "mcts".
+    algo:      "best-of-n" (or "bon"), "beam", "dvts", "best-first", "mcts",
+               "particle-filter" (or "pf") or "rebase".
     generator: a built-in generator or any object with ``expand(batch) -> list[list[str | Step]]``.
     verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
                ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).

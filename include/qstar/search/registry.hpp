@@ -24,14 +24,18 @@
 #include "qstar/search/dvts.hpp"
 #include "qstar/search/mcts.hpp"
 #include "qstar/search/params.hpp"
+#include "qstar/search/particle_filter.hpp"
+#include "qstar/search/rebase.hpp"
 
 namespace qstar {
 
 /// The registry: one alternative per algorithm, in the order names are listed.
-using SearchParams = std::variant<BestOfNParams, BeamParams, DvtsParams, BestFirstParams, MctsParams>;
+using SearchParams = std::variant<BestOfNParams, BeamParams, DvtsParams, BestFirstParams, MctsParams,
+                                  ParticleFilterParams, RebaseParams>;
 
 /// Other spellings accepted for an algorithm's name: {alias, name}.
-inline constexpr std::pair<std::string_view, std::string_view> kAlgorithmAliases[] = {{"bon", "best-of-n"}};
+inline constexpr std::pair<std::string_view, std::string_view> kAlgorithmAliases[] = {{"bon", "best-of-n"},
+                                                                                 {"pf", "particle-filter"}};
 
 namespace registry_detail {
 template <class F, std::size_t... I>
