@@ -118,6 +118,12 @@ struct HttpStats {
   std::int64_t attempts = 0;  ///< HTTP attempts (requests + failed attempts)
   std::int64_t retries = 0;   ///< attempts that were retries
   std::int64_t failures = 0;  ///< requests that failed for good (each ended a call)
+  /// Generator requests given up without ending the call: HTTP 500 twice for the same request
+  /// (a server that cannot produce or encode that output, e.g. llama.cpp's server on invalid
+  /// UTF-8). Each became an empty proposal (no child) or lost candidates; see the header.
+  std::int64_t dropped = 0;
+  /// Generator requests split because the server limits n (see HttpGeneratorParams::max_n).
+  std::int64_t splits = 0;
   std::int64_t bytes_sent = 0, bytes_received = 0;
   double seconds = 0.0;  ///< wall time inside calls
   std::vector<std::int64_t> per_url;  ///< successful requests per base URL
@@ -143,11 +149,25 @@ struct HttpGeneratorParams {
   double temperature = 1.0;
   /// In (0, 1].
   double top_p = 1.0;
-  /// > 0: sent as top_k (a vLLM / SGLang extension); 0: not sent.
+  /// >= 0; 0: no top-k cut. Always sent (as -1 for 0 on the OpenAI protocol, the value vLLM,
+  /// SGLang and llama.cpp all read as "off"): a server's own default (llama.cpp: 40) would
+  /// otherwise truncate the sampling silently.
   int top_k = 0;
+  /// In [0, 1); 0: no min-p cut. Always sent (llama.cpp's default is 0.05).
+  double min_p = 0.0;
   /// The "logprobs" field: top alternatives per token (>= 0; the sampled token's logprob
-  /// always comes back).
+  /// always comes back; llama.cpp's server is sent at least 1).
   int logprobs = 1;
+  /// The protocol: "openai" (POST `path`, /v1/completions: vLLM, SGLang, `qstar serve`),
+  /// "llama.cpp" (POST /completions, llama.cpp server's native endpoint: exact per-choice
+  /// token ids, counts and stop types, 31-bit seeds; see the header comment) or "auto": a
+  /// GET /v1/models on the first base URL before the first request; a model "owned_by"
+  /// "llamacpp" selects "llama.cpp", anything else "openai".
+  std::string server = "auto";
+  /// Choices per HTTP request at most (0: no limit). A request for more is split into
+  /// requests of at most max_n choices; a server that refuses n with a 400 naming its limit
+  /// (llama.cpp: n above its --parallel slots) lowers the limit for this generator's life.
+  int max_n = 0;
   /// Must contain "{prompt}"; applied to ExpandRequest::prompt.
   std::string prompt_template = "{prompt}";
   /// max_batch_size() reported to the search core (0: unlimited).
@@ -184,6 +204,9 @@ class HttpGenerator {
   std::string prompt_text(const ExpandRequest& request) const;
   /// The tokenizer that fills Step::tokens (nullptr without one).
   const hf::Tokenizer* tokenizer() const;
+  /// "openai" or "llama.cpp": params().server, or what "auto" found (probing the server on
+  /// the first call of this or of expand()).
+  std::string protocol() const;
 
  private:
   struct Impl;
