@@ -96,6 +96,7 @@ if [ $missing -eq 1 ]; then
 fi
 for t in "${TARGETS[@]}"; do [ -x "$BUILD/bin/$t" ] || die "$BUILD/bin/$t was not built"; done
 echo "$COMMIT" >"$BUILD/bin/LLAMACPP_COMMIT"
+echo "$SRC/gguf-py" >"$BUILD/bin/GGUF_PY"
 log "llama.cpp $COMMIT ($SPEC): ${TARGETS[*]} in $BUILD/bin"
 log "gguf-py: $SRC/gguf-py"
 echo "$BUILD/bin"

@@ -212,18 +212,15 @@ struct HttpGenerator::Impl {
   std::string protocol;  // "openai" or "llama.cpp"; empty until known
   int n_limit = 0;       // choices per request at most (0: none)
 
-  // The protocol, probing the server once when params.server is "auto".
+  // The protocol, probing the servers when params.server is "auto" (once one answers: when
+  // none does, this call goes on as "openai" and fails as the servers are down).
   std::string resolve_protocol() {
     std::lock_guard lk(mu);
-    if (protocol.empty()) {
-      if (params.server != "auto") {
-        protocol = params.server;
-      } else {
-        const auto models = transport->get_first("/v1/models");
-        protocol = models && detail::is_llamacpp_models_reply(*models) ? "llama.cpp" : "openai";
-      }
-    }
-    return protocol;
+    if (!protocol.empty()) return protocol;
+    if (params.server != "auto") return protocol = params.server;
+    const auto models = transport->get_any("/v1/models");
+    if (!models) return "openai";
+    return protocol = models->ok() && detail::is_llamacpp_models_reply(models->body) ? "llama.cpp" : "openai";
   }
   int limit() {
     std::lock_guard lk(mu);
@@ -363,6 +360,7 @@ std::vector<std::vector<Step>> HttpGenerator::expand(std::span<const ExpandReque
           ++dropped;
           ++failed_500;
         } else {
+          impl_->transport->count_generator(dropped, splits, 1);
           throw PluginError(fmt::format("{}: POST {} was refused: {}", who, url, rep.error));
         }
         continue;

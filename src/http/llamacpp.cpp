@@ -59,7 +59,9 @@ json::Value llamacpp_body(const HttpGeneratorParams& p, const std::string& promp
   // At least the sampled token's probability: the step logprob needs it.
   b.set("n_probs", static_cast<std::int64_t>(std::max(1, p.logprobs)));
   b.set("return_tokens", true);
-  b.set("cache_prompt", true);
+  // Off: a cached prefix is computed with other batch shapes than a fresh prompt, which
+  // llama.cpp documents can change the logits, and so the sampled step, for the same seed.
+  b.set("cache_prompt", false);
   json::Value fields = json::Value::array();
   for (const char* f : {"index", "content", "tokens", "tokens_predicted", "stop_type", "completion_probabilities"})
     fields.push_back(std::string(f));

@@ -188,11 +188,12 @@ struct Transport::Impl {
     }
   }
 
-  /// One request with retries: a POST of `body`, or a GET when `get`. Throws PluginError
-  /// when it fails for good, unless `opt` makes that failure soft (then a failed Reply; for a
-  /// GET any non-2xx status or non-JSON body is soft).
+  /// One request with retries: a POST of `body`, or, when body is null, one GET attempt at
+  /// URL `get_url` that never throws (any failure is a failed Reply; status 0: no answer).
+  /// A POST throws PluginError when it fails for good, unless `opt` makes that failure soft
+  /// (then a failed Reply).
   Reply perform(CURL* h, std::string_view path, const std::string* body, const std::atomic<bool>& abort,
-                const PostOptions& opt, bool count) {
+                const PostOptions& opt, bool count, std::size_t get_url = 0) {
     const bool get = body == nullptr;
     curl_slist* headers = nullptr;
     if (!get) headers = curl_slist_append(headers, "Content-Type: application/json");
@@ -207,7 +208,7 @@ struct Transport::Impl {
     std::vector<std::string> errors;
     int http500 = 0;
     for (int attempt = 0;; ++attempt) {
-      const std::size_t u = get ? 0 : pick(avoid);
+      const std::size_t u = get ? get_url : pick(avoid);
       if (get) {
         std::lock_guard lk(mu);
         ++outstanding[u];
@@ -250,6 +251,10 @@ struct Transport::Impl {
       bool retry = true;
       if (rc != CURLE_OK) {
         err = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+        if (get) {
+          done(u, false);
+          return Reply{json::Value(), urls[u], 0, err};
+        }
       } else if (code >= 200 && code < 300) {
         try {
           json::Value v = json::parse(reply, url);
@@ -360,7 +365,7 @@ std::vector<Reply> Transport::post_all(std::string_view path, const std::vector<
   return out;
 }
 
-std::optional<json::Value> Transport::get_first(std::string_view path) {
+std::optional<Reply> Transport::get_any(std::string_view path) {
   CURL* h = impl_->take_handle();
   struct Give {
     Impl* impl;
@@ -368,13 +373,16 @@ std::optional<json::Value> Transport::get_first(std::string_view path) {
     ~Give() { impl->give_handle(h); }
   } give{impl_, h};
   const std::atomic<bool> never{false};
-  Reply r = impl_->perform(h, path, nullptr, never, PostOptions{}, /*count=*/false);
-  if (!r.ok()) return std::nullopt;
-  return std::move(r.body);
+  for (std::size_t u = 0; u < impl_->urls.size(); ++u) {
+    Reply r = impl_->perform(h, path, nullptr, never, PostOptions{}, /*count=*/false, u);
+    if (r.status != 0) return r;
+  }
+  return std::nullopt;
 }
 
-void Transport::count_generator(std::int64_t dropped, std::int64_t splits) {
+void Transport::count_generator(std::int64_t dropped, std::int64_t splits, std::int64_t failures) {
   std::lock_guard lk(impl_->mu);
+  impl_->st.failures += failures;
   impl_->st.dropped += dropped;
   impl_->st.splits += splits;
 }

@@ -47,12 +47,13 @@ class Transport {
   /// With `options`, some failures come back as failed Replies (see PostOptions).
   std::vector<Reply> post_all(std::string_view path, const std::vector<std::string>& bodies,
                               const PostOptions& options = {});
-  /// GET first base URL + path: the JSON object of a 2xx reply; nullopt for another status or
-  /// a body that is not a JSON object. Transport errors are retried as for POST; PluginError
-  /// when they persist. Not counted in stats().
-  std::optional<json::Value> get_first(std::string_view path);
-  /// Counts generator requests given up softly (a repeated HTTP 500) and split (a limit on n).
-  void count_generator(std::int64_t dropped, std::int64_t splits);
+  /// GET base URL + path, one attempt per base URL in order: the reply of the first that
+  /// answers (any HTTP status; ok() for a 2xx JSON body), nullopt when none answers. Never
+  /// throws; not counted in stats().
+  std::optional<Reply> get_any(std::string_view path);
+  /// Counts generator requests given up softly (a repeated HTTP 500), split (a limit on n) and
+  /// failed for good after a soft failure (a refused request).
+  void count_generator(std::int64_t dropped, std::int64_t splits, std::int64_t failures = 0);
 
   HttpStats stats() const;
   void count_call(double seconds);
