@@ -69,6 +69,11 @@ if [ ! -f "$SRC/CMakeLists.txt" ]; then
 fi
 
 BUILD="$DIR/build-$COMMIT-native$NATIVE$OPT"
+# One build of a folder at a time (a second caller waits, then finds it built).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$BUILD.lock"
+  flock 9
+fi
 LAUNCHER=()
 command -v ccache >/dev/null 2>&1 && LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 GEN=()
@@ -79,8 +84,8 @@ if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     -DCMAKE_C_FLAGS_RELEASE="$OPT -DNDEBUG" -DCMAKE_CXX_FLAGS_RELEASE="$OPT -DNDEBUG" \
     -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE="$NATIVE" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_UI=OFF \
-    -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF >"$DIR/configure.log" 2>&1 \
-    || { tail -n 30 "$DIR/configure.log" >&2; rm -rf "$BUILD"; die "cmake configure failed (log: $DIR/configure.log)"; }
+    -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF >"$BUILD.configure.log" 2>&1 \
+    || { tail -n 30 "$BUILD.configure.log" >&2; rm -rf "$BUILD"; die "cmake configure failed (log: $BUILD.configure.log)"; }
 fi
 
 missing=0
@@ -90,8 +95,8 @@ if [ $missing -eq 1 ]; then
   start=$(date +%s)
   targs=()
   for t in "${TARGETS[@]}"; do targs+=(--target "$t"); done
-  cmake --build "$BUILD" -j "$JOBS" "${targs[@]}" >"$DIR/build.log" 2>&1 \
-    || { tail -n 30 "$DIR/build.log" >&2; die "build failed (log: $DIR/build.log)"; }
+  cmake --build "$BUILD" -j "$JOBS" "${targs[@]}" >"$BUILD.build.log" 2>&1 \
+    || { tail -n 30 "$BUILD.build.log" >&2; die "build failed (log: $BUILD.build.log)"; }
   log "built in $(( $(date +%s) - start )) s"
 fi
 for t in "${TARGETS[@]}"; do [ -x "$BUILD/bin/$t" ] || die "$BUILD/bin/$t was not built"; done

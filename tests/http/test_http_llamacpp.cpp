@@ -277,7 +277,7 @@ TEST_CASE("llama.cpp: when every request of a call fails with HTTP 500 it is a P
   p.client = client(f.s.url());
   http::HttpGenerator g(p);
   const ExpandRequest r = request(1, 1);
-  CHECK_THROWS_WITH_AS(g.expand(std::span<const ExpandRequest>(&r, 1)), doctest::Contains(f.s.url()), PluginError);
+  CHECK_THROWS_WITH_AS(g.expand(std::span<const ExpandRequest>(&r, 1)), doctest::Contains(f.s.url().c_str()), PluginError);
   CHECK(f.posts.load() == 2);  // one retry with the same request, not max_retries
 }
 
