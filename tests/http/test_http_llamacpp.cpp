@@ -129,31 +129,34 @@ TEST_CASE("llama.cpp: auto-detected; native /completions with every sampling fie
   }
 }
 
-TEST_CASE("llama.cpp: a stop-string stop counts every generated token; the unlisted stop token drops token_logprobs") {
-  // Recorded: the server lists the tokens' logprobs without the last one (it holds the stop
-  // string) but returns every generated id.
-  FakeLlama f(8, [](const json::Value&, httplib::Response& res) {
-    res.set_content(llamacpp_replies::kWordStop, "application/json");
-  });
-  http::HttpGeneratorParams p;
-  p.client = client(f.s.url());
-  p.step_delimiter = " ";
-  http::HttpGenerator g(p);
-  const ExpandRequest r = request(1, 1);
-  const Step s = g.expand(std::span<const ExpandRequest>(&r, 1))[0][0];
-  const json::Value rec = json::parse(llamacpp_replies::kWordStop, "fixture");
-  const auto& ids = rec.at("tokens").as_array();
-  const auto& listed = rec.at("completion_probabilities").as_array();
-  REQUIRE(listed.size() < ids.size());
-  CHECK(s.finish == FinishReason::StepEnd);
-  CHECK(s.text == rec.get_string("content"));
-  CHECK(s.num_tokens == static_cast<std::int32_t>(ids.size()));
-  REQUIRE(s.tokens.size() == ids.size());
-  for (std::size_t k = 0; k < ids.size(); ++k) CHECK(s.tokens[k] == ids[k].as_int());
-  CHECK(s.token_logprobs.empty());  // not every token's logprob is known
-  double sum = 0;
-  for (const auto& e : listed) sum += e.get_double("logprob");
-  CHECK(s.logprob == doctest::Approx(sum).epsilon(1e-12));
+TEST_CASE("llama.cpp: a stop-string stop counts every generated token; unlisted tokens drop token_logprobs") {
+  // Recorded: the server lists the logprobs without the token holding the stop string (and,
+  // in kWordStopMerged, without tokens that end inside a UTF-8 character) but returns every
+  // generated id.
+  for (const char* fixture : {llamacpp_replies::kWordStop, llamacpp_replies::kWordStopMerged}) {
+    FakeLlama f(8, [fixture](const json::Value&, httplib::Response& res) { res.set_content(fixture, "application/json"); });
+    http::HttpGeneratorParams p;
+    p.client = client(f.s.url());
+    p.step_delimiter = " ";
+    http::HttpGenerator g(p);
+    const ExpandRequest r = request(1, 1);
+    const Step s = g.expand(std::span<const ExpandRequest>(&r, 1))[0][0];
+    const json::Value rec = json::parse(fixture, "fixture");
+    const auto& ids = rec.at("tokens").as_array();
+    const auto& listed = rec.at("completion_probabilities").as_array();
+    REQUIRE(listed.size() < ids.size());
+    CHECK(s.finish == FinishReason::StepEnd);
+    CHECK(s.text == rec.get_string("content"));
+    CHECK(s.num_tokens == static_cast<std::int32_t>(ids.size()));
+    CHECK(s.num_tokens == rec.get_int("tokens_predicted"));
+    REQUIRE(s.tokens.size() == ids.size());
+    for (std::size_t k = 0; k < ids.size(); ++k) CHECK(s.tokens[k] == ids[k].as_int());
+    CHECK(s.token_logprobs.empty());  // not every token's logprob is known
+    CHECK(s.token_entropies.empty());
+    double sum = 0;
+    for (const auto& e : listed) sum += e.get_double("logprob");
+    CHECK(s.logprob == doctest::Approx(sum).epsilon(1e-12));
+  }
 }
 
 TEST_CASE("llama.cpp: EOS (stop_type eos, even with empty text) is Eos; the EOS token is not counted") {
@@ -208,6 +211,23 @@ TEST_CASE("llama.cpp: a length stop lists every token: exact logprobs and entrop
   CHECK(s.logprob == doctest::Approx(sum).epsilon(1e-12));
 }
 
+TEST_CASE("llama.cpp: a length stop with unlisted tokens (incomplete UTF-8): exact count, no per-token lists") {
+  FakeLlama f(8, [](const json::Value&, httplib::Response& res) {
+    res.set_content(llamacpp_replies::kLengthMerged, "application/json");
+  });
+  http::HttpGeneratorParams p;
+  p.client = client(f.s.url());
+  p.step_delimiter = " ";
+  http::HttpGenerator g(p);
+  const ExpandRequest r = request(1, 1);
+  const Step s = g.expand(std::span<const ExpandRequest>(&r, 1))[0][0];
+  const json::Value rec = json::parse(llamacpp_replies::kLengthMerged, "fixture");
+  CHECK(s.finish == FinishReason::Length);
+  CHECK(s.num_tokens == rec.get_int("tokens_predicted"));
+  CHECK(rec.at("completion_probabilities").as_array().size() < rec.at("tokens").as_array().size());
+  CHECK(s.token_logprobs.empty());
+}
+
 TEST_CASE("llama.cpp: n above the server's slots is split; choice k keeps seed + k") {
   // The server (2 slots) refuses n = 5 with its 400; the generator splits into 2 + 2 + 1,
   // seeding each piece with seed + its first choice (the server seeds choice j with seed + j).
@@ -248,7 +268,7 @@ TEST_CASE("llama.cpp: a deterministic HTTP 500 is tried twice, then that candida
     for (std::int64_t j = 0; j < n; ++j) fail = fail || (seed + j) % 2 != 0;
     if (fail) {
       res.status = 500;
-      res.set_content(llamacpp_replies::kInvalidUtf8, "application/json");
+      res.set_content(llamacpp_replies::kServer500, "application/json");
       return;
     }
     res.set_content(llamacpp_replies::kWordStop, "application/json");
@@ -271,7 +291,7 @@ TEST_CASE("llama.cpp: a deterministic HTTP 500 is tried twice, then that candida
 TEST_CASE("llama.cpp: when every request of a call fails with HTTP 500 it is a PluginError naming the server") {
   FakeLlama f(8, [](const json::Value&, httplib::Response& res) {
     res.status = 500;
-    res.set_content(llamacpp_replies::kInvalidUtf8, "application/json");
+    res.set_content(llamacpp_replies::kServer500, "application/json");
   });
   http::HttpGeneratorParams p;
   p.client = client(f.s.url());
