@@ -13,6 +13,7 @@ PKGS=(
   python3-jinja2
   python3-nbclient python3-nbformat python3-ipykernel
   clang libclang-rt-14-dev
+  nodejs git curl python3-yaml
 )
 
 missing=()

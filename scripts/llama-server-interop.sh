@@ -10,8 +10,8 @@
 # Usage: scripts/llama-server-interop.sh [--record DIR]
 #   --record DIR   also save raw llama-server replies (the fixtures of
 #                  tests/http/llamacpp_replies.hpp) into DIR
-# Environment: QSTAR_EXE (default build/qstar), QSTAR_LLAMACPP_OPT (default -O0 here: it
-# compiles about twice as fast; see scripts/llamacpp.sh for the rest), QSTAR_INTEROP_SLOTS
+# Environment: QSTAR_EXE (default build/qstar), QSTAR_LLAMACPP_OPT (default -O0 here: quicker
+# to compile; see scripts/llamacpp.sh for the rest), QSTAR_INTEROP_SLOTS
 # (--parallel, default 2: below the requests' n, so the split of n is exercised).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,12 +14,13 @@
 #   QSTAR_LLAMACPP_NATIVE   ON (default) builds for this CPU (-march=native), OFF for a
 #                           portable build
 #   QSTAR_LLAMACPP_OPT      compiler optimization flag (default -O3, CMake's Release; the
-#                           interop test uses -O0, which compiles about twice as fast and is
-#                           plenty for a tiny model; a speed benchmark wants -O3)
+#                           interop test uses -O0: quicker to compile, plenty for a tiny
+#                           model; a speed benchmark wants -O3)
 #
 # The npm package ships llama.cpp's source as a git bundle (package/llama/gitRelease.bundle,
 # commit named in package/llama/llama.cpp.info.json); it is read offline: only `npm pack`
-# touches the network, once. The web UI is neither downloaded nor built (LLAMA_BUILD_UI=OFF,
+# touches the network, once (npm: Debian's npm package, or the one nodejs ships). The web UI
+# is neither downloaded nor built (LLAMA_BUILD_UI=OFF,
 # LLAMA_USE_PREBUILT_UI=OFF); libcurl/OpenSSL are off (the server is run on loopback only).
 set -euo pipefail
 
