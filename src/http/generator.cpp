@@ -404,10 +404,11 @@ std::vector<std::vector<Step>> HttpGenerator::expand(std::span<const ExpandReque
     }
     units = std::move(again);
   }
-  impl_->transport->count_generator(dropped, splits);
-  if (failed_500 > 0 && std::all_of(got.begin(), got.end(), [](const auto& g) {
-        return std::none_of(g.begin(), g.end(), [](const auto& s) { return s.has_value(); });
-      }))
+  const bool all_failed = failed_500 > 0 && std::all_of(got.begin(), got.end(), [](const auto& g) {
+    return std::none_of(g.begin(), g.end(), [](const auto& s) { return s.has_value(); });
+  });
+  impl_->transport->count_generator(dropped, splits, all_failed ? 1 : 0);
+  if (all_failed)
     throw PluginError(fmt::format("{}: every request of the call failed with HTTP 500 (twice each); the server "
                                   "at {} is failing, not one request's output",
                                   who, impl_->transport->urls()[0]));

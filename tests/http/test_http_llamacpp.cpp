@@ -299,6 +299,8 @@ TEST_CASE("llama.cpp: when every request of a call fails with HTTP 500 it is a P
   const ExpandRequest r = request(1, 1);
   CHECK_THROWS_WITH_AS(g.expand(std::span<const ExpandRequest>(&r, 1)), doctest::Contains(f.s.url().c_str()), PluginError);
   CHECK(f.posts.load() == 2);  // one retry with the same request, not max_retries
+  CHECK(g.stats().dropped == 1);
+  CHECK(g.stats().failures == 1);
 }
 
 TEST_CASE("openai protocol: top_k (-1 for off) and min_p always sent; \"logprobs\": null; content[] with id and bytes") {
