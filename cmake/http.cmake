@@ -13,6 +13,7 @@ if(CURL_FOUND AND QSTAR_HAS_HF)
   add_library(qstar_http STATIC
     ${CMAKE_CURRENT_SOURCE_DIR}/src/http/transport.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/src/http/generator.cpp
+    ${CMAKE_CURRENT_SOURCE_DIR}/src/http/llamacpp.cpp
     ${CMAKE_CURRENT_SOURCE_DIR}/src/http/verifier.cpp)
   add_library(qstar::http ALIAS qstar_http)
   set_target_properties(qstar_http PROPERTIES POSITION_INDEPENDENT_CODE ON EXPORT_NAME http)

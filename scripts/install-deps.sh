@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs qstar's build and test dependencies from Debian 12 packages when they are
 # missing. Run as root (or with sudo available). Safe to run repeatedly.
+# Usage: scripts/install-deps.sh [llamacpp]
 set -euo pipefail
 
 PKGS=(
@@ -16,6 +17,13 @@ PKGS=(
   clang libclang-rt-14-dev
   chromium
 )
+# `install-deps.sh llamacpp`: also what scripts/llamacpp.sh needs to fetch and build llama.cpp
+# (run by hand: the llama-server interop test and the llama.cpp benchmarks). npm comes with
+# Debian's npm package, or with a nodejs that bundles it (nodesource's).
+if [ "${1:-}" = llamacpp ]; then
+  PKGS+=(nodejs git curl python3-yaml)
+  command -v npm >/dev/null 2>&1 || PKGS+=(npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

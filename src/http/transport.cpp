@@ -188,10 +188,15 @@ struct Transport::Impl {
     }
   }
 
-  /// One request with retries. Throws PluginError when it fails for good.
-  Reply post_one(CURL* h, std::string_view path, const std::string& body, const std::atomic<bool>& abort) {
+  /// One request with retries: a POST of `body`, or, when body is null, one GET attempt at
+  /// URL `get_url` that never throws (any failure is a failed Reply; status 0: no answer).
+  /// A POST throws PluginError when it fails for good, unless `opt` makes that failure soft
+  /// (then a failed Reply).
+  Reply perform(CURL* h, std::string_view path, const std::string* body, const std::atomic<bool>& abort,
+                const PostOptions& opt, bool count, std::size_t get_url = 0) {
+    const bool get = body == nullptr;
     curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "Content-Type: application/json");
+    if (!get) headers = curl_slist_append(headers, "Content-Type: application/json");
     headers = curl_slist_append(headers, "Expect:");
     if (!auth_header.empty()) headers = curl_slist_append(headers, auth_header.c_str());
     struct Free {
@@ -201,16 +206,25 @@ struct Transport::Impl {
 
     std::optional<std::size_t> avoid;
     std::vector<std::string> errors;
+    int http500 = 0;
     for (int attempt = 0;; ++attempt) {
-      const std::size_t u = pick(avoid);
+      const std::size_t u = get ? get_url : pick(avoid);
+      if (get) {
+        std::lock_guard lk(mu);
+        ++outstanding[u];
+      }
       const std::string url = urls[u] + std::string(path);
       std::string reply;
       char errbuf[CURL_ERROR_SIZE] = {0};
       curl_easy_reset(h);
       curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-      curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
-      curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+      if (get) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+      } else {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body->data());
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+      }
       curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
       curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
       curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
@@ -226,46 +240,62 @@ struct Transport::Impl {
       const CURLcode rc = curl_easy_perform(h);
       long code = 0;
       curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-      {
+      if (count) {
         std::lock_guard lk(mu);
         ++st.attempts;
         if (attempt > 0) ++st.retries;
-        st.bytes_sent += static_cast<std::int64_t>(body.size());
+        st.bytes_sent += static_cast<std::int64_t>(body ? body->size() : 0);
         st.bytes_received += static_cast<std::int64_t>(reply.size());
       }
       std::string err;
       bool retry = true;
       if (rc != CURLE_OK) {
         err = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+        if (get) {
+          done(u, false);
+          return Reply{json::Value(), urls[u], 0, err};
+        }
       } else if (code >= 200 && code < 300) {
         try {
           json::Value v = json::parse(reply, url);
-          if (!v.is_object()) throw ParseError("the reply is not a JSON object");
+          if (!v.is_object() && !v.is_array()) throw ParseError("the reply is not a JSON object or array");
           done(u, false);
           std::lock_guard lk(mu);
-          ++st.requests;
-          ++st.per_url[u];
-          return Reply{std::move(v), urls[u]};
+          if (count) {
+            ++st.requests;
+            ++st.per_url[u];
+          }
+          return Reply{std::move(v), urls[u], static_cast<int>(code), {}};
         } catch (const Error& e) {
           err = fmt::format("malformed JSON reply: {}", e.what());
+          if (get) {
+            done(u, false);
+            return Reply{json::Value(), urls[u], static_cast<int>(code), err};
+          }
         }
       } else {
         err = fmt::format("HTTP {}: {}", code, server_message(reply));
         retry = code == 408 || code == 429 || code >= 500;
+        const bool soft4 = code >= 400 && code < 500 && !retry && opt.soft_4xx;
+        const bool soft5 = code == 500 && opt.soft_500 && (++http500 >= 2 || attempt >= params.max_retries);
+        if (get || soft4 || soft5) {  // the server answered: not a failure of the URL
+          done(u, false);
+          return Reply{json::Value(), urls[u], static_cast<int>(code), err};
+        }
       }
       done(u, true);
       errors.push_back(fmt::format("{}: {}", url, err));
       if (!retry || attempt >= params.max_retries || abort.load()) {
-        {
+        if (count) {
           std::lock_guard lk(mu);
           ++st.failures;
         }
         if (!retry)
-          throw PluginError(fmt::format("{}: POST {} was refused: {}", who, url, err));
+          throw PluginError(fmt::format("{}: {} {} was refused: {}", who, get ? "GET" : "POST", url, err));
         std::string tried;
         for (std::size_t i = 0; i + 1 < errors.size() && i < 4; ++i) tried += "; earlier: " + errors[i];
-        throw PluginError(fmt::format("{}: POST {} failed after {} attempt{}: {}{}", who, url, attempt + 1,
-                                      attempt == 0 ? "" : "s", err, tried));
+        throw PluginError(fmt::format("{}: {} {} failed after {} attempt{}: {}{}", who, get ? "GET" : "POST", url,
+                                      attempt + 1, attempt == 0 ? "" : "s", err, tried));
       }
       avoid = u;
       const double wait = std::min(params.backoff_max_s, params.backoff_initial_s * std::ldexp(1.0, attempt));
@@ -296,7 +326,8 @@ Transport::Transport(ClientParams params, std::string who) : impl_(new Impl) {
 
 Transport::~Transport() { delete impl_; }
 
-std::vector<Reply> Transport::post_all(std::string_view path, const std::vector<std::string>& bodies) {
+std::vector<Reply> Transport::post_all(std::string_view path, const std::vector<std::string>& bodies,
+                                       const PostOptions& options) {
   std::vector<Reply> out(bodies.size());
   if (bodies.empty()) return out;
   std::atomic<std::size_t> next{0};
@@ -311,7 +342,7 @@ std::vector<Reply> Transport::post_all(std::string_view path, const std::vector<
         if (abort.load()) break;
         const std::size_t i = next.fetch_add(1);
         if (i >= bodies.size()) break;
-        out[i] = impl_->post_one(h, path, bodies[i], abort);
+        out[i] = impl_->perform(h, path, &bodies[i], abort, options, /*count=*/true);
       }
     } catch (const PluginError& e) {
       std::lock_guard lk(emu);
@@ -332,6 +363,28 @@ std::vector<Reply> Transport::post_all(std::string_view path, const std::vector<
   for (auto& t : threads) t.join();
   if (first_error) throw *first_error;
   return out;
+}
+
+std::optional<Reply> Transport::get_any(std::string_view path) {
+  CURL* h = impl_->take_handle();
+  struct Give {
+    Impl* impl;
+    CURL* h;
+    ~Give() { impl->give_handle(h); }
+  } give{impl_, h};
+  const std::atomic<bool> never{false};
+  for (std::size_t u = 0; u < impl_->urls.size(); ++u) {
+    Reply r = impl_->perform(h, path, nullptr, never, PostOptions{}, /*count=*/false, u);
+    if (r.status != 0) return r;
+  }
+  return std::nullopt;
+}
+
+void Transport::count_generator(std::int64_t dropped, std::int64_t splits, std::int64_t failures) {
+  std::lock_guard lk(impl_->mu);
+  impl_->st.failures += failures;
+  impl_->st.dropped += dropped;
+  impl_->st.splits += splits;
 }
 
 HttpStats Transport::stats() const {

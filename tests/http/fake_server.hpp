@@ -38,6 +38,7 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   void post(const std::string& path, httplib::Server::Handler h) { http_.Post(path, std::move(h)); }
+  void get(const std::string& path, httplib::Server::Handler h) { http_.Get(path, std::move(h)); }
   /// Returns once the accept loop runs: cpp-httplib's stop() is a no-op before that.
   void start() { thread_ = qstar::http::detail::listen_in_background(http_); }
   void stop() {

@@ -144,7 +144,8 @@ TEST_CASE("http generator: request fields and reply mapping") {
   CHECK(seen.get_string("model") == "m");
   CHECK(seen.at("stop").at(std::size_t{0}).as_string() == "\n");
   CHECK(seen.get_int("logprobs") == 1);
-  CHECK(!seen.contains("top_k"));
+  CHECK(seen.get_int("top_k") == -1);  // always sent: -1 (off) for top_k = 0
+  CHECK(seen.get_double("min_p") == 0.0);
 }
 
 TEST_CASE("http generator: greedy sends n=1 and repeats; length and EOS finish reasons") {

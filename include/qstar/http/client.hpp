@@ -12,7 +12,15 @@
 // preferring a URL that has not just failed; after a failure a URL is avoided for
 // url_cooldown_s while others remain. Any other 4xx, or a request that stays failed, ends
 // the whole call with a qstar::PluginError naming the plug-in, the URL and the server's
-// message: results of a call are all or nothing, never silently partial.
+// message: results of a call are all or nothing, never silently partial. One exception, for
+// the generator: HTTP 500 (the server answered, with an internal error) is retried once
+// with the same request at most; a second 500 means the server cannot produce that output
+// (llama.cpp's server answers 500 when a completion is invalid UTF-8, every time for the
+// same seed), and the request's candidates are dropped: an empty proposal, which the search
+// skips (Stats::empty_proposals; HttpStats::dropped). On the llama.cpp protocol a request of
+// n > 1 that fails so is retried as n requests of one candidate (choice k keeps its seed), so
+// only the failing candidates are dropped. A call whose every request is dropped so is a
+// PluginError (the server is failing, not one output).
 //
 // Base URLs are server roots ("http://host:8000"); a trailing "/v1" or "/" is dropped, so an
 // OpenAI-style base ("http://host:8000/v1") works too. https:// works where libcurl has TLS.
@@ -26,14 +34,20 @@
 //   n           = request.num_candidates (1 when greedy: the step is repeated, as the
 //                 LibTorch backend does)
 //   max_tokens  = min(max_step_tokens, request.max_new_tokens when > 0)
-//   temperature = 0 when request.greedy, else `temperature`; top_p; top_k when > 0
+//   temperature = 0 when request.greedy, else `temperature`; top_p; top_k (-1 when 0: off);
+//                 min_p: always sent, so that no server default truncates the sampling
 //   seed        = request.seed as a signed 64-bit integer (two's complement of the uint64)
 //   stop        = [step_delimiter]; logprobs = `logprobs`; model when set
+// A request of more than max_n candidates (or than a limit the server named in a 400) is
+// sent as several requests; a piece starting at candidate k > 0 gets a seed derived from
+// (seed, k).
 // Reply mapping (each choice, by its index): text cut at the first step_delimiter (when a
 // server keeps the stop string); per-token log-probabilities from "logprobs" in either
 // shape: the completions one, {"token_logprobs": [lp...], "top_logprobs": [{token: lp}...]}
 // (vLLM, SGLang, OpenAI legacy), or the chat one, {"content": [{"token", "logprob",
-// "top_logprobs": [{"token", "logprob"}...]}...]} (llama.cpp's server, OpenAI chat);
+// "top_logprobs": [{"token", "logprob"}...]}...]} (llama.cpp's server, OpenAI chat), or
+// null although logprobs were asked for (llama.cpp's /v1/completions when nothing is
+// listed): no token, num_tokens 0, logprob 0;
 // Step::token_logprobs = them (float), num_tokens = their number, logprob = their sum, or
 // the choice's "cumulative_logprob" when given (qstar's extension: the unrounded sum; a
 // reply without per-token logprobs must give it and "num_tokens"; with neither it is a
@@ -51,6 +65,26 @@
 // as the LibTorch backend counts them (delimiter tokens in, EOS out). num_tokens and logprob
 // stay the server's (what it generated and max_new_tokens caps), so num_tokens can differ
 // from tokens.size() where the server's sampled tokenization is not the tokenizer's own.
+//
+// llama.cpp protocol (server "llama.cpp", or "auto" finding a model owned_by "llamacpp" in
+// GET /v1/models): POST /completions (llama-server's native endpoint) with prompt, n,
+// n_predict, temperature, top_k (0: off), top_p, min_p, the other samplers of its chain at
+// their neutral values (typical_p 1, top_n_sigma -1, xtc_probability 0, dynatemp_range 0,
+// repeat/presence/frequency penalties 1/0/0, dry_multiplier 0, mirostat 0), seed =
+// llamacpp_seed(request.seed) + k for a piece starting at candidate k (a 31-bit mix of the
+// 64-bit seed: the server reads 32 bits, takes 0xFFFFFFFF as "random" and seeds choice j
+// with seed + j, so candidate k always gets the same seed however the request is split),
+// stop, n_probs = max(1, logprobs), return_tokens, and response_fields. Each result (one
+// object for n = 1, else an array, by "index"): text = "content"; finish from "stop_type":
+// eos -> Eos, word -> StepEnd, limit -> Length; Step::tokens = the generated ids
+// ("tokens") without the EOS token, num_tokens = their number (exact: the server's
+// /v1/completions counts neither the token holding the stop string nor tokens that end
+// inside a UTF-8 character); logprob = the sum of the listed "completion_probabilities",
+// token_logprobs / token_entropies (from their top_logprobs) only when every token is
+// listed. The server leaves out the token holding the stop string and tokens ending inside
+// a UTF-8 character: then logprob lacks their terms (a step that ended at the delimiter
+// misses its last token's logprob) and token_logprobs is empty. n above the server's
+// --parallel slots is a 400 naming the limit: the request is split (see above).
 //
 // HttpVerifier: the scored text of a trajectory with prompt P and steps s_0..s_{n-1} is
 //   prompt_template(P) + s_0 + step_tag + step_separator + s_1 + step_tag + ...
@@ -118,6 +152,12 @@ struct HttpStats {
   std::int64_t attempts = 0;  ///< HTTP attempts (requests + failed attempts)
   std::int64_t retries = 0;   ///< attempts that were retries
   std::int64_t failures = 0;  ///< requests that failed for good (each ended a call)
+  /// Generator requests given up without ending the call: HTTP 500 twice for the same request
+  /// (a server that cannot produce or encode that output, e.g. llama.cpp's server on invalid
+  /// UTF-8). Each became an empty proposal (no child) or lost candidates; see the header.
+  std::int64_t dropped = 0;
+  /// Generator requests split because the server limits n (see HttpGeneratorParams::max_n).
+  std::int64_t splits = 0;
   std::int64_t bytes_sent = 0, bytes_received = 0;
   double seconds = 0.0;  ///< wall time inside calls
   std::vector<std::int64_t> per_url;  ///< successful requests per base URL
@@ -143,11 +183,25 @@ struct HttpGeneratorParams {
   double temperature = 1.0;
   /// In (0, 1].
   double top_p = 1.0;
-  /// > 0: sent as top_k (a vLLM / SGLang extension); 0: not sent.
+  /// >= 0; 0: no top-k cut. Always sent (as -1 for 0 on the OpenAI protocol, the value vLLM,
+  /// SGLang and llama.cpp all read as "off"): a server's own default (llama.cpp: 40) would
+  /// otherwise truncate the sampling silently.
   int top_k = 0;
+  /// In [0, 1); 0: no min-p cut. Always sent (llama.cpp's default is 0.05).
+  double min_p = 0.0;
   /// The "logprobs" field: top alternatives per token (>= 0; the sampled token's logprob
-  /// always comes back).
+  /// always comes back; llama.cpp's server is sent at least 1).
   int logprobs = 1;
+  /// The protocol: "openai" (POST `path`, /v1/completions: vLLM, SGLang, `qstar serve`),
+  /// "llama.cpp" (POST /completions, llama.cpp server's native endpoint: exact per-choice
+  /// token ids, counts and stop types, 31-bit seeds; see the header comment) or "auto": a
+  /// GET /v1/models on the first base URL before the first request; a model "owned_by"
+  /// "llamacpp" selects "llama.cpp", anything else "openai".
+  std::string server = "auto";
+  /// Choices per HTTP request at most (0: no limit). A request for more is split into
+  /// requests of at most max_n choices; a server that refuses n with a 400 naming its limit
+  /// (llama.cpp: n above its --parallel slots) lowers the limit for this generator's life.
+  int max_n = 0;
   /// Must contain "{prompt}"; applied to ExpandRequest::prompt.
   std::string prompt_template = "{prompt}";
   /// max_batch_size() reported to the search core (0: unlimited).
@@ -184,6 +238,9 @@ class HttpGenerator {
   std::string prompt_text(const ExpandRequest& request) const;
   /// The tokenizer that fills Step::tokens (nullptr without one).
   const hf::Tokenizer* tokenizer() const;
+  /// "openai" or "llama.cpp": params().server, or what "auto" found (probing the server on
+  /// the first call of this or of expand()).
+  std::string protocol() const;
 
  private:
   struct Impl;
