@@ -154,6 +154,12 @@ TEST_CASE("serve: HTTP steps carry the in-process generator's token statistics e
   sp.model_dir = dir.str();
   sp.lm = gp;
   sp.port = 0;
+  // Bit-exact logprobs need the same float computation on both sides: each request forwarded
+  // alone and in the same order (a batch of a different makeup, or a prompt prefix reused
+  // from the KV cache at a different point, changes the last bits). So the server runs one
+  // request per batch, the client sends one at a time, and the local generator expands them
+  // one by one in the same order.
+  sp.max_batch_requests = 1;
   auto server = http::Server::start(sp);
   auto local = lm::LMGenerator::load(dir.str(), gp);
   http::HttpGeneratorParams hp;
@@ -161,6 +167,7 @@ TEST_CASE("serve: HTTP steps carry the in-process generator's token statistics e
   hp.client.api_key_env = "";
   hp.client.request_timeout_s = 20;
   hp.max_step_tokens = gp.max_step_tokens;
+  hp.client.max_in_flight = 1;
   http::HttpGenerator remote(hp);
   const std::vector<std::string> prompts = {"1 2 3 0\n", "1 2 3 1\n", "4 4\n"};  // outlive the requests
   std::vector<ExpandRequest> reqs;
@@ -171,7 +178,8 @@ TEST_CASE("serve: HTTP steps carry the in-process generator's token statistics e
     r.seed = 77 + static_cast<std::uint64_t>(i);
     reqs.push_back(r);
   }
-  const auto a = local.expand(reqs);
+  std::vector<std::vector<Step>> a;
+  for (const auto& r : reqs) a.push_back(local.expand(std::span<const ExpandRequest>(&r, 1)).at(0));
   const auto b = remote.expand(reqs);
   REQUIRE(a.size() == b.size());
   int tokens = 0;
