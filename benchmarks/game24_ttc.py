@@ -12,7 +12,9 @@ benchmark resumes and a partial one is still useful), then writes
 
 Methods (see METHODS below): greedy; best-of-N with majority vote (no verifier); best-of-N
 ranked by the ORM; best-of-N with PRM-weighted voting; step beam with b = N/M = 5 survivors
-(ToT-BFS-like) and with M = 4; DVTS; best-first; MCTS; and the exact oracle verifier as the
+(ToT-BFS-like) and with M = 4; DVTS; best-first; MCTS; adaptive best-of-N (stops a puzzle once
+its answers agree: majority and PRM-weighted vote); DeepConf (confidence-filtered vote, only
+with a generator that reports token log-probabilities); and the exact oracle verifier as the
 upper bound (beam with the oracle PRM, and pass@N: best-of-N ranked by the oracle ORM).
 
 Usage (the one command is scripts/bench-ttc.sh):
@@ -65,7 +67,8 @@ class Method:
     flags: list[str]  # extra qstar flags; GEN / PRM / ORM placeholders are substituted
     budgets: list[int]  # default --n values
     knob: str  # what --n means for this method
-    needs: set[str] = field(default_factory=set)  # subset of {"prm", "orm"}
+    # subset of {"prm", "orm", "logprobs"}; "logprobs": per-token log-probabilities (lm:, http:)
+    needs: set[str] = field(default_factory=set)
     # --n -> extra flags for that budget (e.g. the beam width of the b=5 configuration)
     per_budget: dict[int, list[str]] = field(default_factory=dict)
     upper_bound: bool = False  # uses the exact oracle: plotted dashed
@@ -102,6 +105,12 @@ def methods(budgets: list[int] | None) -> list[Method]:
         Method("particle_filter", "particle filtering (T=0.2, systematic resampling every step)", "particle-filter",
                ["--verifier", "PRM"], B, "particles N", {"prm"}),
         Method("rebase", "REBASE (T=0.2)", "rebase", ["--verifier", "PRM"], B, "completions N", {"prm"}),
+        Method("adaptive_majority", "adaptive best-of-N (Beta stop 0.95, rounds of 4), majority vote", "adaptive-best-of-n",
+               ["--verifier", "none", "--voting", "majority"], B, "samples N (at most)"),
+        Method("adaptive_prm", "adaptive best-of-N (Beta stop 0.95, rounds of 4), PRM-weighted vote",
+               "adaptive-best-of-n", ["--verifier", "PRM", "--voting", "weighted"], B, "samples N (at most)", {"prm"}),
+        Method("deepconf", "DeepConf: lowest 16-token window confidence, top 90%, confidence-weighted vote",
+               "deepconf", ["--verifier", "none"], B, "traces N", {"logprobs"}),
         Method("oracle_beam", "upper bound: step beam M=4 + exact oracle PRM", "beam",
                ["--verifier", "oracle", "--width", "4"], B, "beams N", upper_bound=True),
         Method("oracle_pass", "upper bound: pass@N (best-of-N ranked by the exact oracle)", "best-of-n",
@@ -420,6 +429,13 @@ def main(argv: list[str]) -> int:
     if not Path(args.data).is_file():
         die(f"--data: '{args.data}' does not exist")
     gen = spec_for("generator", args.generator)
+    # DeepConf needs the generator's token log-probabilities: only the lm: and http: generators
+    # give them, so the programmatic proposer skips it (and refuses it when it is asked for).
+    if not gen.startswith(("lm:", "http:")):
+        if args.methods and any("logprobs" in m.needs for m in all_methods):
+            die(f"--methods: {', '.join(m.key for m in all_methods if 'logprobs' in m.needs)} needs token "
+                f"log-probabilities (--generator lm:DIR or http:URL), not {gen}")
+        all_methods = [m for m in all_methods if "logprobs" not in m.needs]
     needs = set().union(*(m.needs for m in all_methods)) if all_methods else set()
     prm = spec_for("prm", args.prm) if "prm" in needs else "not used"
     orm = spec_for("orm", args.orm) if "orm" in needs else "not used"

@@ -122,6 +122,7 @@ void bind_types(py::module_& m) {
       .def_readonly("pruned_nodes", &Stats::pruned_nodes)
       .def_readonly("nodes", &Stats::nodes)
       .def_readonly("iterations", &Stats::iterations)
+      .def_readonly("samples", &Stats::samples)
       .def_readonly("generator_seconds", &Stats::generator_seconds)
       .def_readonly("verifier_seconds", &Stats::verifier_seconds)
       .def_readonly("overhead_seconds", &Stats::overhead_seconds)

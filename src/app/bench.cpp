@@ -99,10 +99,18 @@ std::string method_label(const std::string& algo, const SearchParams& sp, const 
   } else if (auto* p = std::get_if<BestFirstParams>(&sp)) {
     extra = fmt::format("K={},B={}", p->expand_k, p->pops_per_iteration);
   } else if (auto* p = std::get_if<MctsParams>(&sp)) {
-    extra = fmt::format("{},B={}", p->selection == SelectionRule::Puct ? "puct" : "uct", p->leaves_per_iteration);  } else if (auto* p = std::get_if<ParticleFilterParams>(&sp)) {
+    extra = fmt::format("{},B={}", p->selection == SelectionRule::Puct ? "puct" : "uct", p->leaves_per_iteration);
+  } else if (auto* p = std::get_if<ParticleFilterParams>(&sp)) {
     extra = fmt::format("T={},ess<{}", p->temperature, p->resample_threshold);
   } else if (auto* p = std::get_if<RebaseParams>(&sp)) {
     extra = fmt::format("T={}", p->temperature);
+  } else if (auto* p = std::get_if<AdaptiveBestOfNParams>(&sp)) {
+    const bool none = !pl.ver || p->scoring == Scoring::None;
+    extra = fmt::format("{},{}>={},R={}", none ? "majority" : to_string(p->voting), to_string(p->rule), p->threshold,
+                        p->round_size);
+  } else if (auto* p = std::get_if<DeepConfParams>(&sp)) {
+    extra = fmt::format("{},w={},keep={}{}", to_string(p->confidence), p->window, p->keep_fraction,
+                        p->online ? ",online" : "");
   }
   return fmt::format("{}({})+{}", algo, extra, pl.ver ? pl.ver_label : "none");
 }

@@ -110,7 +110,8 @@ const std::map<std::string, std::set<std::string>, std::less<>>& algo_flags() {
   static const auto table = [] {
     std::map<std::string, std::set<std::string>, std::less<>> t = {
         {"max-depth", {"*"}}, {"max-step-tokens", {"*"}}, {"aggregation", {"*"}},
-        {"voting", {"best-of-n", "beam", "dvts", "mcts", "particle-filter", "rebase"}}, {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}},
+        {"voting", {"best-of-n", "beam", "dvts", "mcts", "particle-filter", "rebase",
+                    "adaptive-best-of-n", "deepconf"}}, {"max-tokens", {"*"}}, {"max-verifier-tokens", {"*"}},
         {"max-calls", {"*"}}, {"max-nodes", {"*"}}, {"max-seconds", {"*"}}, {"orm", {"best-of-n"}}, {"orm-kind", {"best-of-n"}},
     };
     for_each_algorithm([&](auto tag) {

@@ -42,7 +42,7 @@ commands:
 common options (solve and bench):
   --task NAME             the task: {tasks} (default {default_task})
   --algo NAME[,NAME...]   best-of-n | beam | dvts | best-first | mcts | particle-filter (pf) |
-                          rebase   (solve: one; default beam)
+                          rebase | adaptive-best-of-n (asc) | deepconf   (solve: one; default beam)
   --seed S                random seed (default 0)
   --generator KIND        lm:DIR (a Llama/Qwen2/Qwen3/Mistral folder) | programmatic | http:URL[,URL...]
                           default: lm:models/generator, the trained model (found through
@@ -56,7 +56,8 @@ common options (solve and bench):
   --answer-marker TEXT    the text that starts a final step, flagged as the lm/http
                           generator samples it (default: the task's; "" for none)
   --error-rate R          programmatic generator: chance of a wrong step (default 0.1)
-  --verifier KIND         prm:PATH | oracle (exact) | none (best-of-n only) | http:URL[,URL...]
+  --verifier KIND         prm:PATH | oracle (exact) | none (best-of-n, adaptive-best-of-n,
+                          deepconf) | http:URL[,URL...]
                           default: prm:models/prm, the trained PRM, found like the generator;
                           otherwise oracle
   http:URL plug-ins (vLLM, SGLang, qstar serve; docs/serving.md): --generator http:URL[,URL...]
@@ -71,11 +72,13 @@ common options (solve and bench):
   --prm-chat-template P   the PRM's own chat layout of the problem: auto (the PRM folder's
                           tokenizer_config.json), a model folder, a tokenizer_config.json or
                           a Jinja file; --prm-system TEXT adds a system message
-  --scoring KIND          best-of-n: auto | prm | orm | none
+  --scoring KIND          best-of-n, adaptive-best-of-n: auto | prm | orm | none
   --max-depth D --max-step-tokens T --aggregation min|prod|last|mean
   --voting naive|majority|weighted|topk --top-k K
   budgets per problem: --max-tokens --max-verifier-tokens --max-calls --max-nodes --max-seconds
   beam/dvts: --width M; beam: --lookahead K --dedup
+  adaptive-best-of-n: --round-size R --stop-rule share|beta --agreement T --min-answers M --scoring
+  deepconf: --confidence mean|lowest|tail --window W --keep-fraction F --online --warmup W
   best-first: --expand-k K --pops B --lambda L --g-aggregation A --threshold T --node-expansions E
   mcts: --leaves B --expand-k K --selection puct|uct --c-puct C --c-puct-base B --c-uct C
         --widening --pw-c C --pw-alpha A --virtual-loss N --eval value|rollout|mixed
@@ -92,7 +95,8 @@ chat prompts (--task math): the model's chat template from lm:DIR's tokenizer_co
         default; --chat-template FILE (Jinja, or a tokenizer_config.json / model folder) or
         --no-chat-template (the plain prompt)
 The budget knob --n is: best-of-n samples N, beam beams N, dvts completions N,
-best-first expansions, mcts simulations, particle-filter particles N, rebase completions N.
+best-first expansions, mcts simulations, particle-filter particles N, rebase completions N,
+adaptive-best-of-n samples at most, deepconf traces.
 )";
 
 

@@ -45,7 +45,8 @@ def test_every_method_runs_and_outputs_agree(tmp_path):
     rows = res["rows"]
     keys = {r["method"] for r in rows}
     assert keys == {"greedy", "majority", "orm", "prm_vote", "beam_b5", "beam_m4", "dvts", "best_first", "mcts",
-                    "particle_filter", "rebase", "oracle_beam", "oracle_pass"}
+                    "particle_filter", "rebase", "oracle_beam", "oracle_pass", "adaptive_majority",
+                    "adaptive_prm"}  # no deepconf: no logprobs
     assert [r["n"] for r in rows if r["method"] == "greedy"] == [1]
     assert [r["n"] for r in rows if r["method"] == "majority"] == [4]
     assert [r["n"] for r in rows if r["method"] == "beam_b5"] == [5]  # b = N/M = 5 with M = 1
@@ -56,7 +57,7 @@ def test_every_method_runs_and_outputs_agree(tmp_path):
         assert r["generated_tokens_per_problem"] > 0
         assert r["generated_steps_per_problem"] > 0
         assert r["wall_s_per_problem"] >= 0
-        if r["method"] in ("greedy", "majority"):
+        if r["method"] in ("greedy", "majority", "adaptive_majority"):
             assert r["verifier_tokens_per_problem"] == 0
         else:
             assert r["verifier_tokens_per_problem"] > 0

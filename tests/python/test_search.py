@@ -16,8 +16,6 @@ ALGOS = {
     "rebase": dict(n=32, temperature=0.1),
 }
 
-
-
 MIN_SOLVED = {"best-of-n": 1, "beam": 3, "dvts": 3, "best-first": 5, "mcts": 3, "particle-filter": 5, "rebase": 5}
 
 
@@ -138,3 +136,68 @@ def test_game24_helpers():
         qstar.game24.parse_puzzle("4 5")
     with pytest.raises(qstar.InvalidArgument, match="error_rate"):
         qstar.game24.ProgrammaticGenerator(error_rate=1.5)
+
+
+class _WithLogprobs:
+    """The built-in programmatic proposer's steps, each token given a log-probability that
+    depends on the step's text (DeepConf needs them; the programmatic proposer has none)."""
+
+    name = "with-logprobs"
+
+    def __init__(self):
+        self.inner = programmatic(0.2)
+
+    def expand(self, batch):
+        out = self.inner.expand(batch)
+        for steps in out:
+            for s in steps:
+                s.token_logprobs = [-(sum(map(ord, s.text)) % 7) / 8.0] * s.num_tokens
+        return out
+
+
+def test_adaptive_best_of_n_and_deepconf_by_name():
+    # One round of all n samples is best-of-N: the same answers and tokens.
+    bon = qstar.search(PUZZLES, algo="best-of-n", generator=programmatic(0.2), verifier=oracle(), seed=2, n=8)
+    asc = qstar.search(PUZZLES, algo="asc", generator=programmatic(0.2), verifier=oracle(), seed=2, n=8,
+                       round_size=8)
+    assert [r.answer for r in asc] == [r.answer for r in bon]
+    assert [r.stats.generated_tokens for r in asc] == [r.stats.generated_tokens for r in bon]
+    # Rounds of 2 with the Beta rule: at most n samples, whole rounds, never more tokens.
+    ada = qstar.search(PUZZLES, algo="adaptive-best-of-n", generator=programmatic(0.2), verifier=oracle(), seed=2,
+                       n=8, round_size=2, rule="beta", threshold=0.9)
+    for a, b in zip(ada, bon):
+        assert 2 <= a.stats.samples <= 8 and a.stats.samples % 2 == 0
+        assert a.stop_reason in ("solved", "completed")
+        if a.stop_reason == "completed":
+            assert a.stats.samples == 8
+    assert qstar.default_params("asc")["rule"] == "beta"
+    with pytest.raises(qstar.InvalidArgument, match="threshold"):
+        qstar.check_params("adaptive-best-of-n", rule="beta", threshold=0.5)
+
+    # DeepConf: no verifier call even with one given; keeping every trace with a majority vote
+    # is best-of-N's majority vote over the same traces.
+    from helpers import CountingVerifier
+    ver = CountingVerifier()
+    dc = qstar.search(PUZZLES, algo="deepconf", generator=_WithLogprobs(), verifier=ver, seed=5, n=8,
+                      keep_fraction=1.0, voting="majority")
+    maj = qstar.search(PUZZLES, algo="best-of-n", generator=_WithLogprobs(), verifier=None, seed=5, n=8,
+                       voting="majority")
+    assert ver.batches == []
+    for d, m in zip(dc, maj):  # the winner has the largest count (ties break by score, which differs)
+        counts = {}
+        for c in m.candidates:
+            if c.answer is not None:
+                counts[c.canonical] = counts.get(c.canonical, 0) + 1
+        if d.answer is not None:
+            canon = next(c.canonical for c in d.candidates if c.answer == d.answer)
+            assert counts[canon] == max(counts.values())
+        assert len(d.candidates) == sum(counts.values())
+    assert all(r.stats.samples == 8 and r.stats.verifier_calls == 0 for r in dc)
+    on = qstar.search(PUZZLES, algo="deepconf", generator=_WithLogprobs(), seed=5, n=8, online=True, warmup=2,
+                      window=4, keep_fraction=0.5)
+    again = qstar.search(PUZZLES, algo="deepconf", generator=_WithLogprobs(), seed=5, n=8, online=True, warmup=2,
+                         window=4, keep_fraction=0.5)
+    assert [_strip_times(r.to_dict()) for r in on] == [_strip_times(r.to_dict()) for r in again]
+    assert sum(r.stats.generated_tokens for r in on) <= sum(r.stats.generated_tokens for r in dc)
+    with pytest.raises(qstar.InvalidArgument, match="token_logprobs"):
+        qstar.search(PUZZLES, algo="deepconf", generator=programmatic(), seed=5, n=4)

@@ -31,12 +31,13 @@ std::vector<std::string> answers(const std::vector<SearchResult>& rs) {
 
 TEST_CASE("the registry names every algorithm once, with its traits") {
   const auto names = algorithm_names();
-  CHECK(names == std::vector<std::string>{"best-of-n", "beam", "dvts", "best-first", "mcts", "particle-filter", "rebase"});
+  CHECK(names == std::vector<std::string>{"best-of-n", "beam", "dvts", "best-first", "mcts", "particle-filter", "rebase",
+                                          "adaptive-best-of-n", "deepconf"});
   for (const auto& name : names) {
     const SearchParams p = default_params(name);
     CHECK(std::string(algorithm_name(p)) == name);
     CHECK(canonical_algorithm(name) == name);
-    CHECK(needs_step_verifier(p) == (name != "best-of-n"));
+    CHECK(needs_step_verifier(p) == (name != "best-of-n" && name != "adaptive-best-of-n" && name != "deepconf"));
     // The budget field is a named field, and budget()/set_budget() read and write it.
     const auto fields = param_names(p);
     CHECK(std::find(fields.begin(), fields.end(), std::string(budget_field(p))) != fields.end());
@@ -48,7 +49,9 @@ TEST_CASE("the registry names every algorithm once, with its traits") {
   CHECK(canonical_algorithm("bon") == "best-of-n");
   CHECK(!find_algorithm("bogo"));
   CHECK_THROWS_WITH_AS(default_params("bogo"),
-                       "algo must be one of best-of-n, beam, dvts, best-first, mcts, particle-filter, rebase (got 'bogo')", InvalidArgument);
+                       "algo must be one of best-of-n, beam, dvts, best-first, mcts, particle-filter, rebase, "
+                       "adaptive-best-of-n, deepconf (got 'bogo')",
+                       InvalidArgument);
   // A budget below the width shrinks the width; above it leaves it.
   SearchParams beam = default_params("beam");
   set_budget(beam, 2);

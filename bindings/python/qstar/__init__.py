@@ -164,10 +164,11 @@ def search(problems: ProblemsLike, algo: str = "beam", generator: Any = None, ve
 
     problems:  a puzzle string, a Problem, or a list of them (Game of 24 puzzles: "4 5 6 10").
     algo:      "best-of-n" (or "bon"), "beam", "dvts", "best-first", "mcts",
-               "particle-filter" (or "pf") or "rebase".
+               "particle-filter" (or "pf"), "rebase",
+               "adaptive-best-of-n" (or "asc") or "deepconf".
     generator: a built-in generator or any object with ``expand(batch) -> list[list[str | Step]]``.
     verifier:  a built-in verifier, any object with ``score(batch) -> list[list[float]]`` and/or
-               ``score_outcomes(batch) -> list[float]``, or None (best-of-n only).
+               ``score_outcomes(batch) -> list[float]``, or None (best-of-n, adaptive-best-of-n, deepconf).
     seed:      0 <= seed < 2**64; the same seed gives the same results.
     task:      the name of a built-in task (TASKS; "game24": problems are puzzles; "math":
                word problems, see qstar.math), None for DEFAULT_TASK ("game24"),

@@ -82,6 +82,7 @@ class Stats:
     pruned_nodes: int
     nodes: int
     iterations: int
+    samples: int
     generator_seconds: float
     verifier_seconds: float
     overhead_seconds: float

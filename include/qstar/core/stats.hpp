@@ -44,6 +44,7 @@ struct Stats {
   std::int64_t pruned_nodes = 0;       ///< nodes dropped unscored because of a budget cap
   std::int64_t nodes = 0;              ///< tree nodes at the end, root included
   std::int64_t iterations = 0;         ///< search iterations
+  std::int64_t samples = 0;            ///< chains sampled (adaptive-best-of-n, deepconf; else 0)
   BatchHistogram generator_batches;    ///< requests per logical generator call
   BatchHistogram verifier_batches;     ///< requests per logical verifier call
   double generator_seconds = 0.0;      ///< this problem's share of generator time

@@ -18,9 +18,11 @@
 #include <fmt/format.h>
 
 #include "qstar/error.hpp"
+#include "qstar/search/adaptive_best_of_n.hpp"
 #include "qstar/search/beam.hpp"
 #include "qstar/search/best_first.hpp"
 #include "qstar/search/best_of_n.hpp"
+#include "qstar/search/deepconf.hpp"
 #include "qstar/search/dvts.hpp"
 #include "qstar/search/mcts.hpp"
 #include "qstar/search/params.hpp"
@@ -31,11 +33,11 @@ namespace qstar {
 
 /// The registry: one alternative per algorithm, in the order names are listed.
 using SearchParams = std::variant<BestOfNParams, BeamParams, DvtsParams, BestFirstParams, MctsParams,
-                                  ParticleFilterParams, RebaseParams>;
+                                  ParticleFilterParams, RebaseParams, AdaptiveBestOfNParams, DeepConfParams>;
 
 /// Other spellings accepted for an algorithm's name: {alias, name}.
-inline constexpr std::pair<std::string_view, std::string_view> kAlgorithmAliases[] = {{"bon", "best-of-n"},
-                                                                                 {"pf", "particle-filter"}};
+inline constexpr std::pair<std::string_view, std::string_view> kAlgorithmAliases[] = {
+    {"bon", "best-of-n"}, {"pf", "particle-filter"}, {"asc", "adaptive-best-of-n"}};
 
 namespace registry_detail {
 template <class F, std::size_t... I>

@@ -46,6 +46,7 @@ inline json::Value stats_to_json(const Stats& s) {
   o.append("pruned_nodes", s.pruned_nodes);
   o.append("nodes", s.nodes);
   o.append("iterations", s.iterations);
+  o.append("samples", s.samples);
   o.append("generator_seconds", s.generator_seconds);
   o.append("verifier_seconds", s.verifier_seconds);
   o.append("overhead_seconds", s.overhead_seconds);
