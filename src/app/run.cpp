@@ -5,7 +5,9 @@
 #include <algorithm>
 
 #include "app/app.hpp"
+#ifdef QSTAR_HAS_VIZ
 #include "app/viz.hpp"
+#endif
 #include "qstar/version.hpp"
 
 namespace qstar::cli {
@@ -186,7 +188,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     if (cmd == "train") throw UsageError("train: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF)");
 #endif
     if (cmd == "task") return cmd_task(args, out);
+#ifdef QSTAR_HAS_VIZ
     if (cmd == "viz") return cmd_viz(args, out);
+#else
+    if (cmd == "viz") throw UsageError("viz: this qstar was built without the viewer page");
+#endif
     if (cmd != "solve" && cmd != "bench") throw UsageError(fmt::format("unknown command '{}' (try 'qstar help')", cmd));
     const Args a(args, 1, cmd);
     if (a.has("help")) {
