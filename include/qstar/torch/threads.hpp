@@ -28,10 +28,11 @@ struct ThreadSettings {
 /// otherwise): the BLAS library's threads to n, and ATen's intra-op threads to 1 when the BLAS
 /// keeps its own pool (OpenBLAS: Debian's pthread build) or to n when it shares ATen's OpenMP
 /// pool (MKL) or no BLAS control was found. Measured on 2 cores (benchmarks/README.md,
-/// "Compute threads"): ATen 1 + OpenBLAS 2 is the fastest at 2 threads for prefill and
-/// decode; ATen 2 + OpenBLAS 2 (what OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 gives) was 3-5x
-/// slower than it, since each float32 matmul (nearly all the work) runs in the BLAS's threads
-/// while ATen's OpenMP threads spin on the same cores. The BLAS is found at run time
+/// "Compute threads"): ATen 1 + OpenBLAS 2 gave the best prefill at 2 threads (1.5x one
+/// thread, when it got both cores) at one thread's CPU time; ATen 2 + OpenBLAS 2 (what
+/// OMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2 gives) was 2-5x slower than it and burned 4x the
+/// CPU: the float32 matmuls run in the BLAS's threads while ATen's OpenMP threads spin on the
+/// same cores. The BLAS is found at run time
 /// (openblas_set_num_threads, else MKL's, among the loaded libraries), so the same code serves
 /// Debian's OpenBLAS LibTorch and pip's MKL one. Process-wide: affects every model.
 ThreadSettings set_threads(int n);
