@@ -19,6 +19,7 @@
 #  5. Prints the table of tokens/s and the ratio qstar / llama.cpp.
 #
 # Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server]
+#   --no-server: neither llama-server (not built) nor the greedy check and search row
 # Environment: QSTAR_VS_DIR (default build/vs_llamacpp), QSTAR_EXE (default build/qstar),
 # QSTAR_LLAMACPP_OPT (default -O3; anything else only checks that the script runs),
 # QSTAR_BENCH_LM (default build/benchmarks/bench_lm_speed), QSTAR_VS_REPEAT (qstar repeats,
@@ -50,7 +51,9 @@ unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS
 
 OPT=${QSTAR_LLAMACPP_OPT:--O3}
 [ "$OPT" = -O3 ] || echo "vs_llamacpp.sh: WARNING: llama.cpp built with $OPT, not -O3: its times are not comparable" >&2
-BIN=$(QSTAR_LLAMACPP_OPT=$OPT scripts/llamacpp.sh llama-server llama-bench llama-batched-bench | tail -n 1)
+TOOLS=(llama-bench llama-batched-bench)
+[ $SERVER = 0 ] || TOOLS+=(llama-server)
+BIN=$(QSTAR_LLAMACPP_OPT=$OPT scripts/llamacpp.sh "${TOOLS[@]}" | tail -n 1)
 GGUF_PY=$(cat "$BIN/GGUF_PY")
 if [ $SMALL = 1 ]; then
   SHAPE=(--hidden 224 --layers 6 --heads 7 --kv-heads 1 --inter 1216); NAME=small
@@ -91,6 +94,7 @@ stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/de
 PROMPT="Input: 4 4 6 8
 Steps:
 4 + 8 = 12 (left: 4 6 12)"
+if [ $SERVER = 1 ]; then
 start_server 2 1
 curl -sf -X POST "$URL/completion" -H 'Content-Type: application/json' \
   -d "$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"prompt": sys.argv[1], "n_predict": 24, "temperature": 0, "top_k": 1, "return_tokens": True, "cache_prompt": False}))' "$PROMPT")" \
@@ -109,6 +113,9 @@ print(f"vs_llamacpp.sh: greedy agreement: llama.cpp {len(a)} tokens, qstar {len(
       f"{'the same' if ok else 'DIFFERENT'}: {a[:n]}")
 sys.exit(0 if ok else 1)
 PY
+else
+  echo "vs_llamacpp.sh: --no-server: greedy agreement and the search row skipped" >&2
+fi
 
 # 4. The timings.
 R=$REPEAT
