@@ -12,6 +12,7 @@
 #include "kwargs.hpp"
 #include "qstar/torch/lm_generator.hpp"
 #include "qstar/torch/prm.hpp"
+#include "qstar/torch/threads.hpp"
 #endif
 
 namespace qstar::python {
@@ -79,6 +80,7 @@ void bind_torch(py::module_& m) {
              auto g = std::make_unique<LMGeneratorPy>();
              {
                py::gil_scoped_release release;
+               lm::apply_default_threads();  // unless qstar.set_threads was called
                g->lm.emplace(lm::LMGenerator::load(path, params));
              }
              g->gen.emplace(*g->lm);  // copies share the model, cache and stats
@@ -136,6 +138,7 @@ void bind_torch(py::module_& m) {
              auto v = std::make_unique<PrmPy>();
              {
                py::gil_scoped_release release;
+               lm::apply_default_threads();
                v->prm.emplace(lm::PrmVerifier::load(path, params));
              }
              if (!v->prm->outcome_only()) v->step.emplace(*v->prm);  // reward models: outcomes only
@@ -165,6 +168,20 @@ void bind_torch(py::module_& m) {
            })
       .def("reset_stats", [](PrmPy& v) { v.prm->reset_stats(); })
       .def("clear_cache", [](PrmPy& v) { v.prm->clear_cache(); });
+
+  m.def(
+      "set_threads",
+      [](int n) {
+        const auto s = lm::set_threads(n);
+        py::dict d;
+        d["aten"] = s.aten;
+        d["blas"] = s.blas;
+        d["blas_library"] = s.blas_library;
+        return d;
+      },
+      "n"_a,
+      "Sets the compute threads of the LibTorch models (ATen's intra-op pool and the BLAS's, "
+      "together; process-wide) to n >= 1 and returns {'aten', 'blas', 'blas_library'} as set.");
 }
 #else
 void bind_torch(py::module_&) {}

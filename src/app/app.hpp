@@ -61,6 +61,11 @@ class Args {
   std::map<std::string, std::string, std::less<>> kv_;
 };
 
+/// --threads N: qstar::lm::set_threads(N) (LibTorch's and the BLAS's compute threads);
+/// without it, the library's default (qstar::lm::apply_default_threads). Nothing without
+/// LibTorch.
+void apply_threads(const Args& a);
+
 /// The flag names of `command` in the table (for help texts and tests).
 std::vector<std::string> command_flags(std::string_view command);
 

@@ -6,6 +6,9 @@
 #include <type_traits>
 
 #include "app/app.hpp"
+#ifdef QSTAR_HAS_TORCH
+#include "qstar/torch/threads.hpp"
+#endif
 
 namespace qstar::cli {
 
@@ -60,7 +63,9 @@ constexpr FlagSpec kFlags[] = {
     {"prm", false, "serve"}, {"host", false, "serve"}, {"port", false, "serve"}, {"name", false, "serve"},
     {"max-n", false, "serve"}, {"max-tokens", false, "serve"}, {"max-prompt-bytes", false, "serve"},
     {"max-inputs", false, "serve"}, {"batch-window-ms", false, "serve"}, {"max-batch", false, "serve"},
-    {"threads", false, "serve"},
+    {"http-threads", false, "serve"},
+    // compute threads of the LibTorch backends (qstar::lm::set_threads)
+    {"threads", false, "solve bench lm-logits lm-tokenize lm-generate serve serve-search"},
     // serve --search (search_service.hpp): kSearch's flags, the task's and plug-ins', and these
     {"search", false, "serve-search"}, {"task", false, "serve-search"}, {"answer-marker", false, "serve-search"},
     {"seed", false, "serve-search"}, {"device", false, "serve-search"}, {"dtype", false, "serve-search"},
@@ -70,7 +75,7 @@ constexpr FlagSpec kFlags[] = {
     {"api-key-env", false, "serve-search"}, {"host", false, "serve-search"}, {"port", false, "serve-search"},
     {"name", false, "serve-search"}, {"max-n", false, "serve-search"}, {"max-prompt-bytes", false, "serve-search"},
     {"batch-window-ms", false, "serve-search"}, {"max-batch", false, "serve-search"},
-    {"max-queue", false, "serve-search"}, {"threads", false, "serve-search"},
+    {"max-queue", false, "serve-search"}, {"http-threads", false, "serve-search"},
 };
 
 bool has_word(std::string_view list, std::string_view word) {
@@ -234,6 +239,17 @@ void write_file(const std::string& path, const std::string& text, std::string_vi
   if (!f) throw UsageError(fmt::format("--{}: cannot open '{}' for writing", flag, path));
   f << text;
   if (!f) throw IoError(fmt::format("--{}: writing '{}' failed", flag, path));
+}
+
+void apply_threads(const Args& a) {
+#ifdef QSTAR_HAS_TORCH
+  if (auto v = a.get("threads"))
+    lm::set_threads(parse_int<int>("threads", *v, 1, 1024));
+  else
+    lm::apply_default_threads();
+#else
+  (void)a;
+#endif
 }
 
 }  // namespace qstar::cli

@@ -62,6 +62,7 @@ int cmd_lm(const std::vector<std::string>& args, std::ostream& out) {
   if (sub != "logits" && sub != "tokenize" && sub != "generate")
     throw UsageError(fmt::format("lm: unknown subcommand '{}' (logits, tokenize, generate)", sub));
   const Args a(args, 2, "lm " + sub);
+  apply_threads(a);
   auto model = a.get("model");
   if (sub == "logits") {
     if (!model) throw UsageError("lm logits: --model DIR is required");

@@ -54,6 +54,9 @@ common options (solve and bench):
                           weights' dtype: on CPU bfloat16/float16 halve their memory,
                           computing in float32)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
+  --threads N             compute threads of the lm/prm models (ATen and BLAS together;
+                          also for lm and serve; default: the cores, or fewer when
+                          OMP_NUM_THREADS / OPENBLAS_NUM_THREADS say so)
   --no-token-stats        lm:DIR: no per-token logprobs / entropies in the steps (traces)
   --answer-marker TEXT    the text that starts a final step, flagged as the lm/http
                           generator samples it (default: the task's; "" for none)
@@ -199,6 +202,7 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
       out << usage();
       return 0;
     }
+    apply_threads(a);
     return cmd == "solve" ? cmd_solve(a, out, err) : cmd_bench(a, out, err);
   } catch (const PluginError& e) {
     err << "qstar: error: " << e.what() << "\n";

@@ -41,7 +41,9 @@ Serves a Llama/Qwen2/Qwen3/Mistral folder on POST /v1/completions and a PRM on P
   --max-n N --max-tokens T --max-prompt-bytes B --max-inputs K   request limits
   --batch-window-ms W    wait this long for requests to batch together (default 2)
   --max-batch R          requests per batch at most (default 256)
-  --threads T            HTTP handler threads = connections served at once (default 256)
+  --threads N            compute threads of the models (ATen and BLAS together; default: the
+                         cores, or fewer when OMP_NUM_THREADS / OPENBLAS_NUM_THREADS say so)
+  --http-threads T       HTTP handler threads = connections served at once (default 256)
   --api-key-env VAR      require "Authorization: Bearer $VAR" on every request
 )";
 
@@ -77,7 +79,8 @@ int cmd_serve(const std::vector<std::string>& args, std::ostream& out) {
   if (auto v = get("max-inputs")) p.max_inputs = parse_int<std::size_t>("max-inputs", *v, 1, 1 << 20);
   if (auto v = get("batch-window-ms")) p.batch_window_ms = parse_double("batch-window-ms", *v);
   if (auto v = get("max-batch")) p.max_batch_requests = parse_int<std::size_t>("max-batch", *v, 1, 1 << 20);
-  if (auto v = get("threads")) p.threads = parse_int<int>("threads", *v, 1, 4096);
+  if (auto v = get("http-threads")) p.threads = parse_int<int>("http-threads", *v, 1, 4096);
+  apply_threads(a);
   if (auto v = get("api-key-env")) p.api_key_env = *v;
   p.validate();
 

@@ -38,7 +38,8 @@ docs/serving.md, "Search as a service". Stops on SIGINT/SIGTERM.
   --batch-window-ms W    wait this long after a request for others to join (default 20)
   --max-batch R          problems per search round at most (default 64)
   --max-queue Q          requests waiting at most; more are answered 503 (default 1024)
-  --threads T            HTTP handler threads = connections served at once (default 64)
+  --http-threads T       HTTP handler threads = connections served at once (default 64)
+  --threads N            compute threads of the LibTorch models (default: the cores)
   --api-key-env VAR      require "Authorization: Bearer $VAR" on every request (http:URL
                          plug-ins then send their default variable, OPENAI_API_KEY)
 )";
@@ -59,7 +60,7 @@ SearchServiceParams service_params(const Args& a, const std::string& algo, int n
   if (auto v = a.get("batch-window-ms")) p.batch_window_ms = parse_double("batch-window-ms", *v);
   if (auto v = a.get("max-batch")) p.max_batch = parse_int<std::size_t>("max-batch", *v, 1, 1 << 20);
   if (auto v = a.get("max-queue")) p.max_queue = parse_int<std::size_t>("max-queue", *v, 1, 1 << 24);
-  if (auto v = a.get("threads")) p.threads = parse_int<int>("threads", *v, 1, 4096);
+  if (auto v = a.get("http-threads")) p.threads = parse_int<int>("http-threads", *v, 1, 4096);
   if (auto v = a.get("api-key-env")) p.api_key_env = *v;
   validate_usage(p, "serve");
   return p;
@@ -110,6 +111,7 @@ int cmd_serve_search(const std::vector<std::string>& args, std::ostream& out, st
   const SearchServiceParams sp = service_params(served, algo, n);
   const SearchParams base = make_params(algo, n, a);  // usage errors before anything loads
   const std::int64_t base_tokens = common(base).budget.max_generated_tokens;
+  apply_threads(a);  // before the models load
   const AnyTask task = make_task(a, entry, &err);
   Plugins pl = make_plugins(a, entry, &err);
   check_plugins(base, pl);

@@ -111,7 +111,7 @@ class ServeProcess : public qstar_test::ServeProcess {
  private:
   static std::vector<std::string> args(std::vector<std::string> extra) {
     std::vector<std::string> a = {QSTAR_CLI_EXE, "serve", "--model", models().gen, "--prm", models().prm,
-                                  "--prm-kind", "token-logit", "--port", "0", "--threads", "64"};
+                                  "--prm-kind", "token-logit", "--port", "0", "--http-threads", "64"};
     for (auto& e : extra) a.push_back(std::move(e));
     return a;
   }

