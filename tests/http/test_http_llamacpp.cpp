@@ -66,7 +66,7 @@ struct FakeLlama {
   }
 };
 
-ExpandRequest request(std::uint64_t seed, int n, const std::string& prompt = "Q") {
+ExpandRequest request(std::uint64_t seed, int n, std::string_view prompt = "Q") {  // the prompt must outlive the request
   ExpandRequest r;
   r.prompt = prompt;
   r.num_candidates = n;
