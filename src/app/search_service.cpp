@@ -21,7 +21,7 @@
 #include <utility>
 
 #include "http/httplib_listen.hpp"
-#include "http/http_error.hpp"
+#include "http/json_server.hpp"
 #include "qstar/core/json.hpp"
 #include "qstar/error.hpp"
 #include "qstar/search/result_json.hpp"
@@ -412,51 +412,19 @@ struct SearchService::Impl {
 
   template <class F>
   httplib::Server::Handler wrap(F fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
-      int status = 200;
-      try {
-        if (!api_key.empty() && req.get_header_value("Authorization") != "Bearer " + api_key)
-          throw HttpError(401, "missing or wrong API key (send Authorization: Bearer <key>)");
-        res.set_content(fn(req), "application/json");
-      } catch (const HttpError& e) {
-        status = e.status;
-        res.set_content(error_body(e.status, e.what()), "application/json");
-      } catch (const InvalidArgument& e) {
-        status = 400;
-        res.set_content(error_body(400, e.what()), "application/json");
-      } catch (const std::exception& e) {
-        status = 500;
-        res.set_content(error_body(500, e.what()), "application/json");
-      }
-      res.status = status;
-      count(status);
-    };
+    return http::detail::json_route(api_key, std::move(fn), [this](int status) { count(status); });
   }
 
   std::string models() {
-    json::Value m = json::Value::object();
-    m.set("id", params.served_model_name);
-    m.set("object", "model");
-    m.set("owned_by", "qstar");
     json::Value meta = json::Value::object();
     meta.set("search", params.algo);
     meta.set("n", static_cast<std::int64_t>(params.defaults.n));
     meta.set("max_n", static_cast<std::int64_t>(params.max_n));
-    m.set("qstar", std::move(meta));
-    json::Value data = json::Value::array();
-    data.push_back(std::move(m));
-    json::Value o = json::Value::object();
-    o.set("object", "list");
-    o.set("data", std::move(data));
-    return json::dump(o);
+    return http::detail::models_body(params.served_model_name, std::move(meta));
   }
 
   void setup_routes() {
-    http.set_payload_max_length(params.max_body_bytes);
-    http.set_tcp_nodelay(true);          // as qstar serve: no Nagle / delayed-ACK stalls
-    http.set_keep_alive_max_count(1);    // as qstar serve: an idle connection holds no thread
-    const int threads = params.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    http::detail::configure(http, params.max_body_bytes, params.threads);  // as qstar serve
     http.Post("/v1/chat/completions", wrap([this](const httplib::Request& r) { return complete(r, Api::Chat); }));
     http.Post("/v1/completions", wrap([this](const httplib::Request& r) { return complete(r, Api::Completions); }));
     const auto post_only = wrap([](const httplib::Request& r) -> std::string {
@@ -466,20 +434,9 @@ struct SearchService::Impl {
     http.Get("/v1/completions", post_only);
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
     http.Get("/v1/models", wrap([this](const httplib::Request&) { return models(); }));
-    // Errors raised by cpp-httplib itself (no route, body too large, unreadable request).
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      if (res.status == 413)
-        res.set_content(error_body(413, fmt::format("the request body is over the size limit of {} bytes",
-                                                    params.max_body_bytes)),
-                        "application/json");
-      else if (res.status == 404)
-        res.set_content(error_body(404, fmt::format("no such endpoint: {} {}", req.method, req.path)),
-                        "application/json");
-      else
-        res.set_content(error_body(res.status, fmt::format("HTTP {}", res.status)), "application/json");
-      count(res.status);
-    });
+    http::detail::set_json_error_handler(
+        http, fmt::format("the request body is over the size limit of {} bytes", params.max_body_bytes),
+        [this](int status) { count(status); });
   }
 };
 

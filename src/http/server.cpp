@@ -26,7 +26,7 @@
 #include "qstar/core/tree.hpp"
 #include "qstar/error.hpp"
 #include "http/httplib_listen.hpp"
-#include "http/http_error.hpp"
+#include "http/json_server.hpp"
 
 namespace qstar::http {
 
@@ -482,81 +482,33 @@ struct Server::Impl {
     return json::dump(o);
   }
 
+  void count(int status) {
+    std::lock_guard lk(mu);
+    ++st.http_requests;
+    if (status >= 400 && status < 500) ++st.bad_requests;
+  }
+
   template <class F>
   httplib::Server::Handler wrap(F fn) {
-    return [this, fn](const httplib::Request& req, httplib::Response& res) {
-      int status = 200;
-      try {
-        if (!api_key.empty() && req.get_header_value("Authorization") != "Bearer " + api_key)
-          throw HttpError(401, "missing or wrong API key (send Authorization: Bearer <key>)");
-        res.set_content(fn(req), "application/json");
-      } catch (const HttpError& e) {
-        status = e.status;
-        res.set_content(error_body(e.status, e.what()), "application/json");
-      } catch (const InvalidArgument& e) {
-        status = 400;
-        res.set_content(error_body(400, e.what()), "application/json");
-      } catch (const std::exception& e) {
-        status = 500;
-        res.set_content(error_body(500, e.what()), "application/json");
-      }
-      res.status = status;
-      std::lock_guard lk(mu);
-      ++st.http_requests;
-      if (status >= 400 && status < 500) ++st.bad_requests;
-    };
+    return detail::json_route(api_key, std::move(fn), [this](int status) { count(status); });
   }
 
   void setup_routes() {
-    http.set_payload_max_length(params.max_body_bytes);
-    // Replies are written in pieces (headers, body): without TCP_NODELAY, Nagle's algorithm
-    // and the client's delayed ACK stall each reply by ~40 ms.
-    http.set_tcp_nodelay(true);
-    // cpp-httplib serves a connection per thread, and an idle keep-alive connection holds its
-    // thread until a timeout (whole seconds). Clients pool connections (an HttpGenerator
-    // keeps up to 2 x max_in_flight), so keep-alive starved the pool and stalled requests for
-    // seconds (measured: benchmarks/README.md). One request per connection instead: a
-    // loopback or LAN reconnect costs far less.
-    http.set_keep_alive_max_count(1);
-    const int threads = params.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+    detail::configure(http, params.max_body_bytes, params.threads);
     http.Post("/v1/completions", wrap([this](const httplib::Request& r) { return completions(r); }));
     http.Post("/pooling", wrap([this](const httplib::Request& r) { return scoring(r, false); }));
     http.Post("/classify", wrap([this](const httplib::Request& r) { return scoring(r, true); }));
     http.Post("/v1/classify", wrap([this](const httplib::Request& r) { return scoring(r, true); }));
     http.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.set_content("{}", "application/json"); });
     http.Get("/v1/models", wrap([this](const httplib::Request&) {
-      json::Value m = json::Value::object();
-      m.set("id", name);
-      m.set("object", "model");
-      m.set("owned_by", "qstar");
       json::Value meta = json::Value::object();
       meta.set("completions", base.has_value());
       meta.set("pooling", prm.has_value());
       if (prm) meta.set("step_tag", step_tag);
-      m.set("qstar", std::move(meta));
-      json::Value data = json::Value::array();
-      data.push_back(std::move(m));
-      json::Value o = json::Value::object();
-      o.set("object", "list");
-      o.set("data", std::move(data));
-      return json::dump(o);
+      return detail::models_body(name, std::move(meta));
     }));
-    // Errors raised by cpp-httplib itself (no route, body too large, unreadable request):
-    // the handlers' own errors already have a body.
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      if (res.status == 413)
-        res.set_content(error_body(413, "the request body is over the size limit"), "application/json");
-      else if (res.status == 404)
-        res.set_content(error_body(404, fmt::format("no such endpoint: {} {}", req.method, req.path)),
-                        "application/json");
-      else
-        res.set_content(error_body(res.status, fmt::format("HTTP {}", res.status)), "application/json");
-      std::lock_guard lk(mu);
-      ++st.http_requests;
-      if (res.status >= 400 && res.status < 500) ++st.bad_requests;
-    });
+    detail::set_json_error_handler(http, "the request body is over the size limit",
+                                   [this](int status) { count(status); });
   }
 };
 

@@ -134,17 +134,7 @@ std::vector<SearchResult> beam_search(std::span<const Problem> problems, const T
     }
   }
 
-  std::vector<SearchResult> results;
-  results.reserve(P);
-  for (std::size_t i = 0; i < P; ++i) {
-    std::vector<Candidate> cands;
-    cands.reserve(completed[i].size());
-    for (NodeId id : completed[i]) cands.push_back(eng.make_candidate(i, id, eng.path_score(i, id)));
-    const int chosen = eng.vote_index(cands, params.voting, static_cast<std::size_t>(params.top_k));
-    results.push_back(eng.make_result(i, std::move(cands), chosen));
-  }
-  eng.finish_timing(results);
-  return results;
+  return eng.vote_results(completed, params.voting, static_cast<std::size_t>(params.top_k));
 }
 
 template <>

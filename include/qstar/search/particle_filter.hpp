@@ -117,14 +117,7 @@ std::vector<SearchResult> particle_filter(std::span<const Problem> problems, con
 
     // Advanced particles per problem, in request order; finished ones leave.
     std::vector<std::vector<NodeId>> next(P);
-    for (std::size_t w = 0; w < wanted.size(); ++w) {
-      const std::size_t i = wanted[w].problem;
-      const Tree& t = eng.tree(i);
-      for (NodeId id : got[w]) {
-        if (!t[id].scored() || t[id].pruned) continue;
-        (t[id].terminal ? completed[i] : next[i]).push_back(id);
-      }
-    }
+    eng.split_children(wanted, got, completed, next);
     for (std::size_t i = 0; i < P; ++i) {
       if (!eng.active(i) && next[i].empty()) {
         live[i].clear();
@@ -149,17 +142,7 @@ std::vector<SearchResult> particle_filter(std::span<const Problem> problems, con
     }
   }
 
-  std::vector<SearchResult> results;
-  results.reserve(P);
-  for (std::size_t i = 0; i < P; ++i) {
-    std::vector<Candidate> cands;
-    cands.reserve(completed[i].size());
-    for (NodeId id : completed[i]) cands.push_back(eng.make_candidate(i, id, eng.path_score(i, id)));
-    const int chosen = eng.vote_index(cands, params.voting, static_cast<std::size_t>(params.top_k));
-    results.push_back(eng.make_result(i, std::move(cands), chosen));
-  }
-  eng.finish_timing(results);
-  return results;
+  return eng.vote_results(completed, params.voting, static_cast<std::size_t>(params.top_k));
 }
 
 template <>

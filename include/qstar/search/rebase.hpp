@@ -83,30 +83,13 @@ std::vector<SearchResult> rebase_search(std::span<const Problem> problems, const
     eng.verify_steps(fresh);
 
     for (std::size_t i = 0; i < P; ++i) frontier[i].clear();
-    for (std::size_t w = 0; w < wanted.size(); ++w) {
-      const std::size_t i = wanted[w].problem;
-      const Tree& t = eng.tree(i);
-      for (NodeId id : got[w]) {
-        if (!t[id].scored() || t[id].pruned) continue;
-        (t[id].terminal ? completed[i] : frontier[i]).push_back(id);
-      }
-    }
+    eng.split_children(wanted, got, completed, frontier);
     for (std::size_t i = 0; i < P; ++i)
       if (eng.active(i) && (completed[i].size() >= static_cast<std::size_t>(params.n) || frontier[i].empty()))
         eng.stop(i, completed[i].empty() ? StopReason::Exhausted : StopReason::Completed);
   }
 
-  std::vector<SearchResult> results;
-  results.reserve(P);
-  for (std::size_t i = 0; i < P; ++i) {
-    std::vector<Candidate> cands;
-    cands.reserve(completed[i].size());
-    for (NodeId id : completed[i]) cands.push_back(eng.make_candidate(i, id, eng.path_score(i, id)));
-    const int chosen = eng.vote_index(cands, params.voting, static_cast<std::size_t>(params.top_k));
-    results.push_back(eng.make_result(i, std::move(cands), chosen));
-  }
-  eng.finish_timing(results);
-  return results;
+  return eng.vote_results(completed, params.voting, static_cast<std::size_t>(params.top_k));
 }
 
 template <>

@@ -466,6 +466,38 @@ class Engine {
     return r;
   }
 
+  /// Sorts what expand(wanted) returned (`got`) into each problem's ended (terminal) and open
+  /// nodes, in request order, skipping nodes the verifier did not score or pruned.
+  void split_children(std::span<const Expansion> wanted, const std::vector<std::vector<NodeId>>& got,
+                      std::vector<std::vector<NodeId>>& ended, std::vector<std::vector<NodeId>>& open) const {
+    for (std::size_t w = 0; w < wanted.size(); ++w) {
+      const std::size_t i = wanted[w].problem;
+      const Tree& t = states_[i].tree;
+      for (NodeId id : got[w]) {
+        if (!t[id].scored() || t[id].pruned) continue;
+        (t[id].terminal ? ended[i] : open[i]).push_back(id);
+      }
+    }
+  }
+
+  /// The results of algorithms that end with a set of completed leaves per problem (beam,
+  /// particle filtering, REBASE): each problem's leaves, scored by their aggregated path
+  /// score, in the order given (the vote's tie-break), voted on with `rule`; timing finished.
+  std::vector<SearchResult> vote_results(const std::vector<std::vector<NodeId>>& completed, Voting rule,
+                                         std::size_t top_k) {
+    std::vector<SearchResult> results;
+    results.reserve(completed.size());
+    for (std::size_t i = 0; i < completed.size(); ++i) {
+      std::vector<Candidate> cands;
+      cands.reserve(completed[i].size());
+      for (NodeId id : completed[i]) cands.push_back(make_candidate(i, id, path_score(i, id)));
+      const int chosen = vote_index(cands, rule, top_k);
+      results.push_back(make_result(i, std::move(cands), chosen));
+    }
+    finish_timing(results);
+    return results;
+  }
+
   /// Call once after every make_result: splits the wall time among the problems.
   void finish_timing(std::vector<SearchResult>& results) {
     const double wall = seconds_since(start_);
