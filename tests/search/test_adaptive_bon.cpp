@@ -17,16 +17,6 @@ namespace {
 
 NoVerifier nv;  // the searches take plug-ins by reference
 
-std::vector<Problem> problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
-std::string trace_of(const SearchResult& r) {
-  return write_trace_line(r.problem, *r.tree, r.answer, r.correct, "") + "\n";
-}
-
 /// P(p > 1/2) for p ~ Beta(a, b), by composite Simpson integration of the density on [1/2, 1]
 /// (independent of the binomial-tail identity the library uses).
 double beta_upper_half(double a, double b) {
@@ -112,7 +102,7 @@ TEST_CASE("params validate() names the field") {
 
 TEST_CASE("one round of n samples is best-of-N: the same tree and answer") {
   toy::ToyTask task;
-  const auto ps = problems(3);
+  const auto ps = toy::problems(3);
   for (Voting v : {Voting::Majority, Voting::Weighted}) {
     BestOfNParams b;
     b.n = 8;
@@ -128,7 +118,7 @@ TEST_CASE("one round of n samples is best-of-N: the same tree and answer") {
     const auto rb = best_of_n(std::span<const Problem>(ps), task, g, prm, b, 5);
     const auto ra = adaptive_best_of_n(std::span<const Problem>(ps), task, g, prm, a, 5);
     for (std::size_t i = 0; i < ps.size(); ++i) {
-      CHECK(trace_of(ra[i]) == trace_of(rb[i]));
+      CHECK(toy::trace_of(ra[i], false) == toy::trace_of(rb[i], false));
       CHECK(ra[i].answer == rb[i].answer);
       CHECK(ra[i].stats.generated_tokens == rb[i].stats.generated_tokens);
       CHECK(ra[i].stats.samples == 8);
@@ -138,7 +128,7 @@ TEST_CASE("one round of n samples is best-of-N: the same tree and answer") {
 
 TEST_CASE("answers that agree early stop the problem: fewer samples and tokens than best-of-N") {
   toy::ToyTask task;
-  const auto ps = problems(4);
+  const auto ps = toy::problems(4);
   toy::ToyGenerator agree;  // every sample answers "0"
   agree.answers = 1;
   BestOfNParams b;
@@ -176,7 +166,7 @@ TEST_CASE("answers that agree early stop the problem: fewer samples and tokens t
 
 TEST_CASE("problems advance their rounds independently in one call per iteration") {
   toy::ToyTask task;
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   // Whether a round's answers reach a 0.6 share is up to chance here: whatever each problem
   // does, every call carries the open chains of both, and a problem opens its next round in
   // the iteration after its last one ended (so it takes part in one call per step).
@@ -204,7 +194,7 @@ TEST_CASE("problems advance their rounds independently in one call per iteration
 
 TEST_CASE("adaptive best-of-N is deterministic for a seed and batch-invariant") {
   toy::ToyTask task;
-  const auto ps = problems(5);
+  const auto ps = toy::problems(5);
   AdaptiveBestOfNParams a;
   a.n = 16;
   a.round_size = 2;
@@ -221,22 +211,22 @@ TEST_CASE("adaptive best-of-N is deterministic for a seed and batch-invariant") 
   const auto z = adaptive_best_of_n(std::span<const Problem>(ps), task, g64, v64, a, 43);
   std::string tx, ty, tz;
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    tx += trace_of(x[i]);
-    ty += trace_of(y[i]);
-    tz += trace_of(z[i]);
+    tx += toy::trace_of(x[i], false);
+    ty += toy::trace_of(y[i], false);
+    tz += toy::trace_of(z[i], false);
     CHECK(x[i].stats.samples == y[i].stats.samples);
   }
   CHECK(tx == ty);
   CHECK(tx != tz);
   const auto alone = adaptive_best_of_n(std::span<const Problem>(ps).subspan(2, 1), task, g64, v64, a, 42);
-  CHECK(trace_of(alone[0]) == trace_of(x[2]));
+  CHECK(toy::trace_of(alone[0], false) == toy::trace_of(x[2], false));
   CHECK(alone[0].stats.samples == x[2].stats.samples);
   CHECK(alone[0].answer == x[2].answer);
 }
 
 TEST_CASE("adaptive best-of-N: budgets are never exceeded and name the cap") {
   toy::ToyTask task;
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   Budget tok, ver, calls, nodes;
   tok.max_generated_tokens = 20;
   ver.max_verifier_tokens = 15;

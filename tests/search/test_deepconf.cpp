@@ -18,16 +18,6 @@ namespace {
 
 NoVerifier nv;  // the searches take plug-ins by reference
 
-std::vector<Problem> problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
-std::string trace_of(const SearchResult& r) {
-  return write_trace_line(r.problem, *r.tree, r.answer, r.correct, "") + "\n";
-}
-
 /// The toy generator with per-token log-probabilities: every token of a step "s<k>" has
 /// log-probability -(k % 5) / 2 (so some paths are sure, some are not), an answer step's
 /// tokens -0.125 for "ans:0" and -1.5 for the others (all dyadic: sums and window means
@@ -143,7 +133,7 @@ TEST_CASE("quantile: linear interpolation between order statistics (numpy.percen
 
 TEST_CASE("offline deepconf matches an independent filter-and-weighted-vote over the tree") {
   toy::ToyTask task;
-  const auto ps = problems(6);
+  const auto ps = toy::problems(6);
   int differs_from_majority = 0;
   for (auto measure : {ConfidenceMeasure::Mean, ConfidenceMeasure::Lowest})
     for (double keep : {1.0, 0.5, 0.1}) {
@@ -179,7 +169,7 @@ TEST_CASE("deepconf keeping everything with a majority vote is best-of-N's major
   // The same traces; the winner has the largest count (ties may break differently: the
   // tie-break is the best score, 1 for every best-of-N sample, exp(C) for deepconf's).
   toy::ToyTask task;
-  const auto ps = problems(4);
+  const auto ps = toy::problems(4);
   DeepConfParams p;
   p.n = 10;
   p.keep_fraction = 1.0;
@@ -194,7 +184,7 @@ TEST_CASE("deepconf keeping everything with a majority vote is best-of-N's major
   const auto rd = deepconf_search(std::span<const Problem>(ps), task, g, prm, p, 3);
   const auto rb = best_of_n(std::span<const Problem>(ps), task, g, nv, b, 3);
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    CHECK(trace_of(rd[i]) == trace_of(rb[i]));
+    CHECK(toy::trace_of(rd[i], false) == toy::trace_of(rb[i], false));
     std::map<std::string, int> count;
     int top = 0;
     for (const auto& c : rb[i].candidates) top = std::max(top, ++count[c.canonical]);
@@ -208,7 +198,7 @@ TEST_CASE("deepconf keeping everything with a majority vote is best-of-N's major
 
 TEST_CASE("online deepconf stops unsure traces below the warmup threshold and saves tokens") {
   toy::ToyTask task;
-  const auto ps = problems(6);
+  const auto ps = toy::problems(6);
   DeepConfParams p;
   p.n = 16;
   p.window = 2;
@@ -246,7 +236,7 @@ TEST_CASE("online deepconf stops unsure traces below the warmup threshold and sa
 
 TEST_CASE("deepconf names the generator whose steps carry no token log-probabilities") {
   toy::ToyTask task;
-  const auto ps = problems(1);
+  const auto ps = toy::problems(1);
   toy::ToyGenerator g;
   DeepConfParams p;
   try {
@@ -267,7 +257,7 @@ TEST_CASE("deepconf names the generator whose steps carry no token log-probabili
 
 TEST_CASE("deepconf is deterministic for a seed and batch-invariant, offline and online") {
   toy::ToyTask task;
-  const auto ps = problems(5);
+  const auto ps = toy::problems(5);
   for (bool online : {false, true}) {
     CAPTURE(online);
     DeepConfParams p;
@@ -283,22 +273,22 @@ TEST_CASE("deepconf is deterministic for a seed and batch-invariant, offline and
     const auto z = deepconf_search(std::span<const Problem>(ps), task, g64, nv, p, 43);
     std::string tx, ty, tz;
     for (std::size_t i = 0; i < ps.size(); ++i) {
-      tx += trace_of(x[i]);
-      ty += trace_of(y[i]);
-      tz += trace_of(z[i]);
+      tx += toy::trace_of(x[i], false);
+      ty += toy::trace_of(y[i], false);
+      tz += toy::trace_of(z[i], false);
       CHECK(x[i].answer == y[i].answer);
     }
     CHECK(tx == ty);
     CHECK(tx != tz);
     const auto alone = deepconf_search(std::span<const Problem>(ps).subspan(3, 1), task, g64, nv, p, 42);
-    CHECK(trace_of(alone[0]) == trace_of(x[3]));
+    CHECK(toy::trace_of(alone[0], false) == toy::trace_of(x[3], false));
     CHECK(alone[0].answer == x[3].answer);
   }
 }
 
 TEST_CASE("deepconf: budgets are never exceeded and name the cap") {
   toy::ToyTask task;
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   Budget tok, calls, nodes;
   tok.max_generated_tokens = 20;
   calls.max_generator_calls = 2;

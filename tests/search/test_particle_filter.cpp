@@ -2,7 +2,8 @@
 // (search/weights.hpp): softmax weights, effective sample size and systematic resampling
 // against hand-computed values; then the search on scripted trees (resampling moves the
 // particles, finished particles are kept), the toy task (determinism, batch invariance,
-// one call per iteration, budgets) and Game of 24 with the exact oracle.
+// one call per iteration; the budget caps: test_toy_search.cpp's every-algorithm case) and Game
+// of 24 with the exact oracle.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -18,22 +19,6 @@
 using namespace qstar;
 
 namespace {
-
-std::vector<Problem> toy_problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
-std::string trace_of(const SearchResult& r) {
-  return write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop)) + "\n";
-}
-
-std::string traces(const std::vector<SearchResult>& rs) {
-  std::string out;
-  for (const auto& r : rs) out += trace_of(r);
-  return out;
-}
 
 std::vector<std::size_t> counts(const std::vector<std::size_t>& ancestors, std::size_t n) {
   std::vector<std::size_t> c(n, 0);
@@ -130,7 +115,7 @@ TEST_CASE("particle filter: resampling moves every particle onto the good branch
   s.tree["good"] = {{"ans:1", 0.9, true}};
   s.tree["bad"] = {{"ans:2", 0.3, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   ParticleFilterParams p;
   p.num_particles = 4;
   p.temperature = 0.02;  // weights exp(0.8 / 0.02) = e^40 to 1: "bad" gets nothing
@@ -171,7 +156,7 @@ TEST_CASE("particle filter: a finished particle leaves the population and is kep
   s.tree[""] = {{"slow", 0.9}, {"ans:7", 0.2, true}};
   s.tree["slow"] = {{"ans:1", 0.8, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   ParticleFilterParams p;
   p.num_particles = 4;
   p.temperature = 0.1;
@@ -191,7 +176,7 @@ TEST_CASE("particle filter: a finished particle leaves the population and is kep
 
 TEST_CASE("particle filter: deterministic for a seed and batch-invariant") {
   toy::ToyTask task;
-  const auto ps = toy_problems(3);
+  const auto ps = toy::problems(3);
   for (double threshold : {0.0, 0.5, 1.0}) {
     CAPTURE(threshold);
     ParticleFilterParams p;
@@ -209,19 +194,19 @@ TEST_CASE("particle filter: deterministic for a seed and batch-invariant") {
     const auto b = particle_filter(std::span<const Problem>(ps), task, g64, v64, p, 42);
     const auto c = particle_filter(std::span<const Problem>(ps), task, g1b, v64, p, 42);
     const auto d = particle_filter(std::span<const Problem>(ps), task, g64, v64, p, 43);
-    CHECK(traces(a) == traces(b));
-    CHECK(traces(a) == traces(c));
-    CHECK(traces(a) != traces(d));
+    CHECK(toy::traces(a) == toy::traces(b));
+    CHECK(toy::traces(a) == toy::traces(c));
+    CHECK(toy::traces(a) != toy::traces(d));
     const auto alone = particle_filter(std::span<const Problem>(ps).subspan(1, 1), task, g64, v64, p, 42);
     REQUIRE(alone.size() == 1);
-    CHECK(traces(alone) == trace_of(a[1]));
+    CHECK(toy::traces(alone) == toy::trace_of(a[1]));
     for (const auto& r : a) CHECK(r.candidates.size() == 8);  // every particle finished
   }
 }
 
 TEST_CASE("particle filter: one generator and one verifier call per iteration for all problems") {
   toy::ToyTask task;
-  const auto ps = toy_problems(4);
+  const auto ps = toy::problems(4);
   std::vector<std::size_t> log;
   toy::ToyGenerator g;
   g.batch_log = &log;
@@ -240,42 +225,11 @@ TEST_CASE("particle filter: one generator and one verifier call per iteration fo
   }
 }
 
-TEST_CASE("particle filter: budgets are never exceeded and the stop reason names the cap") {
-  toy::ToyTask task;
-  const auto ps = toy_problems(2);
-  Budget tok, ver, calls, nodes;
-  tok.max_generated_tokens = 20;
-  ver.max_verifier_tokens = 15;
-  calls.max_generator_calls = 2;
-  nodes.max_nodes = 6;
-  const std::vector<std::pair<Budget, StopReason>> cases = {{tok, StopReason::GeneratedTokens},
-                                                            {ver, StopReason::VerifierTokens},
-                                                            {calls, StopReason::GeneratorCalls},
-                                                            {nodes, StopReason::Nodes}};
-  for (const auto& [b, reason] : cases) {
-    CAPTURE(to_string(reason));
-    ParticleFilterParams p;
-    p.num_particles = 8;
-    p.budget = b;
-    p.keep_tree = true;
-    toy::ToyGenerator g;
-    toy::ToyPrm v;
-    for (const auto& r : particle_filter(std::span<const Problem>(ps), task, g, v, p, 9)) {
-      if (b.max_generated_tokens) CHECK(r.stats.generated_tokens <= b.max_generated_tokens);
-      if (b.max_verifier_tokens) CHECK(r.stats.verifier_tokens <= b.max_verifier_tokens);
-      if (b.max_generator_calls) CHECK(r.stats.generator_calls <= b.max_generator_calls);
-      if (b.max_nodes) CHECK(r.stats.nodes <= b.max_nodes);
-      CHECK(static_cast<std::int64_t>(r.tree->size()) == r.stats.nodes);
-      CHECK(r.stop == reason);
-    }
-  }
-}
-
 TEST_CASE("particle filter: a mute generator ends the search as exhausted") {
   toy::ToyTask task;
   auto mute = make_generator([](std::span<const ExpandRequest> b) { return std::vector<std::vector<Step>>(b.size()); }, "mute");
   toy::ToyPrm v;
-  const auto ps = toy_problems(2);
+  const auto ps = toy::problems(2);
   for (const auto& r : search(std::span<const Problem>(ps), task, mute, v, default_params("pf"), 1)) {
     CHECK(r.stop == StopReason::Exhausted);
     CHECK(!r.answer);

@@ -2,7 +2,8 @@
 // largest-remainder rounding against hand-computed widths and its defining bounds
 // (computed from an independent softmax); then
 // the search on a scripted tree (the widths it used are the split of N), the toy task
-// (determinism, batch invariance, one call per iteration, the N - completed budget, caps)
+// (determinism, batch invariance, one call per iteration, the N - completed budget; the caps:
+// test_toy_search.cpp's every-algorithm case)
 // and Game of 24 with the exact oracle.
 #include <doctest/doctest.h>
 
@@ -19,22 +20,6 @@
 using namespace qstar;
 
 namespace {
-
-std::vector<Problem> toy_problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
-std::string trace_of(const SearchResult& r) {
-  return write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop)) + "\n";
-}
-
-std::string traces(const std::vector<SearchResult>& rs) {
-  std::string out;
-  for (const auto& r : rs) out += trace_of(r);
-  return out;
-}
 
 }  // namespace
 
@@ -100,7 +85,7 @@ TEST_CASE("REBASE: each depth's widths are the softmax split of N minus the comp
   s.tree["c"] = {{"ans:3", 0.1, true}};
   s.tree["d"] = {{"ans:4", 0.5, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   RebaseParams p;
   p.n = 4;
   p.temperature = 0.2;
@@ -123,7 +108,7 @@ TEST_CASE("REBASE: completions shrink the next depth's budget") {
   s.tree[""] = {{"mid", 0.6}, {"ans:5", 0.4, true}};
   s.tree["mid"] = {{"ans:1", 0.8, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   RebaseParams p;
   p.n = 8;
   p.keep_tree = true;
@@ -141,7 +126,7 @@ TEST_CASE("REBASE: completions shrink the next depth's budget") {
 
 TEST_CASE("REBASE: deterministic for a seed and batch-invariant") {
   toy::ToyTask task;
-  const auto ps = toy_problems(3);
+  const auto ps = toy::problems(3);
   for (double temperature : {0.05, 1.0}) {
     CAPTURE(temperature);
     RebaseParams p;
@@ -159,19 +144,19 @@ TEST_CASE("REBASE: deterministic for a seed and batch-invariant") {
     const auto b = rebase_search(std::span<const Problem>(ps), task, g64, v64, p, 42);
     const auto c = rebase_search(std::span<const Problem>(ps), task, g1b, v64, p, 42);
     const auto d = rebase_search(std::span<const Problem>(ps), task, g64, v64, p, 43);
-    CHECK(traces(a) == traces(b));
-    CHECK(traces(a) == traces(c));
-    CHECK(traces(a) != traces(d));
+    CHECK(toy::traces(a) == toy::traces(b));
+    CHECK(toy::traces(a) == toy::traces(c));
+    CHECK(toy::traces(a) != toy::traces(d));
     const auto alone = rebase_search(std::span<const Problem>(ps).subspan(1, 1), task, g64, v64, p, 42);
     REQUIRE(alone.size() == 1);
-    CHECK(traces(alone) == trace_of(a[1]));
+    CHECK(toy::traces(alone) == toy::trace_of(a[1]));
     for (const auto& r : a) CHECK(r.candidates.size() == 8);
   }
 }
 
 TEST_CASE("REBASE: one generator and one verifier call per depth, N steps per depth") {
   toy::ToyTask task;
-  const auto ps = toy_problems(4);
+  const auto ps = toy::problems(4);
   std::vector<std::size_t> log;
   toy::ToyGenerator g;
   g.batch_log = &log;
@@ -189,42 +174,11 @@ TEST_CASE("REBASE: one generator and one verifier call per depth, N steps per de
   }
 }
 
-TEST_CASE("REBASE: budgets are never exceeded and the stop reason names the cap") {
-  toy::ToyTask task;
-  const auto ps = toy_problems(2);
-  Budget tok, ver, calls, nodes;
-  tok.max_generated_tokens = 20;
-  ver.max_verifier_tokens = 15;
-  calls.max_generator_calls = 2;
-  nodes.max_nodes = 6;
-  const std::vector<std::pair<Budget, StopReason>> cases = {{tok, StopReason::GeneratedTokens},
-                                                            {ver, StopReason::VerifierTokens},
-                                                            {calls, StopReason::GeneratorCalls},
-                                                            {nodes, StopReason::Nodes}};
-  for (const auto& [b, reason] : cases) {
-    CAPTURE(to_string(reason));
-    RebaseParams p;
-    p.n = 8;
-    p.budget = b;
-    p.keep_tree = true;
-    toy::ToyGenerator g;
-    toy::ToyPrm v;
-    for (const auto& r : rebase_search(std::span<const Problem>(ps), task, g, v, p, 9)) {
-      if (b.max_generated_tokens) CHECK(r.stats.generated_tokens <= b.max_generated_tokens);
-      if (b.max_verifier_tokens) CHECK(r.stats.verifier_tokens <= b.max_verifier_tokens);
-      if (b.max_generator_calls) CHECK(r.stats.generator_calls <= b.max_generator_calls);
-      if (b.max_nodes) CHECK(r.stats.nodes <= b.max_nodes);
-      CHECK(static_cast<std::int64_t>(r.tree->size()) == r.stats.nodes);
-      CHECK(r.stop == reason);
-    }
-  }
-}
-
 TEST_CASE("REBASE: a mute generator ends the search as exhausted") {
   toy::ToyTask task;
   auto mute = make_generator([](std::span<const ExpandRequest> b) { return std::vector<std::vector<Step>>(b.size()); }, "mute");
   toy::ToyPrm v;
-  const auto ps = toy_problems(2);
+  const auto ps = toy::problems(2);
   for (const auto& r : search(std::span<const Problem>(ps), task, mute, v, default_params("rebase"), 1)) {
     CHECK(r.stop == StopReason::Exhausted);
     CHECK(!r.answer);

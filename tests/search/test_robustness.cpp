@@ -29,12 +29,6 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-std::vector<Problem> problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
 /// The validate() message, or "" when it accepts.
 template <class P>
 std::string rejection(const P& p) {
@@ -181,7 +175,7 @@ TEST_CASE("validate() rejects negative budgets, NaN wall time and common nonsens
       {"custom_aggregation", [](CommonParams& c) { c.aggregation = Aggregation::Custom; }},
   };
   FnVerifier prm;
-  const auto ps = problems(1);
+  const auto ps = toy::problems(1);
   for (const auto& base : all) {
     const std::string algo = algorithm_name(base);
     CAPTURE(algo);
@@ -310,7 +304,7 @@ std::string label(const SearchParams& p) {
 
 /// The PluginError message of running `p`, or "no error".
 std::string plugin_error(const SearchParams& p, AnyGenerator& gen, FnVerifier& ver) {
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   try {
     (void)run(ps, gen, ver, p, 5);
   } catch (const PluginError& e) {
@@ -415,7 +409,7 @@ TEST_CASE("a verifier that throws, returns NaN, inf, out-of-range scores or the 
 
 TEST_CASE("empty proposals are dropped and counted in every algorithm; the search ends exhausted") {
   FnVerifier prm;
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   for (const auto& p : every_path()) {
     const std::string algo = label(p);
     CAPTURE(algo);
@@ -437,7 +431,7 @@ TEST_CASE("empty proposals are dropped and counted in every algorithm; the searc
 TEST_CASE("a long MCTS under a node cap stops gracefully with bounded tree and memory") {
   FnVerifier prm;
   auto gen = toy_gen(1000);  // effectively endless: only the cap can stop it
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   MctsParams p;
   p.num_simulations = 100'000'000;
   p.max_depth = 1000;
@@ -477,7 +471,7 @@ TEST_CASE("every algorithm stops at the node cap with a huge budget knob") {
   // (they took ~2 GB and ~1 GB before), so this is fast and small.
   FnVerifier prm;
   auto gen = toy_gen(200);
-  const auto ps = problems(1);
+  const auto ps = toy::problems(1);
   BestOfNParams bon;
   bon.n = 10'000'000;
   BeamParams beam;
@@ -507,7 +501,7 @@ TEST_CASE("under a node cap, best-of-n and DVTS give the same results as with ch
   // votes must not change: N = 64 under a 40-node cap equals N = 4096 under the same cap.
   FnVerifier prm;
   auto gen = toy_gen(6);
-  const auto ps = problems(2);
+  const auto ps = toy::problems(2);
   for (int width : {1, 4}) {
     CAPTURE(width);
     auto make = [&](int n) -> SearchParams {

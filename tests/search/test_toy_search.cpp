@@ -13,12 +13,6 @@ using namespace qstar;
 
 namespace {
 
-std::vector<Problem> toy_problems(int n) {
-  std::vector<Problem> ps;
-  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
-  return ps;
-}
-
 std::vector<SearchParams> all_algorithms() {
   BestOfNParams bon;
   bon.n = 8;
@@ -35,14 +29,14 @@ std::vector<SearchParams> all_algorithms() {
   mc.num_simulations = 24;
   mc.leaves_per_iteration = 4;
   mc.expand_k = 3;
-  return {bon, beam, dv, bf, mc};
-}
-
-std::string traces(const std::vector<SearchResult>& rs) {
-  std::string out;
-  for (const auto& r : rs)
-    out += write_trace_line(r.problem, *r.tree, r.answer, r.correct, to_string(r.stop)) + "\n";
-  return out;
+  ParticleFilterParams pf;
+  pf.num_particles = 8;
+  RebaseParams rb;
+  rb.n = 8;
+  // adaptive-best-of-n and deepconf have tests of their own (test_adaptive_bon.cpp,
+  // test_deepconf.cpp): a mute generator costs adaptive one iteration per round, and
+  // deepconf needs token log-probabilities.
+  return {bon, beam, dv, bf, mc, pf, rb};
 }
 
 }  // namespace
@@ -55,7 +49,7 @@ TEST_CASE("MCTS on a scripted tree converges to the best branch") {
   s.tree["bad2"] = {{"ans:2", 0.2, true}, {"ans:5", 0.1, true}};
   s.tree["good"] = {{"ans:1", 0.95, true}, {"ans:4", 0.9, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   for (auto rule : {SelectionRule::Puct, SelectionRule::Uct}) {
     MctsParams p;
     p.num_simulations = 60;
@@ -87,7 +81,7 @@ TEST_CASE("MCTS backup: visits add up and Q is the mean of backed-up values") {
   s.tree["a"] = {{"ans:1", 1.0, true}};
   s.tree["b"] = {{"ans:2", 0.0, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   MctsParams p;
   p.num_simulations = 1;
   p.leaves_per_iteration = 1;
@@ -111,7 +105,7 @@ TEST_CASE("progressive widening grows children only while children < ceil(C * N^
   s.tree[""] = {{"a", 0.5}, {"b", 0.6}, {"c", 0.7}, {"d", 0.4}, {"e", 0.3}};
   for (const char* k : {"a", "b", "c", "d", "e"}) s.tree[k] = {{"ans:1", 0.5, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   MctsParams p;
   p.num_simulations = 16;
   p.leaves_per_iteration = 1;
@@ -129,7 +123,7 @@ TEST_CASE("progressive widening counts real visits, not virtual losses, with bat
   toy::ToyGenerator g;
   g.depth = 6;
   toy::ToyPrm v;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   for (int B : {1, 4, 8}) {
     CAPTURE(B);
     MctsParams p;
@@ -155,7 +149,7 @@ TEST_CASE("a generator that proposes nothing ends every search as exhausted, qui
   toy::ToyTask task;
   auto mute = make_generator([](std::span<const ExpandRequest> b) { return std::vector<std::vector<Step>>(b.size()); }, "mute");
   toy::ToyPrm v;
-  const auto ps = toy_problems(2);
+  const auto ps = toy::problems(2);
   for (auto params : all_algorithms()) {
     const std::string algo = algorithm_name(params);
     CAPTURE(algo);
@@ -176,7 +170,7 @@ TEST_CASE("best-first stops and ranks by its g aggregation") {
   s.tree["a"] = {{"ans:1", 0.995, true}};
   s.tree["b"] = {{"ans:2", 0.95, true}};
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   BestFirstParams p;
   p.expand_k = 2;
   p.pops_per_iteration = 1;
@@ -189,7 +183,7 @@ TEST_CASE("best-first stops and ranks by its g aggregation") {
 
 TEST_CASE("every algorithm is deterministic for a seed and batch-invariant") {
   toy::ToyTask task;
-  const auto ps = toy_problems(3);
+  const auto ps = toy::problems(3);
   for (auto params : all_algorithms()) {
     const std::string algo = algorithm_name(params);
     CAPTURE(algo);
@@ -204,20 +198,20 @@ TEST_CASE("every algorithm is deterministic for a seed and batch-invariant") {
     const auto b = search(std::span<const Problem>(ps), task, g64, v64, params, 42);
     const auto c = search(std::span<const Problem>(ps), task, g1b, v64, params, 42);
     const auto d = search(std::span<const Problem>(ps), task, g64, v64, params, 43);
-    CHECK(traces(a) == traces(b));
-    CHECK(traces(a) == traces(c));
-    CHECK(traces(a) != traces(d));
+    CHECK(toy::traces(a) == toy::traces(b));
+    CHECK(toy::traces(a) == toy::traces(c));
+    CHECK(toy::traces(a) != toy::traces(d));
     // Searching a problem alone gives the same tree as searching it with others.
     const auto alone = search(std::span<const Problem>(ps).subspan(1, 1), task, g64, v64, params, 42);
     REQUIRE(alone.size() == 1);
-    CHECK(traces(alone) == write_trace_line(a[1].problem, *a[1].tree, a[1].answer, a[1].correct,
+    CHECK(toy::traces(alone) == write_trace_line(a[1].problem, *a[1].tree, a[1].answer, a[1].correct,
                                             to_string(a[1].stop)) + "\n");
   }
 }
 
 TEST_CASE("each iteration makes one generator call with every frontier node of every problem") {
   toy::ToyTask task;
-  const auto ps = toy_problems(4);
+  const auto ps = toy::problems(4);
   std::vector<std::size_t> log;
   toy::ToyGenerator g;
   g.batch_log = &log;
@@ -240,7 +234,7 @@ TEST_CASE("each iteration makes one generator call with every frontier node of e
 
 TEST_CASE("budgets are never exceeded and the stop reason says which cap stopped the search") {
   toy::ToyTask task;
-  const auto ps = toy_problems(2);
+  const auto ps = toy::problems(2);
   for (auto params : all_algorithms()) {
     const std::string algo = algorithm_name(params);
     CAPTURE(algo);
@@ -282,7 +276,7 @@ TEST_CASE("budgets are never exceeded and the stop reason says which cap stopped
 
 TEST_CASE("wall-time cap stops the search") {
   toy::ToyTask task;
-  const auto ps = toy_problems(1);
+  const auto ps = toy::problems(1);
   MctsParams p;
   p.num_simulations = 1000000;
   p.budget.max_wall_seconds = 0.05;
@@ -296,7 +290,7 @@ TEST_CASE("wall-time cap stops the search") {
 
 TEST_CASE("plug-ins that break their contract raise PluginError naming the plug-in") {
   toy::ToyTask task;
-  const auto ps = toy_problems(2);
+  const auto ps = toy::problems(2);
   BeamParams p;
   p.num_beams = 4;
   p.width = 2;

@@ -12,6 +12,8 @@
 
 #include <qstar/core/concepts.hpp>
 #include <qstar/core/rng.hpp>
+#include <qstar/core/trace.hpp>
+#include <qstar/search/result.hpp>
 
 namespace toy {
 using namespace qstar;
@@ -140,5 +142,25 @@ struct Scripted {
   }
   std::string name() const { return "scripted"; }
 };
+
+/// n toy problems "p<i>" ("toy <i>", gold "1").
+inline std::vector<Problem> problems(int n) {
+  std::vector<Problem> ps;
+  for (int i = 0; i < n; ++i) ps.push_back({"p" + std::to_string(i), "toy " + std::to_string(i), "1"});
+  return ps;
+}
+
+/// A result's tree (keep_tree) as a trace line, with its stop reason unless `with_stop` is
+/// false (to compare the trees of algorithms whose stop reasons differ).
+inline std::string trace_of(const SearchResult& r, bool with_stop = true) {
+  return write_trace_line(r.problem, *r.tree, r.answer, r.correct, with_stop ? to_string(r.stop) : "") + "\n";
+}
+
+/// Every result's trace_of, in order.
+inline std::string traces(const std::vector<SearchResult>& rs) {
+  std::string out;
+  for (const auto& r : rs) out += trace_of(r);
+  return out;
+}
 
 }  // namespace toy
