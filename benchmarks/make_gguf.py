@@ -18,10 +18,13 @@ gguf-py folder of a llama.cpp source tree (scripts/llamacpp.sh prints it).
 import argparse
 import json
 import os
-import struct
 import sys
 
 import numpy as np
+
+# The random weights and the safetensors writer of the tests' tiny models.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from tiny_model import random_llama, write_safetensors  # noqa: E402
 
 CORPUS = """Use numbers and basic arithmetic operations (+ - * /) to obtain 24.
 Input: 4 4 6 8
@@ -120,50 +123,6 @@ def tokenizer_json(tokens, merges, bos, eos):
                   "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
                   "vocab": {t: i for i, t in enumerate(tokens)}, "merges": [f"{a} {b}" for a, b in merges]},
     }
-
-
-def random_llama(rng, vocab, hidden, inter, layers, heads, kv):
-    """HF-named float32 tensors (the layout of tests/python/tiny_model.py)."""
-    hd = hidden // heads
-
-    def w(rows, cols):
-        return (2.0 * rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
-
-    def norm(n):
-        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
-
-    t = {"model.embed_tokens.weight": rng.standard_normal((vocab, hidden)).astype(np.float32)}
-    for i in range(layers):
-        p = f"model.layers.{i}."
-        t[p + "input_layernorm.weight"] = norm(hidden)
-        t[p + "self_attn.q_proj.weight"] = w(heads * hd, hidden)
-        t[p + "self_attn.k_proj.weight"] = w(kv * hd, hidden)
-        t[p + "self_attn.v_proj.weight"] = w(kv * hd, hidden)
-        t[p + "self_attn.o_proj.weight"] = w(hidden, heads * hd)
-        t[p + "post_attention_layernorm.weight"] = norm(hidden)
-        t[p + "mlp.gate_proj.weight"] = w(inter, hidden)
-        t[p + "mlp.up_proj.weight"] = w(inter, hidden)
-        t[p + "mlp.down_proj.weight"] = w(hidden, inter)
-    t["model.norm.weight"] = norm(hidden)
-    t["lm_head.weight"] = w(vocab, hidden)
-    return t
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, arr in tensors.items():
-        data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def permute_qk(w, n_head):

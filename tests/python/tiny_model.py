@@ -46,8 +46,9 @@ def write_safetensors(path, tensors):
             f.write(b)
 
 
-def write_llama(folder, seed=0, hidden=32, inter=64, layers=2, heads=4, kv=2, vocab=64):
-    rng = np.random.default_rng(seed)
+def random_llama(rng, vocab, hidden, inter, layers, heads, kv):
+    """HF-named float32 Llama tensors drawn from the numpy Generator `rng` (also used by
+    benchmarks/make_gguf.py)."""
     hd = hidden // heads
 
     def w(rows, cols):
@@ -70,6 +71,11 @@ def write_llama(folder, seed=0, hidden=32, inter=64, layers=2, heads=4, kv=2, vo
         t[p + "mlp.down_proj.weight"] = w(hidden, inter)
     t["model.norm.weight"] = norm(hidden)
     t["lm_head.weight"] = w(vocab, hidden)
+    return t
+
+
+def write_llama(folder, seed=0, hidden=32, inter=64, layers=2, heads=4, kv=2, vocab=64):
+    t = random_llama(np.random.default_rng(seed), vocab, hidden, inter, layers, heads, kv)
     write_safetensors(f"{folder}/model.safetensors", t)
     config = {
         "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab, "hidden_size": hidden,
