@@ -259,7 +259,8 @@ def fmt_num(x: float | None, digits: int = 0) -> str:
     return f"{x:,.{digits}f}"
 
 
-PRM_GUIDED = ("prm_vote", "beam_b5", "beam_m4", "dvts", "best_first", "mcts")
+PRM_GUIDED = ("prm_vote", "beam_b5", "beam_m4", "dvts", "best_first", "mcts", "particle_filter", "rebase",
+              "adaptive_prm")
 
 
 def goals(rows: list[dict]) -> list[str]:
@@ -312,14 +313,15 @@ def markdown(rows: list[dict], config: dict, include_tot: bool) -> str:
             f"{fmt_num(r['verifier_tokens_per_problem'])} | {r['wall_s_per_problem']:.3f} |")
     lines += [
         "",
-        "N is the budget knob: samples (best-of-N), beams (beam), completions (DVTS), node expansions "
+        "N is the budget knob: samples (best-of-N, adaptive best-of-N: at most), beams (beam), completions "
+        "(DVTS, REBASE), particles (particle filtering), traces (DeepConf), node expansions "
         "(best-first), simulations (MCTS). Tokens are the generator's tokens (word-level for the "
         "shipped models: a number, a word or a symbol is one token); wall time is the search's own "
         "time per puzzle (model loading excluded).",
     ]
     g = goals(rows)
     if g:
-        lines += ["", "Goals of issue #4, from the rows above:", ""] + [f"* {x}" for x in g]
+        lines += ["", "Goals of issues #4 and #23, from the rows above:", ""] + [f"* {x}" for x in g]
     if config.get("not_run"):
         lines += ["", f"Not run (the time limit, --max-minutes, was reached first): {', '.join(config['not_run'])}."]
     if config.get("failed_runs"):

@@ -42,6 +42,8 @@ options (defaults are the shipped models' settings):
   --rollouts K           Math-Shepherd rollouts per step (default 8)
   --temperature T        sampling temperature for labels and STaR (default 1)
   --star-iterations N    (default 2)   --star-puzzles N (default 600)
+  --star-seed S          seed of the STaR stage alone (default: --seed; the split stays
+                         --seed's, so STaR can be repeated on one generator)
   --star-beams N --star-width M      STaR beam search (default 16, 4)
   --star-replay X        fresh synthetic SFT traces mixed into each STaR fine-tune, per kept
                          trajectory (default 1; 0: the kept trajectories alone)
@@ -128,6 +130,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     else if (k == "rollouts") p.label.rollouts = parse_num<int>(k, v, 1, kBig);
     else if (k == "temperature") p.temperature = parse_real(k, v);
     else if (k == "star-iterations") p.star_iterations = parse_num<int>(k, v, 0, 1000);
+    else if (k == "star-seed") p.star_seed = parse_num<std::uint64_t>(k, v, 0, UINT64_MAX);
     else if (k == "star-puzzles") p.star_puzzles = parse_num<int>(k, v, 1, kBig);
     else if (k == "star-replay") p.star_replay = parse_real(k, v);
     else if (k == "star-beams") p.star_beams = parse_num<int>(k, v, 1, kBig);

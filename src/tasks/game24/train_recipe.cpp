@@ -437,6 +437,7 @@ void stage_verifier(Ctx& c, bool orm) {
 void stage_star(Ctx& c) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& P = c.P;
+  const std::uint64_t star_seed = P.star_seed.value_or(P.seed);
   const auto dev = data::to_problems(c.split.dev, "dev");
   const Game24Task task;
   json::Value iters = json::Value::array();
@@ -446,7 +447,7 @@ void stage_star(Ctx& c) {
   for (int it = 0; it < P.star_iterations; ++it) {
     const auto ti = std::chrono::steady_clock::now();
     const auto puzzles = pick(c.split.train, static_cast<std::size_t>(P.star_puzzles),
-                              derive_seed(P.seed, std::uint64_t{0x57a4}, static_cast<std::uint64_t>(it)));
+                              derive_seed(star_seed, std::uint64_t{0x57a4}, static_cast<std::uint64_t>(it)));
     data::check_separation(puzzles, c.test, "STaR puzzles");
     const auto problems = data::to_problems(puzzles, "star");
     std::vector<train::TextExample> kept;
@@ -470,7 +471,7 @@ void stage_star(Ctx& c) {
       c.log << fmt::format("[train] star {}: beam search (N={}, M={}) with the PRM over {} training puzzles\n",
                            it + 1, bp.num_beams, bp.width, problems.size());
       const auto results = beam_search(std::span<const Problem>(problems), task, gen, prm, bp,
-                                       derive_seed(P.seed, std::uint64_t{0x5eed}, static_cast<std::uint64_t>(it)));
+                                       derive_seed(star_seed, std::uint64_t{0x5eed}, static_cast<std::uint64_t>(it)));
       for (const auto& r : results) {
         std::set<std::vector<std::string>> seen;
         bool any = false;
@@ -500,7 +501,7 @@ void stage_star(Ctx& c) {
     const std::size_t n_kept = kept.size();
     const auto n_replay = static_cast<std::size_t>(std::llround(P.star_replay * static_cast<double>(n_kept)));
     {
-      Rng rr(derive_seed(P.seed, std::uint64_t{0x5e91a}, static_cast<std::uint64_t>(it)));
+      Rng rr(derive_seed(star_seed, std::uint64_t{0x5e91a}, static_cast<std::uint64_t>(it)));
       for (std::size_t i = 0; i < n_replay; ++i) {
         const auto& m = c.split.train[rr.below(c.split.train.size())];
         auto t = data::sample_trace(m, rr, P.traces);
@@ -511,7 +512,7 @@ void stage_star(Ctx& c) {
     const std::string cand_dir = P.out_dir + "/.star_candidate";
     train::ProgressBar bar(c.log, P.tty, fmt::format("star {}", it + 1), P.star.steps);
     const auto rep = train::train_generator(c.gen_dir, P.generator, kept, P.star,
-                                     derive_seed(P.seed, std::uint64_t{0x57a}, static_cast<std::uint64_t>(it)),
+                                     derive_seed(star_seed, std::uint64_t{0x57a}, static_cast<std::uint64_t>(it)),
                                      cand_dir, P.threads, std::ref(bar));
     const double after = greedy_accuracy(cand_dir, dev, P.threads);
     // Model selection on the dev split only (never the test split): keep the fine-tuned
@@ -532,6 +533,7 @@ void stage_star(Ctx& c) {
     iters.push_back(std::move(iv));
   }
   json::Value v = common_json(c, "star", seconds_since(t0));
+  v.set("star_seed", static_cast<std::int64_t>(star_seed));
   v.set("optim", optim_json(P.star));
   v.set("beams", P.star_beams);
   v.set("replay", P.star_replay);

@@ -29,6 +29,7 @@
 #include <iosfwd>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,6 +90,10 @@ struct PipelineParams {
   train::OptimParams orm{.steps = 800, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// STaR iterations (>= 0).
   int star_iterations = 2;
+  /// Seed of the STaR stage alone (its puzzles, searches, replay traces and fine-tunes);
+  /// unset: `seed`. The split stays `seed`'s, so STaR can be repeated with other seeds on one
+  /// pipeline's generator to measure its seed noise (docs/training.md).
+  std::optional<std::uint64_t> star_seed;
   /// Training puzzles searched per STaR iteration (>= 1).
   int star_puzzles = 600;
   /// Beam search of STaR: beams N and width M (N a multiple of M).
