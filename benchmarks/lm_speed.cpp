@@ -17,7 +17,12 @@
 //                       [--rows prefill,decode,batch8,batch32,search] [--repeat R] [--json]
 // --threads N: qstar::lm::set_threads(N); --aten-threads / --blas-threads set ATen's and the
 // BLAS's pools apart (for measuring the default); neither: the library's default. Each row
-// is run --repeat times (default 3) and the fastest is printed (the machine is shared).
+// is run --repeat times (default 3) and the fastest is printed (the machine is shared), with
+// the process CPU seconds (all threads) and wall seconds of that whole row call: on a loaded
+// machine wall time counts the time other work held the core, CPU time does not.
+#include <dlfcn.h>
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -41,7 +46,24 @@ struct Result {
   double tokens = 0;   ///< tokens counted for the row's rate
   double seconds = 0;  ///< the time they took
   double total_tokens = 0, total_seconds = 0;  ///< batch rows: prompt + generated, end to end
+  double cpu_seconds = 0, wall_seconds = 0;  ///< the whole row call: process CPU time, wall time
 };
+
+/// OpenBLAS's kernel set in use ("Haswell": AVX2, "SkylakeX" / "Cooperlake": AVX-512; the
+/// environment's OPENBLAS_CORETYPE forces one), "" without OpenBLAS.
+std::string openblas_core() {
+  using NameFn = char* (*)();
+  const auto f = reinterpret_cast<NameFn>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  return f != nullptr ? std::string(f()) : std::string();
+}
+
+/// User + system CPU seconds of the process so far (all its threads).
+double cpu_now() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
 
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -170,6 +192,7 @@ int main(int argc, char** argv) {
                 a.count("blas-threads") ? int_arg("blas-threads", a["blas-threads"].c_str()) : std::max(1, now_set.blas));
   }
   const auto ts = thread_settings();
+  const std::string blas_core = openblas_core();
   const int vocab = static_cast<int>(g.tokenizer().vocab_size());
   std::vector<std::string> rows;
   {
@@ -178,23 +201,31 @@ int main(int argc, char** argv) {
   }
   const bool json = a.count("json") != 0;
   if (!json)
-    std::printf("threads: aten %d, %s %d\n%-8s %12s %10s %12s\n", ts.aten, ts.blas_library.empty() ? "blas" : ts.blas_library.c_str(),
-                ts.blas, "row", "tokens/s", "tokens", "total tok/s");
+    std::printf("threads: aten %d, %s %d (kernels: %s)\n%-8s %12s %10s %12s %8s %8s\n", ts.aten,
+                ts.blas_library.empty() ? "blas" : ts.blas_library.c_str(), ts.blas, blas_core.c_str(), "row",
+                "tokens/s", "tokens", "total tok/s", "cpu s", "wall s");
   else
-    std::printf("{\"aten_threads\": %d, \"blas_threads\": %d, \"rows\": {", ts.aten, ts.blas);
+    std::printf("{\"aten_threads\": %d, \"blas_threads\": %d, \"blas_kernels\": \"%s\", \"rows\": {", ts.aten,
+                ts.blas, blas_core.c_str());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     Result best;
     for (int k = 0; k < repeat; ++k) {
-      const Result r = row(rows[i], g, vocab, 1234);
+      const double c0 = cpu_now(), w0 = now();
+      Result r = row(rows[i], g, vocab, 1234);
+      r.cpu_seconds = cpu_now() - c0;
+      r.wall_seconds = now() - w0;
       if (k == 0 || r.tokens / r.seconds > best.tokens / best.seconds) best = r;
     }
     const double rate = best.tokens / best.seconds;
     const double total = best.total_seconds > 0 ? best.total_tokens / best.total_seconds : 0.0;
     if (!json)
-      std::printf("%-8s %12.2f %10.0f %12.2f\n", rows[i].c_str(), rate, best.tokens, total);
+      std::printf("%-8s %12.2f %10.0f %12.2f %8.2f %8.2f\n", rows[i].c_str(), rate, best.tokens, total,
+                  best.cpu_seconds, best.wall_seconds);
     else
-      std::printf("%s\"%s\": {\"tokens_per_s\": %.4f, \"tokens\": %.0f, \"total_tokens_per_s\": %.4f}", i ? ", " : "",
-                  rows[i].c_str(), rate, best.tokens, total);
+      std::printf(
+          "%s\"%s\": {\"tokens_per_s\": %.4f, \"tokens\": %.0f, \"total_tokens_per_s\": %.4f, "
+          "\"cpu_seconds\": %.4f, \"wall_seconds\": %.4f}",
+          i ? ", " : "", rows[i].c_str(), rate, best.tokens, total, best.cpu_seconds, best.wall_seconds);
     std::fflush(stdout);
   }
   if (json) std::printf("}}\n");

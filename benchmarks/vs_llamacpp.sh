@@ -157,4 +157,9 @@ for t in threads:
         rows.append(("search: 8 rounds x 8 x 16", q["search"]["tokens_per_s"], s["tokens_per_s"]))
     for name, a, b in rows:
         print(f"| {name} | {t} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
+# OpenBLAS's kernel set decides qstar's GEMM speed (OPENBLAS_CORETYPE in the environment
+# forces one: Haswell = AVX2); llama.cpp is built -march=native.
+kernels = {json.load(open(f"{out}/qstar-{t}.json")).get("blas_kernels", "?") for t in threads}
+print(f"\nqstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
+      f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
 PY

@@ -49,6 +49,11 @@ struct LoadOptions {
   /// about 13.5 GB instead of 27 GB) at some speed cost (benchmarks/README.md). Weights
   /// stored as bfloat16 / float16 on CPU are for inference only (no autograd).
   hf::DType dtype = hf::DType::F32;
+  /// CPU: make glibc's malloc keep freed memory across forwards (lm::keep_freed_memory(),
+  /// include/qstar/torch/threads.hpp: process-wide, applied once by the first CPU model
+  /// loaded; prefill was bound by page faults on fresh activation buffers without it).
+  /// false: leave malloc as it is.
+  bool keep_freed_memory = true;
 };
 
 /// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half" (case

@@ -4,10 +4,14 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 #include <sched.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -135,6 +139,26 @@ void apply_default_threads() {
   std::call_once(g_default_once, [] {
     if (!g_explicit.load()) set_threads(default_threads());
   });
+}
+
+bool keep_freed_memory() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  bool applied = false;
+  std::call_once(once, [&] {
+    for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"})
+      if (std::getenv(var) != nullptr) return;
+    if (const char* t = std::getenv("GLIBC_TUNABLES"); t != nullptr && std::strstr(t, "glibc.malloc"))
+      return;
+    ::mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's maximum on 64-bit
+    ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    ::mallopt(M_TOP_PAD, 64 << 20);
+    applied = true;
+  });
+  return applied;
+#else
+  return false;
+#endif
 }
 
 }  // namespace qstar::lm

@@ -132,3 +132,28 @@ TEST_CASE("cli --threads: sets the compute threads; a bad value is a usage error
   CHECK(r.code == 2);
   CHECK(r.err.find("--threads") != std::string::npos);
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+
+// keep_freed_memory against glibc's own accounting (mallinfo2): after it, a 24 MiB block
+// comes from the heap (no new mmap'ed bytes) and freeing it does not shrink the heap.
+TEST_CASE("keep_freed_memory: 24 MiB comes from the heap and stays there after free") {
+  for (const char* var : {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES"})
+    if (std::getenv(var) != nullptr) return;  // the environment tunes malloc itself: not applied
+  (void)qstar::lm::keep_freed_memory();  // this call or an earlier model load applied it
+  CHECK_FALSE(qstar::lm::keep_freed_memory());  // once per process
+  const std::size_t n = std::size_t{24} << 20;
+  const auto before = ::mallinfo2();
+  void* p = std::malloc(n);
+  REQUIRE(p != nullptr);
+  static_cast<volatile char*>(p)[n - 1] = 1;
+  const auto during = ::mallinfo2();
+  CHECK(during.hblkhd == before.hblkhd);  // not mmap'ed
+  CHECK(during.arena >= before.arena);
+  std::free(p);
+  const auto after = ::mallinfo2();
+  CHECK(after.arena == during.arena);  // not trimmed back to the kernel
+  CHECK(after.fordblks >= n);          // kept for the next forward
+}
+#endif

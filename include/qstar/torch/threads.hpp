@@ -56,4 +56,19 @@ int default_threads();
 /// (a program that sets at::set_num_threads keeps its setting).
 void apply_default_threads();
 
+/// Makes glibc's malloc keep freed memory for reuse, once per process (later calls do
+/// nothing; returns whether this call applied it): mallopt M_MMAP_THRESHOLD 32 MiB (glibc's maximum; buffers
+/// below it come from the heap, not from fresh mmap's), M_TRIM_THRESHOLD 1 GiB and
+/// M_TOP_PAD 64 MiB (freed heap is kept, not returned to the kernel after every forward).
+/// Why: a CPU forward allocates multi-megabyte activations and frees them at its end; with
+/// glibc's defaults many of them were mmap'ed fresh and unmapped every forward, and their
+/// page faults and zeroing were the largest cost of a prefill (benchmarks/README.md, "Where
+/// the time goes"). Cost: the process keeps up to about one forward's activations (plus
+/// 1 GiB of trim slack) resident after a forward. Process-wide (it changes malloc for the
+/// whole program): the CPU models' loader applies it unless
+/// lm::LoadOptions::keep_freed_memory is false; it does nothing when the program set glibc's malloc tunables
+/// itself (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_ or a
+/// GLIBC_TUNABLES naming glibc.malloc), and nothing on other C libraries.
+bool keep_freed_memory();
+
 }  // namespace qstar::lm

@@ -164,6 +164,65 @@ inline at::Tensor gqa_attention(const at::Tensor& q, const at::Tensor& K, const 
       .reshape({B, T, H * hd});
 }
 
+// ---- inference-only variants (no autograd: they work in place) ----------------------------
+// The forward of models/llama.cpp runs under c10::InferenceMode and calls these: the same
+// math as the functions above with fewer passes over memory and fewer fresh buffers (each
+// fresh multi-megabyte buffer costs page faults: benchmarks/README.md, "Where the time goes").
+// The trainer keeps the functions above (in-place ops would break its backward).
+
+/// rms_norm for float32 x: x * rsqrt(mean(x^2) + eps) * w, two full-size passes (square,
+/// scale) instead of three. Other dtypes: rms_norm.
+inline at::Tensor rms_norm_inference(const at::Tensor& x, const at::Tensor& w, double eps) {
+  if (x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat) return rms_norm(x, w, eps);
+  at::Tensor var = x.mul(x).mean(-1, /*keepdim=*/true);
+  return x.mul(var.add_(eps).rsqrt_()).mul_(w);
+}
+
+/// apply_rope written into one new contiguous tensor: out = x * cos, then each half gets
+/// its rotated term with addcmul_ (-x2 * sin1 on the first half, x1 * sin2 on the second):
+/// one full-size buffer instead of five.
+inline at::Tensor apply_rope_inference(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const std::int64_t half = x.size(-1) / 2;
+  at::Tensor out = at::empty(x.sizes(), x.options());  // contiguous, whatever x's strides
+  at::mul_out(out, x, cos);
+  out.narrow(-1, 0, half).addcmul_(x.narrow(-1, half, half), sin.narrow(-1, 0, half), -1);
+  out.narrow(-1, half, half).addcmul_(x.narrow(-1, 0, half), sin.narrow(-1, half, half), 1);
+  return out;
+}
+
+/// gqa_attention with the scale and the mask fused into the score product (baddbmm: the
+/// mask is copied into the scores buffer, the product added to it) and the softmax done in
+/// place: the scores [B, KV, n_rep * T, S] exist once. Float32 only (other dtypes:
+/// gqa_attention). Same arguments and result as gqa_attention.
+inline at::Tensor gqa_attention_inference(const at::Tensor& q, const at::Tensor& K, const at::Tensor& V,
+                                          const at::Tensor& mask, double scale, at::ScalarType dtype) {
+  if (q.scalar_type() != at::kFloat || dtype != at::kFloat)
+    return gqa_attention(q, K, V, mask, scale, dtype);
+  const std::int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+  const std::int64_t KV = K.size(1), S = K.size(2), n_rep = H / KV;
+  const at::Tensor qg = q.reshape({B * KV, n_rep * T, hd});
+  const at::Tensor Kt = K.reshape({B * KV, S, hd}).transpose(1, 2);
+  at::Tensor scores = at::empty({B * KV, n_rep * T, S}, q.options());
+  scores.view({B, KV, n_rep, T, S}).copy_(mask.expand({B, KV, n_rep, T, S}));
+  scores.baddbmm_(qg, Kt, /*beta=*/1, /*alpha=*/scale);
+  at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
+  const at::Tensor o = at::bmm(scores, V.reshape({B * KV, S, hd}));  // [B*KV, n_rep*T, hd]
+  // Head h = g * n_rep + r of token t: out[b, t, g, r, :] = o[b * KV + g, r * T + t, :].
+  at::Tensor out = at::empty({B, T, KV, n_rep, hd}, q.options());
+  out.permute({0, 2, 3, 1, 4}).copy_(o.view({B, KV, n_rep, T, hd}));
+  return out.view({B, T, H * hd});
+}
+
+/// swiglu_mlp with silu and the product in place on the gate's output.
+inline at::Tensor swiglu_mlp_inference(const at::Tensor& h, const at::Tensor& w_gate, const at::Tensor& b_gate,
+                                       const at::Tensor& w_up, const at::Tensor& b_up,
+                                       const at::Tensor& w_down, const at::Tensor& b_down) {
+  at::Tensor g = linear(h, w_gate, b_gate);
+  at::silu_(g);
+  g.mul_(linear(h, w_up, b_up));
+  return linear(g, w_down, b_down);
+}
+
 /// SwiGLU MLP: down(silu(gate(h)) * up(h)) (biases when defined).
 inline at::Tensor swiglu_mlp(const at::Tensor& h, const at::Tensor& w_gate, const at::Tensor& b_gate,
                              const at::Tensor& w_up, const at::Tensor& b_up,

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "qstar/error.hpp"
+#include "qstar/torch/threads.hpp"
 #include "torch/models/layers.hpp"
 
 namespace qstar::lm {
@@ -117,8 +118,9 @@ at::Tensor attention_mask(std::int64_t B, std::int64_t T, std::int64_t P, const 
     if (window > 0) past_ok = past_ok.logical_and((pl + qi - pj).lt(window));  // [B, T, P]
     allowed = at::cat({past_ok.expand({B, T, P}), allowed}, 2);
   }
-  return at::zeros({B, T, P + T}, at::TensorOptions().dtype(at::kFloat).device(past_lens.device()))
-      .masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity())
+  return at::full({B, T, P + T}, -std::numeric_limits<float>::infinity(),
+                  at::TensorOptions().dtype(at::kFloat).device(past_lens.device()))
+      .masked_fill_(allowed, 0.0)
       .view({B, 1, 1, T, P + T});
 }
 
@@ -146,6 +148,7 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
   }
 
   const auto [device, dtype] = resolve_device(options);
+  if (device.is_cpu() && options.keep_freed_memory) (void)keep_freed_memory();
   hf::WeightStore ws = hf::WeightStore::open_dir(dir);
 
   std::shared_ptr<LlamaDecoder> m(new LlamaDecoder(cfg, dir, std::move(family), device, dtype));
@@ -395,7 +398,7 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
     for (std::int64_t l = 0; l < n_layers; ++l) {
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       const auto ul = static_cast<std::size_t>(l);
-      const at::Tensor h = layers::rms_norm(x, L.input_norm, eps);
+      const at::Tensor h = layers::rms_norm_inference(x, L.input_norm, eps);
       at::Tensor q = layers::linear(h, L.wq, L.bq).view({B, T, H, hd});
       at::Tensor k = layers::linear(h, L.wk, L.bk).view({B, T, KV, hd});
       const at::Tensor v = layers::linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
@@ -405,8 +408,8 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
       }
       q = q.transpose(1, 2);
       k = k.transpose(1, 2);
-      q = layers::apply_rope(q, cos, sin);  // [B, H, T, hd], contiguous
-      k = layers::apply_rope(k, cos, sin);  // [B, KV, T, hd]
+      q = layers::apply_rope_inference(q, cos, sin);  // [B, H, T, hd], contiguous
+      k = layers::apply_rope_inference(k, cos, sin);  // [B, KV, T, hd]
 
       // The new tokens' KV: one owning contiguous tensor per sequence, or views.
       for (std::int64_t b = 0; b < B; ++b) {
@@ -462,13 +465,15 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
         Vv.narrow(2, P, T).copy_(v);
       }
 
-      const at::Tensor attn =
-          layers::gqa_attention(q, K, Vv, L.window > 0 ? window_mask : mask, scale, dtype());
-      x = x + layers::linear(attn, L.wo, L.bo);
-      const at::Tensor h2 = layers::rms_norm(x, L.post_norm, eps);
-      x = x + layers::swiglu_mlp(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down);
+      const at::Tensor attn = layers::gqa_attention_inference(
+          q, K, Vv, L.window > 0 ? window_mask : mask, scale, dtype());
+      // In place: x is this forward's own buffer (the embedding rows' copy), nothing else
+      // holds it.
+      x.add_(layers::linear(attn, L.wo, L.bo));
+      const at::Tensor h2 = layers::rms_norm_inference(x, L.post_norm, eps);
+      x.add_(layers::swiglu_mlp_inference(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down));
     }
-    x = layers::rms_norm(x, norm_, eps);  // [B, T, D]
+    x = layers::rms_norm_inference(x, norm_, eps);  // [B, T, D]
 
     if (options.hidden)
       for (std::int64_t b = 0; b < B; ++b)
