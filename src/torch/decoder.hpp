@@ -49,11 +49,18 @@ struct LoadOptions {
   /// about 13.5 GB instead of 27 GB) at some speed cost (benchmarks/README.md). Weights
   /// stored as bfloat16 / float16 on CPU are for inference only (no autograd).
   hf::DType dtype = hf::DType::F32;
+  /// "int8" (CPU only; `dtype` is then F32): weight-only int8 storage. The linear matrices
+  /// of attention, MLP and lm_head are quantised at load, per output row (symmetric,
+  /// scale = max|row| / 127, kernels::quantize_rows_int8); embeddings, norms, biases and a
+  /// score head stay float32; activations are float32. A quarter of float32's bytes for
+  /// those matrices, at an accuracy cost stated in benchmarks/README.md ("Decode kernels").
+  bool int8 = false;
 };
 
-/// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half" (case
-/// insensitive) → DType. InvalidArgument naming `field` otherwise.
-hf::DType parse_dtype(std::string_view name, std::string_view field = "dtype");
+/// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half", and with
+/// `int8` non-null "int8"/"i8" (sets *int8, returns F32; else *int8 = false) (case
+/// insensitive) → DType. InvalidArgument naming `field` and the accepted values otherwise.
+hf::DType parse_dtype(std::string_view name, std::string_view field = "dtype", bool* int8 = nullptr);
 
 /// The KV of a run of consecutive tokens of one sequence, for every layer: k[l] and v[l]
 /// are [n_kv_heads, length, head_dim] tensors in the model's compute dtype on its device
