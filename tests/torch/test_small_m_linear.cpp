@@ -42,7 +42,9 @@ struct KernelSettings {
     k::clear_isa_override();
     k::set_threads(1);
     k::set_max_rows(k::kDefaultMaxRows);
+    k::set_min_work_per_thread(k::kDefaultMinWorkPerThread);
   }
+  KernelSettings() { k::set_min_work_per_thread(1); }  // split even tiny calls over threads
 };
 
 /// Random weights of one type plus their exact float64 values (int8: q * scale).
@@ -113,7 +115,7 @@ TEST_CASE("small-M linear: every variant against a float64 loop, tails, bias, th
         const Weights w = make_weights(t, N, K, rng);
         std::vector<float> bias;
         for (auto n = 0; n < N; ++n) bias.push_back(z(rng));
-        for (std::int64_t M : {1, 2, 3, 7, 8, 9, 16, 31, 32}) {
+        for (std::int64_t M : {1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 32, 64}) {
           const std::int64_t ldx = K + 3;  // a row stride other than K
           std::vector<float> x(static_cast<std::size_t>(M * ldx));
           for (auto& v : x) v = z(rng);
@@ -235,8 +237,8 @@ void write_qwen2(const std::string& dir, bool tie, unsigned seed) {
 }
 
 /// Logits of a 3-sequence batch: a ragged prefill (7, 12, 1 tokens: M = 36 rows padded, above
-/// the threshold: ATen, and 12 rows for a single one), then 6 batched single-token decode
-/// steps (M = 3), greedy. Returns all logits concatenated [rows, vocab].
+/// the tests' threshold of 32: ATen), then 6 batched single-token decode steps (M = 3: the
+/// kernel), greedy. Returns all logits concatenated [rows, vocab].
 at::Tensor batch_logits(const Decoder& d) {
   c10::InferenceMode guard;
   const std::vector<std::vector<std::int64_t>> prompts = {
@@ -280,7 +282,7 @@ TEST_CASE("small-M linear: a model's logits through the kernel equal the ATen pa
         k::set_threads(threads);
         k::set_max_rows(0);
         const at::Tensor ref = batch_logits(*d);
-        k::set_max_rows(k::kDefaultMaxRows);
+        k::set_max_rows(32);
         const at::Tensor got = batch_logits(*d);
         CAPTURE(tie);
         CAPTURE(threads);
@@ -317,7 +319,7 @@ TEST_CASE("small-M linear: int8 weight storage loads, generates, and tracks floa
   // Same batch, greedy: both paths of the int8 model agree (kernel vs dequantising ATen path).
   k::set_max_rows(0);
   const at::Tensor i8_aten = batch_logits(*i8);
-  k::set_max_rows(k::kDefaultMaxRows);
+  k::set_max_rows(32);
   const at::Tensor i8_kern = batch_logits(*i8);
   CHECK(rel_err(i8_kern, i8_aten) <= 1e-5);
   // Against float32 on one uncached sequence of 40 tokens: logits close, argmax mostly equal.

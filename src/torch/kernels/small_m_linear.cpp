@@ -26,6 +26,7 @@ constexpr std::int64_t kChunk = 512;
 constexpr std::int64_t kRows = 4;
 constexpr std::int64_t kSplit = 16;
 
+
 float bf16_to_f32(std::uint16_t v) {
   const std::uint32_t u = static_cast<std::uint32_t>(v) << 16;
   float f;
@@ -199,18 +200,124 @@ __attribute__((target("avx512f,avx512bw,avx2,fma"))) void block_avx512(const flo
   else if (M - m == 2) mk_avx512<2>(x + m * ldx, ldx, w, len, acc + m * kRows);
   else if (M - m == 1) mk_avx512<1>(x + m * ldx, ldx, w, len, acc + m * kRows);
 }
+
+// ---- fused conversion (few rows of x): bf16 / int8 widened in registers, no buffer ------
+
+#define QSTAR_AVX512 __attribute__((target("avx512f,avx512bw,avx2,fma")))
+#define QSTAR_AVX2 __attribute__((target("avx2,fma")))
+inline float widen(float v) { return v; }
+inline float widen(std::uint16_t v) { return bf16_to_f32(v); }
+inline float widen(std::int8_t v) { return static_cast<float>(v); }
+QSTAR_AVX512 inline __m512 ld16(const std::uint16_t* p) {
+  return _mm512_castsi512_ps(
+      _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+QSTAR_AVX512 inline __m512 ld16(const std::int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+QSTAR_AVX2 inline __m256 ld8(const std::uint16_t* p) {
+  return _mm256_castsi256_ps(
+      _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+QSTAR_AVX2 inline __m256 ld8(const std::int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+/// As mk_avx512 / mk_avx2 with W rows of T (bf16 bits / int8) widened as loaded; the tail
+/// (len % lanes) in scalar code.
+template <int MR, class T>
+QSTAR_AVX512 void mkw_avx512(const float* x, std::int64_t ldx, const T* const* w, std::int64_t len, float* acc) {
+  __m512 a[MR][kRows];
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) a[m][r] = _mm512_setzero_ps();
+  std::int64_t k = 0;
+  for (; k + 16 <= len; k += 16) {
+    const __m512 v0 = ld16(w[0] + k), v1 = ld16(w[1] + k), v2 = ld16(w[2] + k), v3 = ld16(w[3] + k);
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) {
+      const __m512 xv = _mm512_loadu_ps(x + m * ldx + k);
+      a[m][0] = _mm512_fmadd_ps(xv, v0, a[m][0]);
+      a[m][1] = _mm512_fmadd_ps(xv, v1, a[m][1]);
+      a[m][2] = _mm512_fmadd_ps(xv, v2, a[m][2]);
+      a[m][3] = _mm512_fmadd_ps(xv, v3, a[m][3]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      float s = hsum512(a[m][r]);
+      for (std::int64_t t = k; t < len; ++t) s += x[m * ldx + t] * widen(w[r][t]);
+      acc[m * kRows + r] += s;
+    }
+}
+template <int MR, class T>
+QSTAR_AVX2 void mkw_avx2(const float* x, std::int64_t ldx, const T* const* w, std::int64_t len, float* acc) {
+  __m256 a[MR][kRows];
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) a[m][r] = _mm256_setzero_ps();
+  std::int64_t k = 0;
+  for (; k + 8 <= len; k += 8) {
+    const __m256 v0 = ld8(w[0] + k), v1 = ld8(w[1] + k), v2 = ld8(w[2] + k), v3 = ld8(w[3] + k);
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) {
+      const __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
+      a[m][0] = _mm256_fmadd_ps(xv, v0, a[m][0]);
+      a[m][1] = _mm256_fmadd_ps(xv, v1, a[m][1]);
+      a[m][2] = _mm256_fmadd_ps(xv, v2, a[m][2]);
+      a[m][3] = _mm256_fmadd_ps(xv, v3, a[m][3]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 4
+    for (int r = 0; r < kRows; ++r) {
+      float s = hsum256(a[m][r]);
+      for (std::int64_t t = k; t < len; ++t) s += x[m * ldx + t] * widen(w[r][t]);
+      acc[m * kRows + r] += s;
+    }
+}
+/// All M (<= 4) rows of x against 4 W rows of T; `w` points at T rows.
+template <class T>
+QSTAR_AVX512 void fused_avx512(const float* x, std::int64_t M, std::int64_t ldx, const void* const* w,
+                               std::int64_t len, float* acc) {
+  const T* const* t = reinterpret_cast<const T* const*>(w);
+  if (M == 4) mkw_avx512<4>(x, ldx, t, len, acc);
+  else if (M == 3) mkw_avx512<3>(x, ldx, t, len, acc);
+  else if (M == 2) mkw_avx512<2>(x, ldx, t, len, acc);
+  else mkw_avx512<1>(x, ldx, t, len, acc);
+}
+template <class T>
+QSTAR_AVX2 void fused_avx2(const float* x, std::int64_t M, std::int64_t ldx, const void* const* w,
+                           std::int64_t len, float* acc) {
+  const T* const* t = reinterpret_cast<const T* const*>(w);
+  if (M == 2) mkw_avx2<2>(x, ldx, t, len, acc);
+  else mkw_avx2<1>(x, ldx, t, len, acc);
+}
+#undef QSTAR_AVX512
+#undef QSTAR_AVX2
 #endif
 
 struct Variant {
   void (*cvt_bf16)(const std::uint16_t*, float*, std::int64_t);
   void (*cvt_i8)(const std::int8_t*, float*, std::int64_t);
   void (*block)(const float*, std::int64_t, std::int64_t, const float* const*, std::int64_t, float*);
+  /// Fused bf16 / int8 blocks for M <= fused_rows (null: none; the buffer path instead).
+  using Fused = void (*)(const float*, std::int64_t, std::int64_t, const void* const*, std::int64_t, float*);
+  Fused fused_bf16 = nullptr, fused_i8 = nullptr;
+  std::int64_t fused_rows = 0;
 };
 
 Variant variant(Isa isa) {
 #if QSTAR_KERNELS_X86
-  if (isa == Isa::Avx512) return {cvt_bf16_avx512, cvt_i8_avx512, block_avx512};
-  if (isa == Isa::Avx2) return {cvt_bf16_avx2, cvt_i8_avx2, block_avx2};
+  if (isa == Isa::Avx512)
+    return {cvt_bf16_avx512, cvt_i8_avx512, block_avx512, fused_avx512<std::uint16_t>,
+            fused_avx512<std::int8_t>, 4};
+  if (isa == Isa::Avx2)
+    return {cvt_bf16_avx2, cvt_i8_avx2, block_avx2, fused_avx2<std::uint16_t>, fused_avx2<std::int8_t>, 2};
 #endif
   (void)isa;
   return {cvt_bf16_scalar, cvt_i8_scalar, block_scalar};
@@ -228,6 +335,7 @@ std::int64_t initial_max_rows() {
   return (*end == '\0' && n >= 0 && n <= (1L << 30)) ? n : kDefaultMaxRows;
 }
 std::atomic<std::int64_t> g_max_rows{initial_max_rows()};
+std::atomic<std::int64_t> g_min_work{kDefaultMinWorkPerThread};
 
 /// Output rows [n0, n1) of one call, on this thread.
 struct Call {
@@ -247,11 +355,23 @@ void run_rows(const Call& c, std::int64_t n0, std::int64_t n1) {
   acc_store.assign(static_cast<std::size_t>(c.M * kRows), 0.f);
   float* acc = acc_store.data();
   const std::int64_t K = c.K;
+  const Variant::Fused fused = c.wt == WeightType::BF16 ? c.v.fused_bf16
+                               : c.wt == WeightType::I8 ? c.v.fused_i8
+                                                        : nullptr;
+  const bool use_fused = fused && c.M <= c.v.fused_rows;
+  const std::size_t esize = c.wt == WeightType::BF16 ? 2 : 1;
   for (std::int64_t n = n0; n < n1; n += kRows) {
     const std::int64_t nb = std::min(kRows, n1 - n);
     std::fill(acc, acc + c.M * kRows, 0.f);
     for (std::int64_t k0 = 0; k0 < K; k0 += kChunk) {
       const std::int64_t len = std::min(kChunk, K - k0);
+      if (use_fused) {  // the whole row in one pass: x's few rows stay in L1 anyway
+        const void* raw[kRows];
+        for (std::int64_t r = 0; r < kRows; ++r)
+          raw[r] = static_cast<const char*>(c.w) + static_cast<std::size_t>((n + std::min(r, nb - 1)) * K) * esize;
+        fused(c.x, c.M, c.ldx, raw, K, acc);
+        break;
+      }
       const float* rows[kRows];
       for (std::int64_t r = 0; r < kRows; ++r) {
         const std::int64_t row = n + std::min(r, nb - 1);  // a short block repeats its last row
@@ -319,6 +439,7 @@ const char* isa_name(Isa isa) {
 
 void set_threads(int n) { g_threads.store(std::max(1, n)); }
 int threads() { return g_threads.load(std::memory_order_relaxed); }
+void set_min_work_per_thread(std::int64_t n) { g_min_work.store(std::max<std::int64_t>(1, n)); }
 void set_max_rows(std::int64_t rows) { g_max_rows.store(std::max<std::int64_t>(0, rows)); }
 std::int64_t max_rows() { return g_max_rows.load(std::memory_order_relaxed); }
 
@@ -329,7 +450,8 @@ void small_m_linear(const float* x, std::int64_t M, std::int64_t K, std::int64_t
   const Call c{x, M, K, ldx, w, wt, scale, bias, y, ldy, variant(active_isa())};
   // Split N in units of kSplit rows; no more parts than units.
   const std::int64_t units = (N + kSplit - 1) / kSplit;
-  const int parts = static_cast<int>(std::min<std::int64_t>(threads(), units));
+  const std::int64_t by_work = std::max<std::int64_t>(1, M * N * K / g_min_work.load(std::memory_order_relaxed));
+  const int parts = static_cast<int>(std::min({static_cast<std::int64_t>(threads()), units, by_work}));
   if (parts <= 1) return run_rows(c, 0, N);
   const std::int64_t per = (units + parts - 1) / parts * kSplit;
   parallel_for(parts, [&](int p) {

@@ -31,7 +31,7 @@ enum class Isa { Scalar, Avx2, Avx512 };
 
 /// The default row threshold: layers::linear uses the kernel for M <= this (measured,
 /// benchmarks/README.md "Decode kernels").
-inline constexpr std::int64_t kDefaultMaxRows = 32;
+inline constexpr std::int64_t kDefaultMaxRows = 64;
 /// The threshold in force (default kDefaultMaxRows, or the environment's QSTAR_SMALL_M_ROWS
 /// when set; 0 turns the kernel off: benchmarks compare against the ATen path with it).
 /// Process-wide.
@@ -54,6 +54,11 @@ const char* isa_name(Isa isa);
 /// block between calls). Set by qstar::lm::set_threads (the BLAS's thread count); default 1.
 void set_threads(int n);
 int threads();
+/// Multiply-adds (M * N * K) per thread below which a call runs on fewer threads: waking a
+/// pooled worker costs 3-130 us (bench_small_m's tiny call: 2.9 us at 1 thread, 133 us at
+/// 2 on the loaded 2-core machine), about what 1 Mi multiply-adds take. Tests lower it.
+inline constexpr std::int64_t kDefaultMinWorkPerThread = std::int64_t{1} << 20;
+void set_min_work_per_thread(std::int64_t n);
 
 /// The raw core. x: M rows of K float32, row stride ldx. w: N rows of K elements of `wt`
 /// (contiguous, row stride K). scale: N float32 for I8 (else ignored, may be null).

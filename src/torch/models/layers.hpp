@@ -49,7 +49,12 @@ inline void upcast_into(const at::Tensor& src, std::int64_t n, float* dst,
                         const float* scale = nullptr, std::int64_t row_len = 0) {
   if (src.scalar_type() == at::kChar) {
     const auto* s = static_cast<const std::int8_t*>(src.data_ptr());
-    for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]) * scale[i / row_len];
+    for (std::int64_t r = 0; r * row_len < n; ++r) {  // row by row: a loop the compiler vectorises
+      const float sc = scale[r];
+      const std::int8_t* q = s + r * row_len;
+      float* d = dst + r * row_len;
+      for (std::int64_t k = 0; k < row_len; ++k) d[k] = static_cast<float>(q[k]) * sc;
+    }
   } else if (src.scalar_type() == at::kBFloat16) {
     const auto* s = static_cast<const std::uint16_t*>(src.data_ptr());
     for (std::int64_t i = 0; i < n; ++i) {
