@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define QSTAR_PAUSE() _mm_pause()
@@ -35,8 +37,10 @@ class Pool {
     for (auto& t : workers_) t.join();
   }
 
-  /// False when another thread holds the pool (the caller then runs everything itself).
+  /// False when another thread holds the pool, or in a child forked after the workers
+  /// started (it has none of them): the caller then runs everything itself.
   bool run(int parts, void (*fn)(void*, int), void* ctx) {
+    if (::getpid() != owner_) return false;
     std::unique_lock<std::mutex> busy(busy_, std::try_to_lock);
     if (!busy.owns_lock()) return false;
     while (static_cast<int>(workers_.size()) < parts - 1) {
@@ -92,11 +96,14 @@ class Pool {
   void* ctx_ = nullptr;
   int parts_ = 0;
   std::atomic<bool> stop_{false};
+  const pid_t owner_ = ::getpid();
 };
 
+/// Never destroyed: the workers end with the process (no join at exit, nothing to join in
+/// a forked child).
 Pool& pool() {
-  static Pool p;
-  return p;
+  static Pool* p = new Pool;
+  return *p;
 }
 
 }  // namespace
