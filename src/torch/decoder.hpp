@@ -150,7 +150,8 @@ class Decoder {
   /// The compute dtype (float32 on CPU).
   at::ScalarType dtype() const { return dtype_; }
   /// The storage dtype of the weight matrices: LoadOptions::dtype (on CUDA equal to
-  /// dtype(); on CPU float32, bfloat16 or float16 while dtype() is float32).
+  /// dtype(); on CPU float32, bfloat16, float16 or int8 (kChar, LoadOptions::int8) while
+  /// dtype() is float32).
   at::ScalarType weight_dtype() const { return weight_dtype_; }
   int num_layers() const { return config_.num_hidden_layers; }
   int num_kv_heads() const { return config_.num_key_value_heads; }
