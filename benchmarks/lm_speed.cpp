@@ -15,6 +15,9 @@
 //
 // Usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N]
 //                       [--rows prefill,decode,batch8,batch32,search] [--repeat R] [--json]
+//                       [--dtype float32|bfloat16|float16|int8]
+// (QSTAR_SMALL_M_ROWS=0 in the environment turns the small-M decode kernel off: the
+// previous ATen / BLAS path, for before / after comparisons.)
 // --threads N: qstar::lm::set_threads(N); --aten-threads / --blas-threads set ATen's and the
 // BLAS's pools apart (for measuring the default); neither: the library's default. Each row
 // is run --repeat times (default 3) and the fastest is printed (the machine is shared), with
@@ -167,7 +170,7 @@ int main(int argc, char** argv) {
     std::string k = argv[i];
     if (k == "--json") { a["json"] = "1"; continue; }
     if (k.rfind("--", 0) != 0 || i + 1 >= argc) {
-      std::fprintf(stderr, "usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N] [--rows LIST] [--repeat R] [--json]\n");
+      std::fprintf(stderr, "usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N] [--rows LIST] [--repeat R] [--json] [--dtype D]\n");
       return 2;
     }
     a[k.substr(2)] = argv[++i];
@@ -183,6 +186,7 @@ int main(int argc, char** argv) {
   p.temperature = 1.0;
   p.token_stats = false;
   p.kv_cache_bytes = std::int64_t{2} << 30;
+  if (a.count("dtype")) p.dtype = a["dtype"];  // float32 (default), bfloat16, float16, int8
   apply_default_threads();  // as the CLI does; the flags below override it
   LMGenerator g = LMGenerator::load(a["model"], p);
   if (a.count("threads")) set_threads(int_arg("threads", a["threads"].c_str()));

@@ -10,8 +10,13 @@ no BOS is added when encoding). With random weights every byte is likely, so gen
 often invalid UTF-8: that exercises servers' handling of it.
 
 Usage: make_gguf.py --gguf-py DIR --out DIR [--hidden 64 --layers 2 --heads 4 --kv-heads 2
-                    --inter 128 --merges 200 --seed 0 --ctx 2048]
-writes DIR/model.gguf and DIR/hf/{config.json,model.safetensors,tokenizer.json}.
+                    --inter 128 --merges 200 --seed 0 --ctx 2048] [--outtype f32|f16|q8_0] [--gguf-only]
+writes DIR/model.gguf (--outtype f32, the default; else DIR/model-f16.gguf / DIR/model-q8_0.gguf)
+and DIR/hf/{config.json,model.safetensors,tokenizer.json} (float32; not with --gguf-only: the
+same seed and shape give the same weights, so a second run adds another GGUF of the same model).
+--outtype f16 / q8_0 store the attention, MLP and output matrices as F16 / Q8_0 (gguf-py's own
+numpy quantiser, gguf.quants, as convert_hf_to_gguf.py --outtype does); the token embedding and
+the norms stay F32, the same split as qstar's --dtype int8 (its embedding stays float32).
 DIR/hf is a model folder for `qstar ... --model DIR/hf`. Needs python3-numpy (Debian) and the
 gguf-py folder of a llama.cpp source tree (scripts/llamacpp.sh prints it).
 """
@@ -131,6 +136,17 @@ def permute_qk(w, n_head):
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def matrix(gguf, x, outtype):
+    """(array, raw_dtype) of a weight matrix in --outtype."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if outtype == "f16":
+        return x.astype(np.float16), None
+    if outtype == "q8_0":
+        q = gguf.GGMLQuantizationType.Q8_0
+        return gguf.quants.quantize(x, q), q
+    return x, None
+
+
 def write_gguf(gguf, path, t, tokens, merges, bos, eos, a):
     wr = gguf.GGUFWriter(path, "llama")
     wr.add_name("qstar-tiny-random-llama")
@@ -144,7 +160,8 @@ def write_gguf(gguf, path, t, tokens, merges, bos, eos, a):
     wr.add_rope_dimension_count(a.hidden // a.heads)
     wr.add_rope_freq_base(10000.0)
     wr.add_vocab_size(len(tokens))
-    wr.add_file_type(gguf.LlamaFileType.ALL_F32)
+    wr.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                      "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[a.outtype])
     wr.add_tokenizer_model("gpt2")
     wr.add_tokenizer_pre("gpt-2")
     wr.add_token_list(tokens)
@@ -168,9 +185,14 @@ def write_gguf(gguf, path, t, tokens, merges, bos, eos, a):
                 x = permute_qk(x, a.heads)
             elif hf == "self_attn.k_proj":
                 x = permute_qk(x, a.kv_heads)
-            wr.add_tensor(f"blk.{i}.{gg}.weight", np.ascontiguousarray(x))
+            if gg.endswith("norm"):
+                wr.add_tensor(f"blk.{i}.{gg}.weight", np.ascontiguousarray(x))
+            else:
+                data, raw = matrix(gguf, x, a.outtype)
+                wr.add_tensor(f"blk.{i}.{gg}.weight", data, raw_dtype=raw)
     wr.add_tensor("output_norm.weight", t["model.norm.weight"])
-    wr.add_tensor("output.weight", t["lm_head.weight"])
+    data, raw = matrix(gguf, t["lm_head.weight"], a.outtype)
+    wr.add_tensor("output.weight", data, raw_dtype=raw)
     wr.write_header_to_file()
     wr.write_kv_data_to_file()
     wr.write_tensors_to_file()
@@ -189,6 +211,9 @@ def main():
     ap.add_argument("--merges", type=int, default=200)
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--outtype", choices=["f32", "f16", "q8_0"], default="f32",
+                    help="the GGUF's weight matrices: f32 (model.gguf), f16 or q8_0 (model-TYPE.gguf)")
+    ap.add_argument("--gguf-only", action="store_true", help="write only the GGUF (not hf/)")
     a = ap.parse_args()
     for name in ("hidden", "layers", "heads", "kv_heads", "inter", "ctx"):
         if getattr(a, name) < 1:
@@ -202,7 +227,15 @@ def main():
 
     tokens, merges, bos, eos = make_vocab(a.merges)
     t = random_llama(np.random.default_rng(a.seed), len(tokens), a.hidden, a.inter, a.layers, a.heads, a.kv_heads)
+    if (a.hidden % 32 or a.inter % 32) and a.outtype == "q8_0":
+        ap.error("--outtype q8_0 needs --hidden and --inter multiples of 32 (Q8_0's block)")
     hf = os.path.join(a.out, "hf")
+    gguf_path = os.path.join(a.out, "model.gguf" if a.outtype == "f32" else f"model-{a.outtype}.gguf")
+    if a.gguf_only:
+        os.makedirs(a.out, exist_ok=True)
+        write_gguf(gguf, gguf_path, t, tokens, merges, bos, eos, a)
+        print(f"make_gguf.py: {gguf_path} ({a.outtype})")
+        return
     os.makedirs(hf, exist_ok=True)
     write_safetensors(os.path.join(hf, "model.safetensors"), t)
     config = {
@@ -216,9 +249,9 @@ def main():
         json.dump(config, f, indent=1)
     with open(os.path.join(hf, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tokenizer_json(tokens, merges, bos, eos), f, ensure_ascii=False)
-    write_gguf(gguf, os.path.join(a.out, "model.gguf"), t, tokens, merges, bos, eos, a)
+    write_gguf(gguf, gguf_path, t, tokens, merges, bos, eos, a)
     print(f"make_gguf.py: {len(tokens)} tokens, {len(merges)} merges, {a.layers} layers x {a.hidden}: "
-          f"{os.path.join(a.out, 'model.gguf')} and {hf}/")
+          f"{gguf_path} ({a.outtype}) and {hf}/")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,13 @@
 #     8 parallel slots) and build/benchmarks/bench_lm_speed for qstar's side of every row.
 #  5. Prints the table of tokens/s and the ratio qstar / llama.cpp.
 #
-# Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server]
+#  6. With --quantised (or --quantised-only: steps 3-5 skipped): decode 1 x 128 of qstar's
+#     weight-only bfloat16 / int8 storage (--dtype) against llama.cpp's F16 / Q8_0 GGUF of the
+#     same weights (make_gguf.py --outtype), each beside float32, and the accuracy cost of
+#     bf16 / int8 against float32 on one 64-token sequence (qstar lm logits): max |dlogit| /
+#     max |logit| and argmax agreement.
+#
+# Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server] [--quantised | --quantised-only]
 #   --no-server: neither llama-server (not built) nor the greedy check and search row
 # Environment: QSTAR_VS_DIR (default build/vs_llamacpp), QSTAR_EXE (default build/qstar),
 # QSTAR_LLAMACPP_OPT (default -O3; anything else only checks that the script runs),
@@ -29,12 +35,15 @@ cd "$(dirname "$0")/.."
 SMALL=0
 THREADS="1 2"
 SERVER=1
+QUANT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --small) SMALL=1 ;;
     --threads) THREADS=$2; shift ;;
     --no-server) SERVER=0 ;;
-    *) echo "vs_llamacpp.sh: unknown option '$1' (--small, --threads LIST, --no-server)" >&2; exit 2 ;;
+    --quantised) QUANT=1 ;;
+    --quantised-only) QUANT=2; SERVER=0 ;;
+    *) echo "vs_llamacpp.sh: unknown option '$1' (--small, --threads LIST, --no-server, --quantised, --quantised-only)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -88,6 +97,55 @@ start_server() {  # threads slots
   tail -n 20 "$OUT/server-$1.log" >&2; echo "vs_llamacpp.sh: llama-server did not start" >&2; exit 1
 }
 stop_server() { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""; }
+
+# 6. Reduced precision: qstar's weight-only bf16 / int8 against llama.cpp's F16 / Q8_0.
+quantised_rows() {
+  local ty dt t
+  for ty in f16 q8_0; do
+    [ -f "$MODEL/model-$ty.gguf" ] ||
+      /usr/bin/python3 benchmarks/make_gguf.py --gguf-py "$GGUF_PY" --out "$MODEL" "${SHAPE[@]}" --ctx 4096 \
+        --outtype "$ty" --gguf-only >&2
+  done
+  for t in $THREADS; do
+    for ty in f32 f16 q8_0; do
+      local f="$MODEL/model-$ty.gguf"; [ $ty = f32 ] && f="$MODEL/model.gguf"
+      echo "vs_llamacpp.sh: threads $t: llama-bench tg128, $ty" >&2
+      "$BIN/llama-bench" -m "$f" -p 0 -n 128 -t "$t" -r "$REPEAT" -o json >"$OUT/qbench-$ty-$t.json" 2>"$OUT/qbench-$ty-$t.log"
+    done
+    for dt in float32 bfloat16 int8; do
+      echo "vs_llamacpp.sh: threads $t: qstar decode, $dt" >&2
+      "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$REPEAT" --rows decode --dtype "$dt" --json >"$OUT/qdecode-$dt-$t.json"
+    done
+  done
+  local toks
+  toks=$(/usr/bin/python3 -c 'import random; r = random.Random(7); print(",".join(str(r.randrange(256)) for _ in range(64)))')
+  for dt in float32 bfloat16 int8; do
+    "$QSTAR" lm logits --model "$MODEL/hf" --tokens "$toks" --dtype "$dt" --threads 1 --json >"$OUT/logits-$dt.json"
+  done
+  /usr/bin/python3 - "$OUT" "$THREADS" <<'PY'
+import json, sys
+out, threads = sys.argv[1], sys.argv[2].split()
+print("\n| decode 1 x 128 | threads | qstar tok/s | llama.cpp tok/s | qstar / llama.cpp |")
+print("| --- | ---: | ---: | ---: | ---: |")
+pairs = [("float32", "f32", "F32"), ("bfloat16", "f16", "F16"), ("int8", "q8_0", "Q8_0")]
+for t in threads:
+    for dt, ty, name in pairs:
+        q = json.load(open(f"{out}/qdecode-{dt}-{t}.json"))["rows"]["decode"]["tokens_per_s"]
+        lb = json.load(open(f"{out}/qbench-{ty}-{t}.json"))
+        tg = next(r["avg_ts"] for r in lb if r["n_prompt"] == 0 and r["n_gen"] == 128)
+        print(f"| qstar {dt} vs llama.cpp {name} | {t} | {q:.1f} | {tg:.1f} | {q / tg:.2f} |")
+ref = json.load(open(f"{out}/logits-float32.json"))["logits"]
+m = max(abs(x) for row in ref for x in row)
+am = lambda row: max(range(len(row)), key=row.__getitem__)
+print(f"\naccuracy against float32 storage, one 64-token sequence (max |logit| {m:.3f}):")
+for dt in ("bfloat16", "int8"):
+    l = json.load(open(f"{out}/logits-{dt}.json"))["logits"]
+    d = max(abs(a - b) for ra, rb in zip(l, ref) for a, b in zip(ra, rb))
+    agree = sum(am(a) == am(b) for a, b in zip(l, ref)) / len(ref)
+    print(f"- {dt}: max |dlogit| / max |logit| {d / m:.3e}, argmax agreement {agree:.3f}")
+PY
+}
+[ $QUANT = 2 ] && { quantised_rows; exit 0; }
 
 # 3. Greedy agreement on one prompt (24 tokens; EOS may end either side earlier: the shorter
 # must be a prefix of the longer).
@@ -163,3 +221,4 @@ kernels = {json.load(open(f"{out}/qstar-{t}.json")).get("blas_kernels", "?") for
 print(f"\nqstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
       f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
 PY
+if [ $QUANT = 1 ]; then quantised_rows; fi

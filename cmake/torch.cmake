@@ -57,7 +57,10 @@ set(_qstar_torch_sources
   src/torch/prm_layout.cpp
   src/torch/prm_script.cpp
   src/torch/sampler.cpp
-  src/torch/threads.cpp)
+  src/torch/threads.cpp
+  src/torch/kernels/pool.cpp
+  src/torch/kernels/small_m_linear.cpp
+  src/torch/kernels/small_m_tensor.cpp)
 list(TRANSFORM _qstar_torch_sources PREPEND ${CMAKE_CURRENT_SOURCE_DIR}/)
 if(Torch_FOUND AND QSTAR_HAS_HF)
   set(QSTAR_HAS_TORCH ON)

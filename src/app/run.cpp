@@ -50,8 +50,9 @@ common options (solve and bench):
                           default: lm:models/generator, the trained model (found through
                           QSTAR_MODELS_DIR, the install or the checkout), when qstar has
                           LibTorch; otherwise programmatic
-  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16   (lm and prm backends; the
-                          weights' dtype: on CPU bfloat16/float16 halve their memory,
+  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16|int8   (lm and prm backends;
+                          the weights' dtype: on CPU bfloat16/float16 halve their memory,
+                          int8 (CPU only, per-row scales) quarters the linear layers',
                           computing in float32)
   --temperature T --top-p P --top-k K --delimiter "\n" --kv-cache-mb M   (lm:DIR)
   --threads N             compute threads of the lm/prm models (ATen and BLAS together;

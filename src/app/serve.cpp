@@ -35,9 +35,10 @@ Serves a Llama/Qwen2/Qwen3/Mistral folder on POST /v1/completions and a PRM on P
   --host H               interface to bind (default 127.0.0.1)
   --port P               port (default 8000; 0 = any free port, printed at start)
   --name NAME            the model name reported (default: the folder name)
-  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16 --kv-cache-mb M
+  --device cpu|cuda|cuda:N --dtype float32|bfloat16|float16|int8 --kv-cache-mb M
                          (--dtype: the weights' dtype; on CPU bfloat16/float16 halve
-                         their memory, computing in float32)
+                         their memory, int8 (CPU only) quarters the linear layers',
+                         computing in float32)
   --max-n N --max-tokens T --max-prompt-bytes B --max-inputs K   request limits
   --batch-window-ms W    wait this long for requests to batch together (default 2)
   --max-batch R          requests per batch at most (default 256)

@@ -59,7 +59,13 @@ at::ScalarType to_scalar_type(hf::DType d) {
   return at::kFloat;
 }
 
-hf::DType parse_dtype(std::string_view name, std::string_view field) {
+hf::DType parse_dtype(std::string_view name, std::string_view field, bool* int8) {
+  if (int8) *int8 = false;
+  for (auto n : {"int8", "i8"})
+    if (int8 && ieq(name, n)) {
+      *int8 = true;
+      return hf::DType::F32;
+    }
   for (auto n : {"float32", "fp32", "f32", "float"})
     if (ieq(name, n)) return hf::DType::F32;
   for (auto n : {"bfloat16", "bf16"})
@@ -67,7 +73,8 @@ hf::DType parse_dtype(std::string_view name, std::string_view field) {
   for (auto n : {"float16", "fp16", "f16", "half"})
     if (ieq(name, n)) return hf::DType::F16;
   throw InvalidArgument(
-      fmt::format("{}: unknown dtype '{}' (expected float32, bfloat16 or float16)", field, name));
+      fmt::format("{}: unknown dtype '{}' (expected float32, bfloat16{})", field, name,
+                  int8 ? ", float16 or int8" : " or float16"));
 }
 
 std::pair<at::Device, at::ScalarType> resolve_device(const LoadOptions& options) {
@@ -81,6 +88,10 @@ std::pair<at::Device, at::ScalarType> resolve_device(const LoadOptions& options)
   if (!device.is_cpu() && !device.is_cuda()) {
     throw InvalidArgument(fmt::format(
         "device: '{}' is not supported (expected cpu, cuda or cuda:N)", options.device));
+  }
+  if (options.int8 && !device.is_cpu()) {
+    throw InvalidArgument(fmt::format(
+        "dtype: int8 weight storage is supported on the CPU only, not on '{}'", options.device));
   }
   if (device.is_cuda() && !at::hasCUDA()) {
     throw Error(fmt::format("device: '{}' requested but CUDA is not available", options.device));

@@ -54,11 +54,18 @@ struct LoadOptions {
   /// loaded; prefill was bound by page faults on fresh activation buffers without it).
   /// false: leave malloc as it is.
   bool keep_freed_memory = true;
+  /// "int8" (CPU only; `dtype` is then F32): weight-only int8 storage. The linear matrices
+  /// of attention, MLP and lm_head are quantised at load, per output row (symmetric,
+  /// scale = max|row| / 127, kernels::quantize_rows_int8); embeddings, norms, biases and a
+  /// score head stay float32; activations are float32. A quarter of float32's bytes for
+  /// those matrices, at an accuracy cost stated in benchmarks/README.md ("Decode kernels").
+  bool int8 = false;
 };
 
-/// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half" (case
-/// insensitive) → DType. InvalidArgument naming `field` otherwise.
-hf::DType parse_dtype(std::string_view name, std::string_view field = "dtype");
+/// "float32"/"fp32"/"f32", "bfloat16"/"bf16", "float16"/"fp16"/"f16"/"half", and with
+/// `int8` non-null "int8"/"i8" (sets *int8, returns F32; else *int8 = false) (case
+/// insensitive) → DType. InvalidArgument naming `field` and the accepted values otherwise.
+hf::DType parse_dtype(std::string_view name, std::string_view field = "dtype", bool* int8 = nullptr);
 
 /// The KV of a run of consecutive tokens of one sequence, for every layer: k[l] and v[l]
 /// are [n_kv_heads, length, head_dim] tensors in the model's compute dtype on its device
@@ -148,7 +155,8 @@ class Decoder {
   /// The compute dtype (float32 on CPU).
   at::ScalarType dtype() const { return dtype_; }
   /// The storage dtype of the weight matrices: LoadOptions::dtype (on CUDA equal to
-  /// dtype(); on CPU float32, bfloat16 or float16 while dtype() is float32).
+  /// dtype(); on CPU float32, bfloat16, float16 or int8 (kChar, LoadOptions::int8) while
+  /// dtype() is float32).
   at::ScalarType weight_dtype() const { return weight_dtype_; }
   int num_layers() const { return config_.num_hidden_layers; }
   int num_kv_heads() const { return config_.num_key_value_heads; }

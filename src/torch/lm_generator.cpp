@@ -97,7 +97,8 @@ DelimiterCut find_delimiter(std::string_view text, std::string_view delimiter, s
 void LMGeneratorParams::validate() const {
   const auto fail = [](const std::string& msg) { throw InvalidArgument(msg); };
   if (device.empty()) fail("device: must not be empty (cpu, cuda or cuda:N)");
-  parse_dtype(dtype, "dtype");
+  bool int8 = false;
+  parse_dtype(dtype, "dtype", &int8);
   if (step_delimiter.empty()) fail("step_delimiter: must not be empty");
   if (max_step_tokens < 1)
     fail(fmt::format("max_step_tokens: must be >= 1, got {}", max_step_tokens));

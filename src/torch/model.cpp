@@ -32,7 +32,7 @@ LanguageModel LanguageModel::load(const std::string& dir, const std::string& dev
                                   const std::string& dtype) {
   LoadOptions opts;
   opts.device = device;
-  opts.dtype = parse_dtype(dtype, "dtype");
+  opts.dtype = parse_dtype(dtype, "dtype", &opts.int8);
   return LanguageModel(load_decoder(dir, opts));
 }
 
@@ -70,6 +70,8 @@ std::string dtype_string(at::ScalarType t) {
       return "bfloat16";
     case at::kHalf:
       return "float16";
+    case at::kChar:
+      return "int8";
     default:
       return "float32";
   }

@@ -148,7 +148,8 @@ void PrmParams::validate() const {
   if (kind != "auto" && !kind_of(kind))
     throw InvalidArgument(fmt::format("PrmParams.kind: '{}' is not a PRM kind ({})", kind, kKindList));
   if (device.empty()) throw InvalidArgument("PrmParams.device: empty (expected cpu, cuda or cuda:N)");
-  (void)parse_dtype(dtype, "PrmParams.dtype");
+  bool int8 = false;
+  (void)parse_dtype(dtype, "PrmParams.dtype", &int8);
   if (good_token.empty()) throw InvalidArgument("PrmParams.good_token: empty");
   if (bad_token.empty()) throw InvalidArgument("PrmParams.bad_token: empty");
   if (good_token == bad_token)
@@ -624,7 +625,7 @@ PrmVerifier PrmVerifier::load(const std::string& path, PrmParams params) {
   }
   LoadOptions lo;
   lo.device = P.device;
-  lo.dtype = parse_dtype(P.dtype, "PrmParams.dtype");
+  lo.dtype = parse_dtype(P.dtype, "PrmParams.dtype", &lo.int8);
   im->model = load_decoder(path, lo);
   im->device = im->model->device();
   if (is_logit(im->kind) && !im->model->has_lm_head())

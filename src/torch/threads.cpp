@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "qstar/error.hpp"
+#include "torch/kernels/small_m_linear.hpp"
 
 namespace qstar::lm {
 
@@ -109,6 +110,7 @@ ThreadSettings set_threads(int aten_threads, int blas_threads) {
   const Blas& b = blas();
   at::set_num_threads(aten_threads);  // with MKL this sets MKL's threads too
   if (b.set) b.set(blas_threads);
+  kernels::set_threads(blas_threads);  // the decode kernels split rows like the BLAS
   return thread_settings();
 }
 

@@ -460,7 +460,7 @@ TEST_CASE("lm: the public wrapper") {
         std::string::npos);
   const std::vector<std::int32_t> bad = {1, 50};
   CHECK(error_of([&] { (void)lm.logits(bad); }).find("token id 50") != std::string::npos);
-  CHECK(error_of([&] { (void)LanguageModel::load(dir.str(), "cpu", "int8"); }).find("dtype") !=
+  CHECK(error_of([&] { (void)LanguageModel::load(dir.str(), "cpu", "int4"); }).find("dtype") !=
         std::string::npos);
   CHECK(error_of([&] { (void)LanguageModel::load(dir.str(), "tpu"); }).find("device") !=
         std::string::npos);

@@ -672,8 +672,8 @@ TEST_CASE("prm: errors") {
   p.kv_cache_bytes = -1;
   expect([&] { p.validate(); }, {"PrmParams.kv_cache_bytes"});
   p = {};
-  p.dtype = "int8";
-  expect([&] { p.validate(); }, {"PrmParams.dtype"});
+  p.dtype = "int4";  // int8 is accepted (weight-only int8 storage)
+  expect([&] { p.validate(); }, {"PrmParams.dtype", "int8"});
   p = {};
   p.outcome_aggregation = Aggregation::Custom;
   expect([&] { p.validate(); }, {"PrmParams.outcome_aggregation"});

@@ -75,9 +75,11 @@ namespace qstar::lm {
 struct LMGeneratorParams {
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
-  /// The weights' dtype: "float32", "bfloat16" or "float16". On CUDA also the compute
-  /// dtype; on CPU the weight matrices are stored in it (bfloat16: half of float32's
-  /// memory) and every layer computes in float32 (lm::LoadOptions::dtype).
+  /// The weights' dtype: "float32", "bfloat16", "float16" or "int8" (CPU only). On CUDA
+  /// also the compute dtype; on CPU the weight matrices are stored in it (bfloat16: half of
+  /// float32's memory; int8: weight-only, one float32 scale per output row of the linear
+  /// layers, embeddings stay float32) and every layer computes in float32
+  /// (lm::LoadOptions::dtype / int8).
   std::string dtype = "float32";
   /// A step ends when its decoded text contains this string; the text before it is the
   /// step, the delimiter's tokens stay in Step::tokens. Must not be empty.

@@ -21,9 +21,10 @@ class Decoder;  // src/torch/decoder.hpp
 class LanguageModel {
  public:
   /// Loads `dir` (config.json + model.safetensors or shards). `device` is "cpu", "cuda"
-  /// or "cuda:N"; `dtype` is "float32", "bfloat16" or "float16": the weights' dtype (on
-  /// CUDA also the compute dtype; on CPU the weight matrices are stored in it and upcast
-  /// per matmul, computing in float32). qstar::ParseError naming the file and tensor/field for a
+  /// or "cuda:N"; `dtype` is "float32", "bfloat16", "float16" or "int8" (CPU only): the
+  /// weights' dtype (on CUDA also the compute dtype; on CPU the weight matrices are stored
+  /// in it and upcast per matmul, computing in float32; int8 is weight-only with a float32
+  /// scale per output row of the linear layers, embeddings stay float32). qstar::ParseError naming the file and tensor/field for a
   /// malformed model; InvalidArgument for a bad device or dtype; Error when CUDA is
   /// requested but absent.
   static LanguageModel load(const std::string& dir, const std::string& device = "cpu",
@@ -43,7 +44,7 @@ class LanguageModel {
   std::string device() const;
   /// "float32", "bfloat16" or "float16": the compute dtype (always float32 on CPU).
   std::string dtype() const;
-  /// "float32", "bfloat16" or "float16": the storage dtype of the weight matrices (the
+  /// "float32", "bfloat16", "float16" or "int8": the storage dtype of the weight matrices (the
   /// `dtype` asked at load, on CPU too).
   std::string weight_dtype() const;
   /// True for *ForCausalLM, false for *ForTokenClassification.

@@ -152,9 +152,10 @@ struct PrmParams {
   std::string kind = "auto";
   /// "cpu", "cuda" or "cuda:N".
   std::string device = "cpu";
-  /// "float32" | "bfloat16" | "float16": the weights' dtype; on CUDA also the compute
-  /// dtype, on CPU the storage dtype of the weight matrices while every layer computes in
-  /// float32 (lm::LoadOptions::dtype). Ignored by torchscript modules.
+  /// "float32" | "bfloat16" | "float16" | "int8" (CPU only): the weights' dtype; on CUDA
+  /// also the compute dtype, on CPU the storage dtype of the weight matrices while every
+  /// layer computes in float32 (lm::LoadOptions::dtype / int8; a score head stays
+  /// float32). Ignored by torchscript modules.
   std::string dtype = "float32";
   /// The tag appended after every step (one token of the tokenizer). Empty = the kind's
   /// default: " ки" for token-logit (Math-Shepherd), "<extra_0>" for process-reward, "\n"

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "torch/kernels/small_m_linear.hpp"
+
 namespace qstar::lm::layers {
 
 /// Elements of float32 weight that upcast_linear converts at a time by default: 1 Mi
@@ -38,12 +40,22 @@ __attribute__((target("avx,f16c"))) inline void half_to_float_f16c(const std::ui
 #endif
 
 /// Converts the `n` bfloat16 / float16 values at `src` to float32 at `dst` in this thread
-/// (exact). Not an ATen op on purpose: ATen's conversion opens an OpenMP parallel region per
+/// (exact); int8 values (kChar, `n` a whole number of rows of `row_len`) times their row's
+/// `scale` (float32, one per row of `src`: weight-only int8, kernels::quantize_rows_int8). Not an ATen op on purpose: ATen's conversion opens an OpenMP parallel region per
 /// call, and with several threads on a busy machine every region's barrier waits for a
 /// descheduled thread (measured: 2-thread decode 5x slower than float32 storage, see
 /// benchmarks/README.md); the float32 matmul that follows is threaded by the BLAS.
-inline void upcast_into(const at::Tensor& src, std::int64_t n, float* dst) {
-  if (src.scalar_type() == at::kBFloat16) {
+inline void upcast_into(const at::Tensor& src, std::int64_t n, float* dst,
+                        const float* scale = nullptr, std::int64_t row_len = 0) {
+  if (src.scalar_type() == at::kChar) {
+    const auto* s = static_cast<const std::int8_t*>(src.data_ptr());
+    for (std::int64_t r = 0; r * row_len < n; ++r) {  // row by row: a loop the compiler vectorises
+      const float sc = scale[r];
+      const std::int8_t* q = s + r * row_len;
+      float* d = dst + r * row_len;
+      for (std::int64_t k = 0; k < row_len; ++k) d[k] = static_cast<float>(q[k]) * sc;
+    }
+  } else if (src.scalar_type() == at::kBFloat16) {
     const auto* s = static_cast<const std::uint16_t*>(src.data_ptr());
     for (std::int64_t i = 0; i < n; ++i) {
       const std::uint32_t u = static_cast<std::uint32_t>(s[i]) << 16;
@@ -65,22 +77,29 @@ inline void upcast_into(const at::Tensor& src, std::int64_t n, float* dst) {
 /// into their columns of the output, so the float32 copy of the weight never exists whole.
 /// Exact upcast (bf16/f16 -> f32 loses nothing), so the result equals at::linear with the
 /// float32 weight up to the BLAS kernel's summation order for the narrower product (a few
-/// float32 ulps). Inference only (no autograd through the _out calls).
+/// float32 ulps). An int8 weight (kChar) needs `scale` (float32 [N], one per row): each
+/// chunk is dequantised (q * scale) the same way. Inference only (no autograd through the
+/// _out calls).
 inline at::Tensor upcast_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                                std::int64_t chunk_rows = 0) {
+                                std::int64_t chunk_rows = 0, const at::Tensor& scale = {}) {
   const std::int64_t N = w.size(0), K = w.size(1);
   const at::Tensor x2 = x.reshape({x.numel() / std::max<std::int64_t>(K, 1), K});
   if (chunk_rows <= 0) chunk_rows = std::max<std::int64_t>(1, kUpcastChunkElements / std::max<std::int64_t>(K, 1));
   chunk_rows = std::min(chunk_rows, std::max<std::int64_t>(N, 1));
+  const bool int8 = w.scalar_type() == at::kChar;
+  TORCH_CHECK(!int8 || (scale.defined() && scale.scalar_type() == at::kFloat && scale.numel() == N &&
+                        x.scalar_type() == at::kFloat && w.is_contiguous() && scale.is_contiguous()),
+              "upcast_linear: an int8 weight needs float32 activations and a float32 scale per row");
   const bool direct = x.scalar_type() == at::kFloat && w.is_contiguous() &&
-                      (w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf);
+                      (w.scalar_type() == at::kBFloat16 || w.scalar_type() == at::kHalf || int8);
   at::Tensor out = at::empty({x2.size(0), N}, x.options());
   at::Tensor buf = direct ? at::empty({chunk_rows, K}, x.options()) : at::Tensor();
   for (std::int64_t r = 0; r < N; r += chunk_rows) {
     const std::int64_t n = std::min(chunk_rows, N - r);
     at::Tensor wt;
     if (direct) {
-      upcast_into(w.narrow(0, r, n), n * K, buf.data_ptr<float>());
+      upcast_into(w.narrow(0, r, n), n * K, buf.data_ptr<float>(),
+                  int8 ? scale.data_ptr<float>() + r : nullptr, K);
       wt = buf.narrow(0, 0, n).t();
     } else {
       wt = w.narrow(0, r, n).to(x.scalar_type()).t();
@@ -96,10 +115,16 @@ inline at::Tensor upcast_linear(const at::Tensor& x, const at::Tensor& w, const 
   return out.view(shape);
 }
 
-/// x @ w^T (+ b when defined). A weight stored in another dtype than x (bfloat16 / float16
-/// storage on CPU) goes through upcast_linear.
-inline at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}) {
-  if (w.scalar_type() != x.scalar_type()) return upcast_linear(x, w, b);
+/// x @ w^T (+ b when defined); `scale` (float32 [N]) only for an int8 weight (kChar, one
+/// scale per output row). On CPU, when no autograd is needed and x has at most
+/// kernels::max_rows() rows (decode), the small-M kernel (kernels/small_m_linear.hpp)
+/// streams the float32 / bfloat16 / int8 weight once; otherwise a weight stored in another
+/// dtype than x (bfloat16 / float16 / int8 storage on CPU) goes through upcast_linear and a
+/// float32 one through at::linear (the BLAS).
+inline at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {},
+                         const at::Tensor& scale = {}) {
+  if (at::Tensor out; kernels::try_linear(x, w, b, scale, out)) return out;
+  if (w.scalar_type() != x.scalar_type()) return upcast_linear(x, w, b, 0, scale);
   return b.defined() ? at::linear(x, w, b) : at::linear(x, w);
 }
 
@@ -213,21 +238,28 @@ inline at::Tensor gqa_attention_inference(const at::Tensor& q, const at::Tensor&
   return out.view({B, T, H * hd});
 }
 
-/// swiglu_mlp with silu and the product in place on the gate's output.
+/// swiglu_mlp with silu and the product in place on the gate's output (s_*: the int8
+/// weights' row scales, undefined otherwise).
 inline at::Tensor swiglu_mlp_inference(const at::Tensor& h, const at::Tensor& w_gate, const at::Tensor& b_gate,
                                        const at::Tensor& w_up, const at::Tensor& b_up,
-                                       const at::Tensor& w_down, const at::Tensor& b_down) {
-  at::Tensor g = linear(h, w_gate, b_gate);
+                                       const at::Tensor& w_down, const at::Tensor& b_down,
+                                       const at::Tensor& s_gate = {}, const at::Tensor& s_up = {},
+                                       const at::Tensor& s_down = {}) {
+  at::Tensor g = linear(h, w_gate, b_gate, s_gate);
   at::silu_(g);
-  g.mul_(linear(h, w_up, b_up));
-  return linear(g, w_down, b_down);
+  g.mul_(linear(h, w_up, b_up, s_up));
+  return linear(g, w_down, b_down, s_down);
 }
 
-/// SwiGLU MLP: down(silu(gate(h)) * up(h)) (biases when defined).
+/// SwiGLU MLP: down(silu(gate(h)) * up(h)) (biases when defined; s_* the int8 weights'
+/// row scales, undefined otherwise).
 inline at::Tensor swiglu_mlp(const at::Tensor& h, const at::Tensor& w_gate, const at::Tensor& b_gate,
                              const at::Tensor& w_up, const at::Tensor& b_up,
-                             const at::Tensor& w_down, const at::Tensor& b_down) {
-  return linear(at::silu(linear(h, w_gate, b_gate)) * linear(h, w_up, b_up), w_down, b_down);
+                             const at::Tensor& w_down, const at::Tensor& b_down,
+                             const at::Tensor& s_gate = {}, const at::Tensor& s_up = {},
+                             const at::Tensor& s_down = {}) {
+  return linear(at::silu(linear(h, w_gate, b_gate, s_gate)) * linear(h, w_up, b_up, s_up), w_down,
+                b_down, s_down);
 }
 
 }  // namespace qstar::lm::layers

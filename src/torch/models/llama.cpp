@@ -19,6 +19,7 @@
 
 #include "qstar/error.hpp"
 #include "qstar/torch/threads.hpp"
+#include "torch/kernels/small_m_linear.hpp"
 #include "torch/models/layers.hpp"
 
 namespace qstar::lm {
@@ -97,6 +98,17 @@ class Loader {
   at::ScalarType storage_;
 };
 
+/// Per-row symmetric int8 of a float32 CPU [N, K] matrix (kernels::quantize_rows_int8):
+/// {int8 [N, K], float32 scales [N]}.
+std::pair<at::Tensor, at::Tensor> quantize_int8(const at::Tensor& w) {
+  const at::Tensor c = w.to(at::kFloat).contiguous();
+  at::Tensor q = at::empty(c.sizes(), at::TensorOptions().dtype(at::kChar));
+  at::Tensor s = at::empty({c.size(0)}, at::TensorOptions().dtype(at::kFloat));
+  kernels::quantize_rows_int8(c.data_ptr<float>(), c.size(0), c.size(1), q.data_ptr<std::int8_t>(),
+                              s.data_ptr<float>());
+  return {q, s};
+}
+
 /// The additive float32 mask [B, 1, 1, T, P + T] over keys [past (padded to P) | new (padded
 /// to T)]: query i of sequence b sees past key j < P_b and new key j' <= i, and with
 /// `window` > 0 only keys fewer than `window` tokens back in cache order (P_b + i - j for a
@@ -159,7 +171,13 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
   try {
     const at::ScalarType storage = to_scalar_type(options.dtype);  // == dtype on CUDA
     Loader ld(ws, dir, at::TensorOptions().dtype(dtype).device(device), storage);
-    m->set_weight_dtype(storage);
+    m->set_weight_dtype(options.int8 ? at::kChar : storage);
+    // A linear layer's matrix, quantised to int8 with its row scales `s` under options.int8.
+    const auto mat = [&](const std::string& name, const std::vector<std::int64_t>& shape, at::Tensor& w,
+                         at::Tensor& s) {
+      w = ld.get(name, shape);
+      if (options.int8) std::tie(w, s) = quantize_int8(w);
+    };
     m->embed_ = ld.get("model.embed_tokens.weight", {V, D});
     m->layers_.resize(static_cast<std::size_t>(cfg.num_hidden_layers));
     for (int i = 0; i < cfg.num_hidden_layers; ++i) {
@@ -167,10 +185,10 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
       const std::string p = fmt::format("model.layers.{}.", i);
       L.input_norm = ld.get(p + "input_layernorm.weight", {D});
       L.post_norm = ld.get(p + "post_attention_layernorm.weight", {D});
-      L.wq = ld.get(p + "self_attn.q_proj.weight", {H * hd, D});
-      L.wk = ld.get(p + "self_attn.k_proj.weight", {KV * hd, D});
-      L.wv = ld.get(p + "self_attn.v_proj.weight", {KV * hd, D});
-      L.wo = ld.get(p + "self_attn.o_proj.weight", {D, H * hd});
+      mat(p + "self_attn.q_proj.weight", {H * hd, D}, L.wq, L.sq);
+      mat(p + "self_attn.k_proj.weight", {KV * hd, D}, L.wk, L.sk);
+      mat(p + "self_attn.v_proj.weight", {KV * hd, D}, L.wv, L.sv);
+      mat(p + "self_attn.o_proj.weight", {D, H * hd}, L.wo, L.so);
       if (layout.qkv_bias) {
         L.bq = ld.get(p + "self_attn.q_proj.bias", {H * hd});
         L.bk = ld.get(p + "self_attn.k_proj.bias", {KV * hd});
@@ -182,9 +200,9 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
         L.k_norm = ld.get(p + "self_attn.k_norm.weight", {hd});
       }
       L.window = cfg.sliding_window_of(i);
-      L.w_gate = ld.get(p + "mlp.gate_proj.weight", {I, D});
-      L.w_up = ld.get(p + "mlp.up_proj.weight", {I, D});
-      L.w_down = ld.get(p + "mlp.down_proj.weight", {D, I});
+      mat(p + "mlp.gate_proj.weight", {I, D}, L.w_gate, L.s_gate);
+      mat(p + "mlp.up_proj.weight", {I, D}, L.w_up, L.s_up);
+      mat(p + "mlp.down_proj.weight", {D, I}, L.w_down, L.s_down);
       if (layout.mlp_bias) {
         L.b_gate = ld.get(p + "mlp.gate_proj.bias", {I});
         L.b_up = ld.get(p + "mlp.up_proj.bias", {I});
@@ -200,6 +218,7 @@ std::shared_ptr<LlamaDecoder> LlamaDecoder::load(const hf::ModelConfig& cfg, con
       m->lm_head_ = ld.get("lm_head.weight", {V, D}, /*required=*/!cfg.tie_word_embeddings,
                            "; config.json has tie_word_embeddings false");
       if (!m->lm_head_.defined()) m->lm_head_ = m->embed_;
+      if (options.int8) std::tie(m->lm_head_, m->lm_head_scale_) = quantize_int8(m->lm_head_);
     }
     m->set_device(m->embed_.device());  // "cuda" → "cuda:N", so segment checks compare equal
     m->rope_ = Rope::from_config(cfg, config_path, m->device());
@@ -218,11 +237,13 @@ std::size_t LlamaDecoder::weight_bytes() const {
   add(embed_);
   add(norm_);
   if (lm_head_.defined() && !lm_head_.is_same(embed_)) add(lm_head_);
+  add(lm_head_scale_);
   n += head_.bytes();
   for (const Layer& L : layers_)
     for (const at::Tensor* t :
          {&L.input_norm, &L.post_norm, &L.wq, &L.wk, &L.wv, &L.wo, &L.bq, &L.bk, &L.bv, &L.bo,
-          &L.w_gate, &L.w_up, &L.w_down, &L.b_gate, &L.b_up, &L.b_down, &L.q_norm, &L.k_norm})
+          &L.w_gate, &L.w_up, &L.w_down, &L.b_gate, &L.b_up, &L.b_down, &L.q_norm, &L.k_norm,
+          &L.sq, &L.sk, &L.sv, &L.so, &L.s_gate, &L.s_up, &L.s_down})
       add(*t);
   return n;
 }
@@ -235,7 +256,7 @@ at::Tensor LlamaDecoder::lm_logits(const at::Tensor& hidden) const {
                                       config().architecture));
   }
   c10::InferenceMode guard;
-  return layers::linear(hidden, lm_head_).to(at::kFloat);
+  return layers::linear(hidden, lm_head_, {}, lm_head_scale_).to(at::kFloat);
 }
 
 at::Tensor LlamaDecoder::score(const at::Tensor& hidden) const {
@@ -399,9 +420,9 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
       const Layer& L = layers_[static_cast<std::size_t>(l)];
       const auto ul = static_cast<std::size_t>(l);
       const at::Tensor h = layers::rms_norm_inference(x, L.input_norm, eps);
-      at::Tensor q = layers::linear(h, L.wq, L.bq).view({B, T, H, hd});
-      at::Tensor k = layers::linear(h, L.wk, L.bk).view({B, T, KV, hd});
-      const at::Tensor v = layers::linear(h, L.wv, L.bv).view({B, T, KV, hd}).transpose(1, 2);
+      at::Tensor q = layers::linear(h, L.wq, L.bq, L.sq).view({B, T, H, hd});
+      at::Tensor k = layers::linear(h, L.wk, L.bk, L.sk).view({B, T, KV, hd});
+      const at::Tensor v = layers::linear(h, L.wv, L.bv, L.sv).view({B, T, KV, hd}).transpose(1, 2);
       if (L.q_norm.defined()) {  // Qwen3: RMSNorm over head_dim, per head, before RoPE
         q = layers::rms_norm(q, L.q_norm, eps);
         k = layers::rms_norm(k, L.k_norm, eps);
@@ -469,9 +490,10 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
           q, K, Vv, L.window > 0 ? window_mask : mask, scale, dtype());
       // In place: x is this forward's own buffer (the embedding rows' copy), nothing else
       // holds it.
-      x.add_(layers::linear(attn, L.wo, L.bo));
+      x.add_(layers::linear(attn, L.wo, L.bo, L.so));
       const at::Tensor h2 = layers::rms_norm_inference(x, L.post_norm, eps);
-      x.add_(layers::swiglu_mlp_inference(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down));
+      x.add_(layers::swiglu_mlp_inference(h2, L.w_gate, L.b_gate, L.w_up, L.b_up, L.w_down, L.b_down, L.s_gate,
+                                          L.s_up, L.s_down));
     }
     x = layers::rms_norm_inference(x, norm_, eps);  // [B, T, D]
 
@@ -499,7 +521,7 @@ std::vector<SequenceOutput> LlamaDecoder::forward(std::span<const SequenceInput>
             idx.push_back(static_cast<std::int64_t>(b) * T + i);
         rows = x.reshape({B * T, D}).index_select(0, at::tensor(idx, cpu_long).to(device()));
       }
-      const at::Tensor logits = layers::linear(rows, lm_head_).to(at::kFloat);
+      const at::Tensor logits = layers::linear(rows, lm_head_, {}, lm_head_scale_).to(at::kFloat);
       std::int64_t off = 0;
       for (std::size_t b = 0; b < batch.size(); ++b) {
         const std::int64_t n = last ? 1 : t_len[b];

@@ -53,6 +53,8 @@ class LlamaDecoder final : public Decoder {
     at::Tensor input_norm, post_norm;
     at::Tensor wq, wk, wv, wo, bq, bk, bv, bo;
     at::Tensor w_gate, w_up, w_down, b_gate, b_up, b_down;
+    // int8 storage (LoadOptions::int8): float32 [rows] scales of the int8 matrices above.
+    at::Tensor sq, sk, sv, so, s_gate, s_up, s_down;
     at::Tensor q_norm, k_norm;  // [head_dim] when the layout has them
     std::int64_t window = 0;    // sliding window; 0 = full causal attention
   };
@@ -63,6 +65,7 @@ class LlamaDecoder final : public Decoder {
   std::vector<Layer> layers_;
   at::Tensor norm_;
   at::Tensor lm_head_;  // [vocab, hidden]; the embedding when tied; undefined with a score head
+  at::Tensor lm_head_scale_;  // int8 storage: lm_head_'s row scales (a tied head is quantised apart)
   ScoreHead head_;      // the score head (models/heads.hpp); undefined for a causal LM
   Rope rope_;
 };
