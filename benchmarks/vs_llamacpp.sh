@@ -148,7 +148,7 @@ PY
 [ $QUANT = 2 ] && { quantised_rows; exit 0; }
 
 # 3. Greedy agreement on one prompt (24 tokens; EOS may end either side earlier: the shorter
-# must be a prefix of the longer).
+# must be a prefix of the longer; a divergence is accepted only at a near-tie, below).
 PROMPT="Input: 4 4 6 8
 Steps:
 4 + 8 = 12 (left: 4 6 12)"
@@ -160,15 +160,30 @@ curl -sf -X POST "$URL/completion" -H 'Content-Type: application/json' \
 stop_server
 "$QSTAR" lm generate --model "$MODEL/hf" --prompt "$PROMPT" --greedy --max-step-tokens 24 \
   --delimiter $'\x01qstar-never\x02' --json >"$OUT/greedy-qstar.json"
-/usr/bin/python3 - "$OUT" <<'PY' >&2
-import json, sys
-out = sys.argv[1]
+/usr/bin/python3 - "$OUT" "$QSTAR" "$MODEL/hf" "$PROMPT" <<'PY' >&2
+import json, subprocess, sys
+out, qstar, model, prompt = sys.argv[1:5]
 a = json.load(open(f"{out}/greedy-llamacpp.json"))["tokens"]
 b = json.load(open(f"{out}/greedy-qstar.json"))["steps"][0]["tokens"]
 n = min(len(a), len(b))
-ok = n > 0 and a[:n] == b[:n]
-print(f"vs_llamacpp.sh: greedy agreement: llama.cpp {len(a)} tokens, qstar {len(b)} tokens, "
-      f"{'the same' if ok else 'DIFFERENT'}: {a[:n]}")
+d = next((i for i in range(n) if a[i] != b[i]), n)
+if n > 0 and d == n:
+    print(f"vs_llamacpp.sh: greedy agreement: llama.cpp {len(a)} tokens, qstar {len(b)} tokens, the same: {a[:n]}")
+    sys.exit(0)
+# A divergence is accepted only at a near-tie: qstar's logits (float32, ~1e-6 relative to a
+# float64 reference) at the first differing position give llama.cpp's pick a logit within
+# 5e-3 x max|logit| of qstar's (llama.cpp's default float32 path differs from exact by about
+# 1.4e-3 relative, benchmarks/README.md); the sequences then diverge, so only the prefix counts.
+run = lambda *args: subprocess.run([qstar, "lm", *args, "--model", model, "--json"], check=True,
+                                   capture_output=True, text=True).stdout
+ids = json.loads(run("tokenize", "--text", prompt))["tokens"]
+toks = ",".join(str(t) for t in ids + a[:d])
+lg = json.loads(run("logits", "--tokens", toks, "--threads", "1"))["logits"][-1]
+gap = abs(lg[b[d]] - lg[a[d]]) / max(abs(x) for x in lg) if d < n else 1.0
+ok = d > 0 and gap < 5e-3
+print(f"vs_llamacpp.sh: greedy agreement: llama.cpp {len(a)} tokens, qstar {len(b)} tokens, the same for "
+      f"{d}: {a[:d]}; at token {d + 1} qstar {b[d] if d < n else '-'} vs llama.cpp {a[d] if d < n else '-'}, "
+      f"logit gap {gap:.2e} of max|logit| by qstar's logits: {'a near-tie (accepted)' if ok else 'DIFFERENT'}")
 sys.exit(0 if ok else 1)
 PY
 else
