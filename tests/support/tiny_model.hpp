@@ -153,6 +153,19 @@ inline std::vector<TensorSpec> tensor_layout(const Layout& s) {
 /// A tensor's value from one standard-normal draw z: fill(tensor, element index, z, fan_in).
 using Fill = std::function<float(const TensorSpec&, std::size_t, float, float)>;
 
+/// The tests' usual fill: embeddings z, norms 1 + 0.2 z, biases 0.2 z, matrices
+/// gain * z / sqrt(fan_in).
+inline Fill standard_fill(float gain = 1.0f) {
+  return [gain](const TensorSpec& t, std::size_t, float z, float fan_in) {
+    switch (t.kind) {
+      case 'e': return z;
+      case 'n': return 1.0f + 0.2f * z;
+      case 'b': return 0.2f * z;
+      default: return gain * z / std::sqrt(fan_in);
+    }
+  };
+}
+
 /// Writes `path` (a .safetensors file): each tensor of `ts` in order, every element one
 /// draw of a std::mt19937(seed) standard normal mapped through `fill`, then `post` (if set)
 /// may edit a tensor's values.
@@ -282,14 +295,7 @@ inline void write_model(const std::string& dir, const Spec& s, unsigned seed, bo
   l.tie = s.tie;
   l.qkv_bias = s.model_type == "qwen2";
   write_weights(dir + "/model.safetensors", tensor_layout(l), seed,
-                [](const TensorSpec& t, std::size_t, float z, float fan_in) {
-                  switch (t.kind) {
-                    case 'e': return z;
-                    case 'n': return 1.0f + 0.2f * z;
-                    case 'b': return 0.2f * z;
-                    default: return 2.0f * z / std::sqrt(fan_in);
-                  }
-                });
+                standard_fill(2.0f));
   std::ofstream(dir + "/config.json") << "{" << config_fields(s.arch, s.model_type, l, 10000.0, 512) << "}\n";
   if (tokenizer) write_tokenizer(dir + "/tokenizer.json");
 }

@@ -128,14 +128,7 @@ inline void write_head_model(const std::string& dir, HeadArch arch, unsigned see
       extra = ", \"id2label\": {\"0\": \"LABEL_0\", \"1\": \"LABEL_1\"}";
       break;
   }
-  write_weights(dir + "/model.safetensors", ts, seed, [](const TensorSpec& t, std::size_t, float z, float fan_in) {
-    switch (t.kind) {
-      case 'e': return z;
-      case 'n': return 1.0f + 0.2f * z;
-      case 'b': return 0.2f * z;
-      default: return 2.0f * z / std::sqrt(fan_in);
-    }
-  });
+  write_weights(dir + "/model.safetensors", ts, seed, tiny::standard_fill(2.0f));
   std::ofstream(dir + "/config.json") << "{" << config_fields(a, mt, l, 10000.0, 512) << extra << "}\n";
   write_special_tokenizer(dir + "/tokenizer.json");
 }

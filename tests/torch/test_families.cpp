@@ -81,14 +81,7 @@ std::string size_fields(const Case& c) {
 
 void write_model(const std::string& dir, const Case& c, const std::string& fields, unsigned seed) {
   tiny::write_weights(dir + "/model.safetensors", tiny::tensor_layout(c.layout), seed,
-                      [](const tiny::TensorSpec& t, std::size_t, float z, float fan_in) {
-                        switch (t.kind) {
-                          case 'e': return z;
-                          case 'n': return 1.0f + 0.2f * z;
-                          case 'b': return 0.2f * z;
-                          default: return z / std::sqrt(fan_in);
-                        }
-                      });
+                      tiny::standard_fill());
   std::ofstream(dir + "/config.json") << "{" << size_fields(c) << ", " << fields << "}\n";
 }
 

@@ -99,14 +99,7 @@ void write_model(const std::string& dir, const Spec& s, unsigned seed) {
     ts.push_back(std::move(t));
   }
   tiny::write_weights(dir + "/model.safetensors", ts, seed,
-                      [](const tiny::TensorSpec& t, std::size_t, float z, float fan_in) {
-                        switch (t.kind) {
-                          case 'e': return z;
-                          case 'n': return 1.0f + 0.2f * z;
-                          case 'b': return 0.2f * z;
-                          default: return z / std::sqrt(fan_in);
-                        }
-                      });
+                      tiny::standard_fill());
   std::ostringstream c;
   c << "{" << tiny::config_fields(s.arch, s.model_type, l, s.theta, 256);
   if (!is_qwen2(s))

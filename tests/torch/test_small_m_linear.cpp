@@ -224,14 +224,7 @@ void write_qwen2(const std::string& dir, bool tie, unsigned seed) {
   l.tie = tie;
   l.qkv_bias = true;
   tiny::write_weights(dir + "/model.safetensors", tiny::tensor_layout(l), seed,
-                      [](const tiny::TensorSpec& t, std::size_t, float z, float fan_in) {
-                        switch (t.kind) {
-                          case 'e': return z;
-                          case 'n': return 1.0f + 0.2f * z;
-                          case 'b': return 0.2f * z;
-                          default: return z / std::sqrt(fan_in);
-                        }
-                      });
+                      tiny::standard_fill());
   std::ofstream(dir + "/config.json") << "{" << tiny::config_fields("Qwen2ForCausalLM", "qwen2", l, 10000.0, 256)
                                       << "}\n";
 }

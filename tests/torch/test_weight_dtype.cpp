@@ -85,14 +85,7 @@ void write_model(const std::string& dir, const Model& m, unsigned seed, DType ro
   const std::string path = dir + "/model.safetensors";
   tiny::write_weights(
       path, tiny::tensor_layout(m.layout), seed,
-      [](const tiny::TensorSpec& t, std::size_t, float z, float fan_in) {
-        switch (t.kind) {
-          case 'e': return z;
-          case 'n': return 1.0f + 0.2f * z;
-          case 'b': return 0.2f * z;
-          default: return z / std::sqrt(fan_in);
-        }
-      },
+      tiny::standard_fill(),
       [round, matrices_only](const tiny::TensorSpec& t, std::vector<float>& v) {
         if (matrices_only && t.shape.size() != 2) return;
         for (float& x : v) x = round_to(x, round);
