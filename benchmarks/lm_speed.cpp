@@ -14,7 +14,7 @@
 // its token cap or at EOS (the counts printed are the tokens actually generated).
 //
 // Usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N]
-//                       [--rows prefill,decode,batch8,batch32,search] [--repeat R] [--json]
+//                       [--rows prefill,decode,batch8,batch32,search] [--repeat R] [--warmup W] [--json]
 //                       [--dtype float32|bfloat16|float16|int8]
 // (QSTAR_SMALL_M_ROWS=0 in the environment turns the small-M decode kernel off: the
 // previous ATen / BLAS path, for before / after comparisons.)
@@ -22,7 +22,8 @@
 // BLAS's pools apart (for measuring the default); neither: the library's default. Each row
 // is run --repeat times (default 3) and the fastest is printed (the machine is shared), with
 // the process CPU seconds (all threads) and wall seconds of that whole row call: on a loaded
-// machine wall time counts the time other work held the core, CPU time does not.
+// machine wall time counts the time other work held the core, CPU time does not. --warmup W
+// (default 0) first runs each row W times untimed, as llama-bench warms up before timing.
 #include <dlfcn.h>
 #include <sys/resource.h>
 
@@ -152,11 +153,11 @@ Result row(const std::string& name, LMGenerator& g, int vocab, std::uint64_t see
   return r;
 }
 
-int int_arg(const std::string& flag, const char* v) {
+int int_arg(const std::string& flag, const char* v, long lo = 1) {
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
-  if (*end || n < 1 || n > 4096) {
-    std::fprintf(stderr, "bench_lm_speed: --%s: '%s' is not an integer in [1, 4096]\n", flag.c_str(), v);
+  if (*end || n < lo || n > 4096) {
+    std::fprintf(stderr, "bench_lm_speed: --%s: '%s' is not an integer in [%ld, 4096]\n", flag.c_str(), v, lo);
     std::exit(2);
   }
   return static_cast<int>(n);
@@ -170,7 +171,7 @@ int main(int argc, char** argv) {
     std::string k = argv[i];
     if (k == "--json") { a["json"] = "1"; continue; }
     if (k.rfind("--", 0) != 0 || i + 1 >= argc) {
-      std::fprintf(stderr, "usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N] [--rows LIST] [--repeat R] [--json] [--dtype D]\n");
+      std::fprintf(stderr, "usage: bench_lm_speed --model DIR [--threads N] [--aten-threads N --blas-threads N] [--rows LIST] [--repeat R] [--warmup W] [--json] [--dtype D]\n");
       return 2;
     }
     a[k.substr(2)] = argv[++i];
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   const int repeat = a.count("repeat") ? int_arg("repeat", a["repeat"].c_str()) : 3;
+  const int warmup = a.count("warmup") ? int_arg("warmup", a["warmup"].c_str(), 0) : 0;
   LMGeneratorParams p;
   p.step_delimiter = "\x01\x02qstar-never\x03";
   p.max_step_tokens = 128;
@@ -213,6 +215,7 @@ int main(int argc, char** argv) {
                 ts.blas, blas_core.c_str());
   for (std::size_t i = 0; i < rows.size(); ++i) {
     Result best;
+    for (int k = 0; k < warmup; ++k) (void)row(rows[i], g, vocab, 1234);
     for (int k = 0; k < repeat; ++k) {
       const double c0 = cpu_now(), w0 = now();
       Result r = row(rows[i], g, vocab, 1234);

@@ -16,7 +16,17 @@
 #     512-token prompt, 8 and 32 sequences of 32 tokens: -pps -kvu), llama-server for the
 #     search-shaped row (8 rounds of 8 continuations x 16 tokens from a growing shared prefix,
 #     8 parallel slots) and build/benchmarks/bench_lm_speed for qstar's side of every row.
+#     The two sides alternate, one round each at a time, QSTAR_VS_REPEAT rounds, and each
+#     side's best round counts: this machine's memory bandwidth drifts by up to a third over
+#     minutes, so a block of llama.cpp runs followed by a block of qstar runs compared two
+#     different machines.
 #  5. Prints the table of tokens/s and the ratio qstar / llama.cpp.
+#
+#  OpenBLAS (qstar's GEMMs) picks its kernels for the CPU unless OPENBLAS_CORETYPE forces a
+#  set; llama.cpp is built -march=native. So that both sides use the CPU's instruction set,
+#  qstar runs with OPENBLAS_CORETYPE unset; when the environment sets it, qstar's prefill is
+#  also timed with it and printed below the table. --blas-env keeps the variable for every
+#  qstar run instead.
 #
 #  6. With --quantised (or --quantised-only: steps 3-5 skipped): decode 1 x 128 of qstar's
 #     weight-only bfloat16 / int8 storage (--dtype) against llama.cpp's F16 / Q8_0 GGUF of the
@@ -24,26 +34,29 @@
 #     bf16 / int8 against float32 on one 64-token sequence (qstar lm logits): max |dlogit| /
 #     max |logit| and argmax agreement.
 #
-# Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server] [--quantised | --quantised-only]
+# Usage: benchmarks/vs_llamacpp.sh [--small] [--threads "1 2"] [--no-server] [--blas-env]
+#                                  [--quantised | --quantised-only]
 #   --no-server: neither llama-server (not built) nor the greedy check and search row
 # Environment: QSTAR_VS_DIR (default build/vs_llamacpp), QSTAR_EXE (default build/qstar),
 # QSTAR_LLAMACPP_OPT (default -O3; anything else only checks that the script runs),
-# QSTAR_BENCH_LM (default build/benchmarks/bench_lm_speed), QSTAR_VS_REPEAT (qstar repeats,
-# best of; default 3; llama-bench: -r the same).
+# QSTAR_BENCH_LM (default build/benchmarks/bench_lm_speed), QSTAR_VS_REPEAT (alternating
+# rounds, each side's best counts; default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL=0
 THREADS="1 2"
 SERVER=1
 QUANT=0
+BLAS_ENV=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --small) SMALL=1 ;;
     --threads) THREADS=$2; shift ;;
     --no-server) SERVER=0 ;;
     --quantised) QUANT=1 ;;
+    --blas-env) BLAS_ENV=1 ;;
     --quantised-only) QUANT=2; SERVER=0 ;;
-    *) echo "vs_llamacpp.sh: unknown option '$1' (--small, --threads LIST, --no-server, --quantised, --quantised-only)" >&2; exit 2 ;;
+    *) echo "vs_llamacpp.sh: unknown option '$1' (--small, --threads LIST, --no-server, --blas-env, --quantised, --quantised-only)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -57,6 +70,9 @@ done
 command -v curl >/dev/null || { echo "vs_llamacpp.sh: curl not found" >&2; exit 2; }
 # qstar sets its threads itself (--threads); exported pool sizes would only cap them.
 unset OMP_NUM_THREADS OPENBLAS_NUM_THREADS MKL_NUM_THREADS
+# qstar's runs: OpenBLAS's own kernel choice unless --blas-env (see the top).
+BLAS_CORE=${OPENBLAS_CORETYPE:-}
+if [ $BLAS_ENV = 1 ]; then QENV=(env); else QENV=(env -u OPENBLAS_CORETYPE); fi
 
 OPT=${QSTAR_LLAMACPP_OPT:--O3}
 [ "$OPT" = -O3 ] || echo "vs_llamacpp.sh: WARNING: llama.cpp built with $OPT, not -O3: its times are not comparable" >&2
@@ -114,13 +130,13 @@ quantised_rows() {
     done
     for dt in float32 bfloat16 int8; do
       echo "vs_llamacpp.sh: threads $t: qstar decode, $dt" >&2
-      "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$REPEAT" --rows decode --dtype "$dt" --json >"$OUT/qdecode-$dt-$t.json"
+      "${QENV[@]}" "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$REPEAT" --rows decode --dtype "$dt" --json >"$OUT/qdecode-$dt-$t.json"
     done
   done
   local toks
   toks=$(/usr/bin/python3 -c 'import random; r = random.Random(7); print(",".join(str(r.randrange(256)) for _ in range(64)))')
   for dt in float32 bfloat16 int8; do
-    "$QSTAR" lm logits --model "$MODEL/hf" --tokens "$toks" --dtype "$dt" --threads 1 --json >"$OUT/logits-$dt.json"
+    "${QENV[@]}" "$QSTAR" lm logits --model "$MODEL/hf" --tokens "$toks" --dtype "$dt" --threads 1 --json >"$OUT/logits-$dt.json"
   done
   /usr/bin/python3 - "$OUT" "$THREADS" <<'PY'
 import json, sys
@@ -158,7 +174,7 @@ curl -sf -X POST "$URL/completion" -H 'Content-Type: application/json' \
   -d "$(/usr/bin/python3 -c 'import json,sys; print(json.dumps({"prompt": sys.argv[1], "n_predict": 24, "temperature": 0, "top_k": 1, "return_tokens": True, "cache_prompt": False}))' "$PROMPT")" \
   >"$OUT/greedy-llamacpp.json"
 stop_server
-"$QSTAR" lm generate --model "$MODEL/hf" --prompt "$PROMPT" --greedy --max-step-tokens 24 \
+"${QENV[@]}" "$QSTAR" lm generate --model "$MODEL/hf" --prompt "$PROMPT" --greedy --max-step-tokens 24 \
   --delimiter $'\x01qstar-never\x02' --json >"$OUT/greedy-qstar.json"
 /usr/bin/python3 - "$OUT" "$QSTAR" "$MODEL/hf" "$PROMPT" <<'PY' >&2
 import json, subprocess, sys
@@ -190,50 +206,67 @@ else
   echo "vs_llamacpp.sh: --no-server: greedy agreement and the search row skipped" >&2
 fi
 
-# 4. The timings.
-R=$REPEAT
+# 4. The timings: the two sides alternate, one round each (see the top).
 for t in $THREADS; do
-  echo "vs_llamacpp.sh: threads $t: llama-bench" >&2
-  "$BIN/llama-bench" -m "$MODEL/model.gguf" -p 512 -n 128 -t "$t" -r "$R" -o json >"$OUT/bench-$t.json" 2>"$OUT/bench-$t.log"
-  echo "vs_llamacpp.sh: threads $t: llama-batched-bench" >&2
-  "$BIN/llama-batched-bench" -m "$MODEL/model.gguf" -c $((512 + 32 * 32 + 64)) -b 2048 -ub 512 -npp 512 -ntg 32 \
-    -npl 8,32 -pps -kvu -t "$t" -tb "$t" --output-format jsonl >"$OUT/batched-$t.jsonl" 2>"$OUT/batched-$t.log"
-  if [ $SERVER = 1 ]; then
-    echo "vs_llamacpp.sh: threads $t: llama-server, search-shaped" >&2
-    start_server "$t" 8
-    /usr/bin/python3 benchmarks/vs_llamacpp_search.py "$URL" "$MODEL/hf/tokenizer.json" >"$OUT/search-$t.json"
-    stop_server
+  for r in $(seq 1 "$REPEAT"); do
+    echo "vs_llamacpp.sh: threads $t, round $r/$REPEAT: llama-bench, llama-batched-bench" >&2
+    "$BIN/llama-bench" -m "$MODEL/model.gguf" -p 512 -n 128 -t "$t" -r 1 -o json >"$OUT/bench-$t-$r.json" 2>"$OUT/bench-$t-$r.log"
+    "$BIN/llama-batched-bench" -m "$MODEL/model.gguf" -c $((512 + 32 * 32 + 64)) -b 2048 -ub 512 -npp 512 -ntg 32 \
+      -npl 8,32 -pps -kvu -t "$t" -tb "$t" --output-format jsonl >"$OUT/batched-$t-$r.jsonl" 2>"$OUT/batched-$t-$r.log"
+    if [ $SERVER = 1 ]; then
+      echo "vs_llamacpp.sh: threads $t, round $r/$REPEAT: llama-server, search-shaped" >&2
+      start_server "$t" 8
+      /usr/bin/python3 benchmarks/vs_llamacpp_search.py "$URL" "$MODEL/hf/tokenizer.json" >"$OUT/search-$t-$r.json"
+      stop_server
+    fi
+    echo "vs_llamacpp.sh: threads $t, round $r/$REPEAT: qstar bench_lm_speed" >&2
+    "${QENV[@]}" "$BENCH" --model "$MODEL/hf" --threads "$t" --warmup 1 --repeat 1 --json >"$OUT/qstar-$t-$r.json"
+  done
+  if [ $BLAS_ENV = 0 ] && [ -n "$BLAS_CORE" ]; then
+    echo "vs_llamacpp.sh: threads $t: qstar prefill with OPENBLAS_CORETYPE=$BLAS_CORE" >&2
+    OPENBLAS_CORETYPE=$BLAS_CORE "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$REPEAT" --rows prefill \
+      --json >"$OUT/qstar-blasenv-$t.json"
   fi
-  echo "vs_llamacpp.sh: threads $t: qstar bench_lm_speed" >&2
-  "$BENCH" --model "$MODEL/hf" --threads "$t" --repeat "$R" --json >"$OUT/qstar-$t.json"
 done
 
 # 5. The table.
-/usr/bin/python3 - "$OUT" "$THREADS" <<'PY'
-import json, os, sys
-out, threads = sys.argv[1], sys.argv[2].split()
+/usr/bin/python3 - "$OUT" "$THREADS" "$REPEAT" "$BLAS_CORE" "$BLAS_ENV" <<'PY'
+import glob, json, os, sys
+out, threads, repeat, core, blas_env = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 print("| row | threads | qstar tok/s | llama.cpp tok/s | qstar / llama.cpp |")
 print("| --- | ---: | ---: | ---: | ---: |")
+rounds = range(1, repeat + 1)
+kernels = set()
 for t in threads:
-    q = json.load(open(f"{out}/qstar-{t}.json"))["rows"]
-    lb = json.load(open(f"{out}/bench-{t}.json"))
-    pp = next(r["avg_ts"] for r in lb if r["n_prompt"] == 512 and r["n_gen"] == 0)
-    tg = next(r["avg_ts"] for r in lb if r["n_prompt"] == 0 and r["n_gen"] == 128)
-    bb = {r["pl"]: r for r in map(json.loads, (l for l in open(f"{out}/batched-{t}.jsonl") if l.startswith("{")))}
-    rows = [("prefill 512 tokens", q["prefill"]["tokens_per_s"], pp),
-            ("decode 1 x 128", q["decode"]["tokens_per_s"], tg)]
+    qs = [json.load(open(f"{out}/qstar-{t}-{r}.json")) for r in rounds]
+    kernels |= {q.get("blas_kernels", "?") for q in qs}
+    qbest = lambda row, key="tokens_per_s": max(q["rows"][row][key] for q in qs)
+    lbs = [json.load(open(f"{out}/bench-{t}-{r}.json")) for r in rounds]
+    pp = max(x["avg_ts"] for lb in lbs for x in lb if x["n_prompt"] == 512 and x["n_gen"] == 0)
+    tg = max(x["avg_ts"] for lb in lbs for x in lb if x["n_prompt"] == 0 and x["n_gen"] == 128)
+    bbs = [{x["pl"]: x for x in map(json.loads, (l for l in open(f"{out}/batched-{t}-{r}.jsonl") if l.startswith("{")))}
+           for r in rounds]
+    bbest = lambda n, key: max(bb[n][key] for bb in bbs)
+    rows = [("prefill 512 tokens", qbest("prefill"), pp), ("decode 1 x 128", qbest("decode"), tg)]
     for n in (8, 32):
-        rows.append((f"{n} seqs x 32, shared 512 prompt: decode", q[f"batch{n}"]["tokens_per_s"], bb[n]["speed_tg"]))
-        rows.append((f"{n} seqs x 32, shared 512 prompt: end to end", q[f"batch{n}"]["total_tokens_per_s"], bb[n]["speed"]))
-    if os.path.exists(f"{out}/search-{t}.json"):
-        s = json.load(open(f"{out}/search-{t}.json"))
-        rows.append(("search: 8 rounds x 8 x 16", q["search"]["tokens_per_s"], s["tokens_per_s"]))
+        rows.append((f"{n} seqs x 32, shared 512 prompt: decode", qbest(f"batch{n}"), bbest(n, "speed_tg")))
+        rows.append((f"{n} seqs x 32, shared 512 prompt: end to end", qbest(f"batch{n}", "total_tokens_per_s"),
+                     bbest(n, "speed")))
+    if os.path.exists(f"{out}/search-{t}-1.json"):
+        s = max(json.load(open(f"{out}/search-{t}-{r}.json"))["tokens_per_s"] for r in rounds)
+        rows.append(("search: 8 rounds x 8 x 16", qbest("search"), s))
     for name, a, b in rows:
         print(f"| {name} | {t} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
-# OpenBLAS's kernel set decides qstar's GEMM speed (OPENBLAS_CORETYPE in the environment
-# forces one: Haswell = AVX2); llama.cpp is built -march=native.
-kernels = {json.load(open(f"{out}/qstar-{t}.json")).get("blas_kernels", "?") for t in threads}
-print(f"\nqstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
-      f"(OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')})")
+print(f"\nbest of {repeat} alternating rounds per side; qstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
+      f"(OPENBLAS_CORETYPE {'as exported: ' + (core or 'unset') if blas_env == '1' else 'unset for qstar'})")
+for t in threads:
+    f = f"{out}/qstar-blasenv-{t}.json"
+    if os.path.exists(f):
+        q = json.load(open(f))
+        pp = max(x["avg_ts"] for r in rounds for x in json.load(open(f"{out}/bench-{t}-{r}.json"))
+                 if x["n_prompt"] == 512 and x["n_gen"] == 0)
+        a = q["rows"]["prefill"]["tokens_per_s"]
+        print(f"with the environment's OPENBLAS_CORETYPE={core} (kernels {q.get('blas_kernels', '?')}), "
+              f"{t} thread(s): qstar prefill {a:.1f} tok/s, {a / pp:.2f} x llama.cpp")
 PY
 if [ $QUANT = 1 ]; then quantised_rows; fi

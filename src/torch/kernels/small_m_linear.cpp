@@ -25,6 +25,18 @@ constexpr std::int64_t kChunk = 512;
 /// Output rows per block (the micro-kernel's W rows) and per thread split unit.
 constexpr std::int64_t kRows = 4;
 constexpr std::int64_t kSplit = 16;
+/// How far ahead of each weight row's stream the kernels prefetch (bytes). A single-row decode
+/// is bound by how many cache misses a core keeps in flight: the hardware prefetcher alone
+/// left the 0.5B shape's float32 decode at 10.5 tok/s (15 GB/s), 4 KiB ahead 16.3 tok/s
+/// (benchmarks/README.md). QSTAR_SMALL_M_PREFETCH (bytes; 0: nothing ahead) overrides it for tuning.
+std::int64_t initial_prefetch() {
+  const char* v = std::getenv("QSTAR_SMALL_M_PREFETCH");
+  if (!v || !*v) return 4096;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return (*end == '\0' && n >= 0 && n <= (1L << 20)) ? n : 4096;
+}
+const std::int64_t g_prefetch = initial_prefetch();
 
 
 float bf16_to_f32(std::uint16_t v) {
@@ -56,6 +68,16 @@ void block_scalar(const float* x, std::int64_t M, std::int64_t ldx, const float*
 }
 
 #if QSTAR_KERNELS_X86
+/// A prefetch hint for four addresses (one per weight row of a block); never faults, so
+/// addresses past the end of the matrix are harmless.
+template <class T>
+inline void prefetch4(const T* a, const T* b, const T* c, const T* d) {
+  _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(b), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(c), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(d), _MM_HINT_T0);
+}
+
 // ---- AVX2 + FMA ---------------------------------------------------------------------------
 
 __attribute__((target("avx2,fma"))) void cvt_bf16_avx2(const std::uint16_t* s, float* d, std::int64_t n) {
@@ -81,7 +103,7 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 /// MR rows of x against 4 rows of w: 4 * MR accumulators of 8 lanes, then the tail scalar.
-template <int MR>
+template <int MR, bool Prefetch>
 __attribute__((target("avx2,fma"))) void mk_avx2(const float* x, std::int64_t ldx, const float* const* w,
                                                  std::int64_t len, float* acc) {
   __m256 a[MR][kRows];
@@ -90,8 +112,10 @@ __attribute__((target("avx2,fma"))) void mk_avx2(const float* x, std::int64_t ld
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) a[m][r] = _mm256_setzero_ps();
   const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  const std::int64_t pf = g_prefetch / 4;
   std::int64_t k = 0;
   for (; k + 8 <= len; k += 8) {
+    if (Prefetch && (k & 15) == 0) prefetch4(w0 + k + pf, w1 + k + pf, w2 + k + pf, w3 + k + pf);
     const __m256 v0 = _mm256_loadu_ps(w0 + k), v1 = _mm256_loadu_ps(w1 + k);
     const __m256 v2 = _mm256_loadu_ps(w2 + k), v3 = _mm256_loadu_ps(w3 + k);
 #pragma GCC unroll 4
@@ -114,9 +138,17 @@ __attribute__((target("avx2,fma"))) void mk_avx2(const float* x, std::int64_t ld
 }
 __attribute__((target("avx2,fma"))) void block_avx2(const float* x, std::int64_t M, std::int64_t ldx,
                                                     const float* const* w, std::int64_t len, float* acc) {
+  // The first pass over this chunk of w prefetches the next; later passes find it in L1.
   std::int64_t m = 0;
-  for (; m + 2 <= M; m += 2) mk_avx2<2>(x + m * ldx, ldx, w, len, acc + m * kRows);
-  if (m < M) mk_avx2<1>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  if (M >= 2) {
+    mk_avx2<2, true>(x, ldx, w, len, acc);
+    m = 2;
+  } else {
+    mk_avx2<1, true>(x, ldx, w, len, acc);
+    return;
+  }
+  for (; m + 2 <= M; m += 2) mk_avx2<2, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  if (m < M) mk_avx2<1, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
 }
 
 // ---- AVX-512 ------------------------------------------------------------------------------
@@ -150,7 +182,7 @@ __attribute__((target("avx512f,avx512bw,avx2,fma"))) void cvt_i8_avx512(const st
 }
 /// MR rows of x against 4 rows of w: 4 * MR accumulators of 16 lanes; the tail is a masked
 /// load (zeros beyond len).
-template <int MR>
+template <int MR, bool Prefetch>
 __attribute__((target("avx512f,avx512bw,avx2,fma"))) void mk_avx512(const float* x, std::int64_t ldx,
                                                            const float* const* w, std::int64_t len,
                                                            float* acc) {
@@ -160,8 +192,10 @@ __attribute__((target("avx512f,avx512bw,avx2,fma"))) void mk_avx512(const float*
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) a[m][r] = _mm512_setzero_ps();
   const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+  const std::int64_t pf = g_prefetch / 4;
   std::int64_t k = 0;
   for (; k + 16 <= len; k += 16) {
+    if (Prefetch) prefetch4(w0 + k + pf, w1 + k + pf, w2 + k + pf, w3 + k + pf);
     const __m512 v0 = _mm512_loadu_ps(w0 + k), v1 = _mm512_loadu_ps(w1 + k);
     const __m512 v2 = _mm512_loadu_ps(w2 + k), v3 = _mm512_loadu_ps(w3 + k);
 #pragma GCC unroll 4
@@ -194,11 +228,19 @@ __attribute__((target("avx512f,avx512bw,avx2,fma"))) void mk_avx512(const float*
 __attribute__((target("avx512f,avx512bw,avx2,fma"))) void block_avx512(const float* x, std::int64_t M,
                                                               std::int64_t ldx, const float* const* w,
                                                               std::int64_t len, float* acc) {
-  std::int64_t m = 0;
-  for (; m + 4 <= M; m += 4) mk_avx512<4>(x + m * ldx, ldx, w, len, acc + m * kRows);
-  if (M - m == 3) mk_avx512<3>(x + m * ldx, ldx, w, len, acc + m * kRows);
-  else if (M - m == 2) mk_avx512<2>(x + m * ldx, ldx, w, len, acc + m * kRows);
-  else if (M - m == 1) mk_avx512<1>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  // The first pass over this chunk of w prefetches the next; later passes find it in L1.
+  if (M < 4) {
+    if (M == 3) mk_avx512<3, true>(x, ldx, w, len, acc);
+    else if (M == 2) mk_avx512<2, true>(x, ldx, w, len, acc);
+    else mk_avx512<1, true>(x, ldx, w, len, acc);
+    return;
+  }
+  mk_avx512<4, true>(x, ldx, w, len, acc);
+  std::int64_t m = 4;
+  for (; m + 4 <= M; m += 4) mk_avx512<4, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  if (M - m == 3) mk_avx512<3, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  else if (M - m == 2) mk_avx512<2, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
+  else if (M - m == 1) mk_avx512<1, false>(x + m * ldx, ldx, w, len, acc + m * kRows);
 }
 
 // ---- fused conversion (few rows of x): bf16 / int8 widened in registers, no buffer ------
@@ -231,8 +273,11 @@ QSTAR_AVX512 void mkw_avx512(const float* x, std::int64_t ldx, const T* const* w
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) a[m][r] = _mm512_setzero_ps();
+  const std::int64_t pf = g_prefetch / static_cast<std::int64_t>(sizeof(T));
+  constexpr std::int64_t line = 64 / sizeof(T) - 1;  // one prefetch per cache line of a row
   std::int64_t k = 0;
   for (; k + 16 <= len; k += 16) {
+    if ((k & line) == 0) prefetch4(w[0] + k + pf, w[1] + k + pf, w[2] + k + pf, w[3] + k + pf);
     const __m512 v0 = ld16(w[0] + k), v1 = ld16(w[1] + k), v2 = ld16(w[2] + k), v3 = ld16(w[3] + k);
 #pragma GCC unroll 4
     for (int m = 0; m < MR; ++m) {
@@ -259,8 +304,11 @@ QSTAR_AVX2 void mkw_avx2(const float* x, std::int64_t ldx, const T* const* w, st
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 4
     for (int r = 0; r < kRows; ++r) a[m][r] = _mm256_setzero_ps();
+  const std::int64_t pf = g_prefetch / static_cast<std::int64_t>(sizeof(T));
+  constexpr std::int64_t line = 64 / sizeof(T) - 1;
   std::int64_t k = 0;
   for (; k + 8 <= len; k += 8) {
+    if ((k & line) == 0) prefetch4(w[0] + k + pf, w[1] + k + pf, w[2] + k + pf, w[3] + k + pf);
     const __m256 v0 = ld8(w[0] + k), v1 = ld8(w[1] + k), v2 = ld8(w[2] + k), v3 = ld8(w[3] + k);
 #pragma GCC unroll 4
     for (int m = 0; m < MR; ++m) {
