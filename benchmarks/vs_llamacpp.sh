@@ -233,38 +233,42 @@ done
 /usr/bin/python3 - "$OUT" "$THREADS" "$REPEAT" "$BLAS_CORE" "$BLAS_ENV" <<'PY'
 import glob, json, os, sys
 out, threads, repeat, core, blas_env = sys.argv[1], sys.argv[2].split(), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-print("| row | threads | qstar tok/s | llama.cpp tok/s | qstar / llama.cpp |")
-print("| --- | ---: | ---: | ---: | ---: |")
+import statistics
+print("| row | threads | qstar tok/s | llama.cpp tok/s | qstar / llama.cpp | per round (median) |")
+print("| --- | ---: | ---: | ---: | ---: | --- |")
 rounds = range(1, repeat + 1)
 kernels = set()
 for t in threads:
     qs = [json.load(open(f"{out}/qstar-{t}-{r}.json")) for r in rounds]
     kernels |= {q.get("blas_kernels", "?") for q in qs}
-    qbest = lambda row, key="tokens_per_s": max(q["rows"][row][key] for q in qs)
+    qrow = lambda row, key="tokens_per_s": [q["rows"][row][key] for q in qs]
     lbs = [json.load(open(f"{out}/bench-{t}-{r}.json")) for r in rounds]
-    pp = max(x["avg_ts"] for lb in lbs for x in lb if x["n_prompt"] == 512 and x["n_gen"] == 0)
-    tg = max(x["avg_ts"] for lb in lbs for x in lb if x["n_prompt"] == 0 and x["n_gen"] == 128)
+    pp = [next(x["avg_ts"] for x in lb if x["n_prompt"] == 512 and x["n_gen"] == 0) for lb in lbs]
+    tg = [next(x["avg_ts"] for x in lb if x["n_prompt"] == 0 and x["n_gen"] == 128) for lb in lbs]
     bbs = [{x["pl"]: x for x in map(json.loads, (l for l in open(f"{out}/batched-{t}-{r}.jsonl") if l.startswith("{")))}
            for r in rounds]
-    bbest = lambda n, key: max(bb[n][key] for bb in bbs)
-    rows = [("prefill 512 tokens", qbest("prefill"), pp), ("decode 1 x 128", qbest("decode"), tg)]
+    brow = lambda n, key: [bb[n][key] for bb in bbs]
+    rows = [("prefill 512 tokens", qrow("prefill"), pp), ("decode 1 x 128", qrow("decode"), tg)]
     for n in (8, 32):
-        rows.append((f"{n} seqs x 32, shared 512 prompt: decode", qbest(f"batch{n}"), bbest(n, "speed_tg")))
-        rows.append((f"{n} seqs x 32, shared 512 prompt: end to end", qbest(f"batch{n}", "total_tokens_per_s"),
-                     bbest(n, "speed")))
+        rows.append((f"{n} seqs x 32, shared 512 prompt: decode", qrow(f"batch{n}"), brow(n, "speed_tg")))
+        rows.append((f"{n} seqs x 32, shared 512 prompt: end to end", qrow(f"batch{n}", "total_tokens_per_s"),
+                     brow(n, "speed")))
     if os.path.exists(f"{out}/search-{t}-1.json"):
-        s = max(json.load(open(f"{out}/search-{t}-{r}.json"))["tokens_per_s"] for r in rounds)
-        rows.append(("search: 8 rounds x 8 x 16", qbest("search"), s))
+        s = [json.load(open(f"{out}/search-{t}-{r}.json"))["tokens_per_s"] for r in rounds]
+        rows.append(("search: 8 rounds x 8 x 16", qrow("search"), s))
     for name, a, b in rows:
-        print(f"| {name} | {t} | {a:.1f} | {b:.1f} | {a / b:.2f} |")
-print(f"\nbest of {repeat} alternating rounds per side; qstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
+        per = [x / y for x, y in zip(a, b)]
+        print(f"| {name} | {t} | {max(a):.1f} | {max(b):.1f} | {max(a) / max(b):.2f} | "
+              f"{' '.join(f'{x:.2f}' for x in per)} ({statistics.median(per):.2f}) |")
+print(f"\ntok/s and their ratio: each side's best of {repeat} alternating rounds; per round: the ratio "
+      f"within each round and their median; qstar's OpenBLAS kernels: {', '.join(sorted(kernels))} "
       f"(OPENBLAS_CORETYPE {'as exported: ' + (core or 'unset') if blas_env == '1' else 'unset for qstar'})")
 for t in threads:
     f = f"{out}/qstar-blasenv-{t}.json"
     if os.path.exists(f):
         q = json.load(open(f))
         pp = max(x["avg_ts"] for r in rounds for x in json.load(open(f"{out}/bench-{t}-{r}.json"))
-                 if x["n_prompt"] == 512 and x["n_gen"] == 0)
+                 if x["n_prompt"] == 512 and x["n_gen"] == 0)  # llama.cpp's best, as in the table
         a = q["rows"]["prefill"]["tokens_per_s"]
         print(f"with the environment's OPENBLAS_CORETYPE={core} (kernels {q.get('blas_kernels', '?')}), "
               f"{t} thread(s): qstar prefill {a:.1f} tok/s, {a / pp:.2f} x llama.cpp")
