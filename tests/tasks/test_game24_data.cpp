@@ -5,8 +5,11 @@
 
 #include <qstar/tasks/game24_data.hpp>
 
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
+#include <string>
 
 namespace {
 using namespace qstar;
@@ -49,6 +52,30 @@ TEST_CASE("game24 data: the train/test separation check") {
   CHECK(make_split(test, 100, 0).dev == split.dev);
   CHECK(make_split(test, 100, 1).dev != split.dev);
   CHECK_THROWS_AS(make_split(test, 5000, 0), InvalidArgument);
+}
+
+TEST_CASE("game24 data: the dev split as a CSV that load_csv (and qstar bench) reads back") {
+  const auto test = load_csv(QSTAR_TEST_DATA, std::pair{901, 1000});
+  const auto split = make_split(test, 100, 0);
+  const std::string csv = multisets_csv(split.dev);
+  CHECK(csv.starts_with("Rank,Puzzles\n1," + puzzle_text(split.dev[0]) + "\n"));
+  const std::string path = "test_game24_dev_split.csv";
+  {
+    std::ofstream(path, std::ios::binary) << csv;
+  }
+  const auto back = load_csv(path);
+  std::remove(path.c_str());
+  REQUIRE(back.size() == split.dev.size());
+  for (std::size_t i = 0; i < back.size(); ++i) {
+    CHECK(back[i].id == std::to_string(i + 1));
+    CHECK(multiset_of(back[i].text) == split.dev[i]);
+  }
+  // Held out: no test multiset and no training puzzle among them.
+  const std::set<Multiset> train(split.train.begin(), split.train.end());
+  for (const auto& p : back) {
+    CHECK_FALSE(split.test.contains(multiset_of(p.text)));
+    CHECK_FALSE(train.contains(multiset_of(p.text)));
+  }
 }
 
 TEST_CASE("game24 data: traces are in the task's format and labelled honestly") {

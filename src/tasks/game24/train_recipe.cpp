@@ -126,6 +126,12 @@ Ctx make_ctx(const PipelineParams& P, std::ostream& log) {
   std::error_code ec;
   fs::create_directories(c.log_dir, ec);
   if (ec) throw IoError(fmt::format("{}: cannot create: {}", c.log_dir, ec.message()));
+  // The held-out dev puzzles, for comparing searches and models on them
+  // (`qstar bench --data DIR/logs/dev.csv --ranks 1-N`); the same file for every stage.
+  const std::string dev_csv = c.log_dir + "/dev.csv";
+  std::ofstream out(dev_csv, std::ios::binary | std::ios::trunc);
+  out << data::multisets_csv(c.split.dev);
+  if (!out.flush()) throw IoError(fmt::format("{}: cannot write", dev_csv));
   return c;
 }
 

@@ -95,6 +95,17 @@ inline Split make_split(std::span<const Problem> test_problems, std::size_t dev_
   return s;
 }
 
+/// Multisets as a ToT-style CSV ("Rank,Puzzles", ranks 1..n in the given order), the format
+/// load_csv and `qstar bench --data FILE --ranks 1-N` read. The training stages write the dev
+/// split this way (DIR/logs/dev.csv), so searches can be compared on held-out puzzles: ranks
+/// of data/game24/24.csv outside the test split are training puzzles, where a generator that
+/// memorised them looks better than it is (docs/training.md).
+inline std::string multisets_csv(std::span<const Multiset> ms) {
+  std::string s = "Rank,Puzzles\n";
+  for (std::size_t i = 0; i < ms.size(); ++i) s += fmt::format("{},{}\n", i + 1, puzzle_text(ms[i]));
+  return s;
+}
+
 /// Throws qstar::Error naming the first puzzle of `used` whose multiset is one of
 /// `test_problems`' (the separation check every training stage runs on its data).
 inline void check_separation(std::span<const Multiset> used, std::span<const Problem> test_problems,
