@@ -134,6 +134,30 @@ TEST_CASE("labeller: exact Math-Shepherd labels with a scripted generator") {
     for (std::size_t s = 0; s < 3; ++s)
       for (std::size_t i = 0; i < 4; ++i) CHECK(r3.labels[s][i].soft == r.labels[s][i].soft);
   }
+  SUBCASE("progress: one report per generator call, waves of 9, 18 and 9 requests") {
+    ScriptedGenerator g4;
+    g4.cap = 5;
+    std::vector<train::LabelProgress> seen;
+    train::LabelParams plp = lp;
+    plp.progress = [&](const train::LabelProgress& p) { seen.push_back(p); };
+    const auto r4 = train::label_steps(std::span<const Problem>(problems),
+                                       std::span<const train::Solution>(sols), task, g4, plp, 42);
+    // 9 requests in calls of <= 5 (2 calls), 18 (4 calls), 9 (2 calls).
+    REQUIRE(seen.size() == 8);
+    CHECK(static_cast<std::int64_t>(seen.size()) == r4.generator_calls);
+    const std::vector<int> waves{0, 0, 1, 1, 1, 1, 2, 2};
+    const std::vector<std::size_t> done{5, 9, 5, 10, 15, 18, 5, 9};
+    const std::vector<std::size_t> total{9, 9, 18, 18, 18, 18, 9, 9};
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+      CHECK(seen[i].wave == waves[i]);
+      CHECK(seen[i].wave_done == done[i]);
+      CHECK(seen[i].wave_total == total[i]);
+      CHECK(seen[i].generator_calls == static_cast<std::int64_t>(i) + 1);
+    }
+    CHECK(seen.back().generated_steps == r4.generated_steps);
+    for (std::size_t s = 0; s < 3; ++s)
+      for (std::size_t i = 0; i < 4; ++i) CHECK(r4.labels[s][i].soft == r.labels[s][i].soft);
+  }
   SUBCASE("bad input") {
     train::LabelParams bad = lp;
     bad.rollouts = 0;

@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -38,6 +39,15 @@
 
 namespace qstar::train {
 
+/// Where label_steps is, passed to LabelParams::progress after every generator call.
+struct LabelProgress {
+  int wave = 0;                     ///< 0: the prefixes' first call; w: rollouts' step w+1
+  std::size_t wave_done = 0;        ///< requests of this wave sent so far
+  std::size_t wave_total = 0;       ///< requests in this wave
+  std::int64_t generator_calls = 0; ///< expand() calls so far
+  std::int64_t generated_steps = 0; ///< steps returned so far
+};
+
 /// Parameters of label_steps. validate() throws InvalidArgument naming the field.
 struct LabelParams {
   /// K: rollouts per step (>= 1).
@@ -48,6 +58,8 @@ struct LabelParams {
   std::int32_t max_step_tokens = 64;
   /// Requests per generator call at most (0 = the generator's max_batch_size(), or all).
   std::size_t max_batch = 0;
+  /// Called after every generator call (optional; a long labelling run's progress line).
+  std::function<void(const LabelProgress&)> progress;
 
   void validate() const {
     if (rollouts < 1)
@@ -141,6 +153,7 @@ LabelResult label_steps(std::span<const Problem> problems, std::span<const Solut
 
   const std::size_t cap = params.max_batch > 0 ? params.max_batch : plugin_max_batch(gen);
   std::vector<ExpandRequest> requests;
+  int wave = 0;
   while (!jobs.empty()) {
     std::vector<Job> next;
     for (std::size_t lo = 0; lo < jobs.size();) {
@@ -192,8 +205,11 @@ LabelResult label_steps(std::span<const Problem> problems, std::span<const Solut
         }
       }
       lo = hi;
+      if (params.progress)
+        params.progress({wave, hi, jobs.size(), out.generator_calls, out.generated_steps});
     }
     jobs = std::move(next);
+    ++wave;
   }
   for (auto& labels : out.labels)
     for (auto& l : labels)

@@ -234,7 +234,20 @@ void stage_label(Ctx& c) {
   c.log << fmt::format("[train] label: {}/{} sampled solutions correct; {} rollouts per step\n",
                        correct, sols.size(), P.label.rollouts);
   const auto t1 = std::chrono::steady_clock::now();
-  const auto lr = train::label_steps(problems, sols, task, gen, P.label, derive_seed(P.seed, std::uint64_t{2}));
+  train::LabelParams lp = P.label;
+  auto last_line = t1;  // a progress line at most every 30 s: a full labelling run takes ~40 min
+  lp.progress = [&](const train::LabelProgress& pr) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_line < std::chrono::seconds(30) && pr.wave_done < pr.wave_total) return;
+    last_line = now;
+    c.log << fmt::format("[train] label: rollout wave {} ({}), {}/{} requests; {} generator calls, "
+                         "{} steps generated, {:.0f}s\n",
+                         pr.wave + 1, pr.wave == 0 ? "K candidates per prefix" : "one step per rollout",
+                         pr.wave_done, pr.wave_total, pr.generator_calls, pr.generated_steps,
+                         seconds_since(t1));
+    c.log.flush();
+  };
+  const auto lr = train::label_steps(problems, sols, task, gen, lp, derive_seed(P.seed, std::uint64_t{2}));
   const double label_s = seconds_since(t1);
   // Write the labels, and compare them with the exact oracle (a step is good iff it is
   // legal and 24 is still reachable).
