@@ -40,6 +40,8 @@ options (defaults are the shipped models' settings):
   --label-puzzles N      training puzzles whose sampled solutions get labelled (default 1000)
   --samples N            solutions sampled per labelled puzzle (default 4)
   --rollouts K           Math-Shepherd rollouts per step (default 8)
+  --prm-targets soft|hard   the PRM's step targets: the fraction of rollouts reaching 24
+                         (default soft) or 1 if any did (hard)
   --temperature T        sampling temperature for labels and STaR (default 1)
   --star-iterations N    (default 2)   --star-puzzles N (default 600)
   --star-seed S          seed of the STaR stage alone (default: --seed; the split stays
@@ -133,6 +135,7 @@ int cmd_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
     else if (k == "star-seed") p.star_seed = parse_num<std::uint64_t>(k, v, 0, UINT64_MAX);
     else if (k == "star-puzzles") p.star_puzzles = parse_num<int>(k, v, 1, kBig);
     else if (k == "star-replay") p.star_replay = parse_real(k, v);
+    else if (k == "prm-targets") p.prm_targets = v;
     else if (k == "star-beams") p.star_beams = parse_num<int>(k, v, 1, kBig);
     else if (k == "star-width") p.star_width = parse_num<int>(k, v, 1, kBig);
     else if (k == "dead-end-rate") p.traces.dead_end_rate = parse_real(k, v);

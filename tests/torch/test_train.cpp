@@ -257,6 +257,11 @@ TEST_CASE("run_recipe: stages, all, and unknown stages") {
   const game24::TrainRecipe g24{game24::PipelineParams{}};
   CHECK(g24.name() == "game24");
   CHECK(g24.stages() == std::vector<std::string>{"sft", "label", "prm", "orm", "star"});
+  game24::PipelineParams pp;
+  pp.prm_targets = "hard";
+  CHECK_NOTHROW(pp.validate());
+  pp.prm_targets = "medium";
+  CHECK_THROWS_WITH_AS(pp.validate(), doctest::Contains("prm_targets"), InvalidArgument);
 }
 
 TEST_CASE("game24_word_tokenizer_json: numbers and words are one token each, and decoding is exact") {

@@ -69,6 +69,8 @@ void PipelineParams::validate() const {
     bad("temperature", fmt::format("must be finite and > 0, got {}", temperature));
   if (star_iterations < 0) bad("star_iterations", fmt::format("must be >= 0, got {}", star_iterations));
   if (star_puzzles < 1) bad("star_puzzles", fmt::format("must be >= 1, got {}", star_puzzles));
+  if (prm_targets != "soft" && prm_targets != "hard")
+    bad("prm_targets", fmt::format("must be soft or hard, got '{}'", prm_targets));
   if (!(star_replay >= 0.0 && star_replay <= 100.0))
     bad("star_replay", fmt::format("must be in [0, 100], got {}", star_replay));
   if (star_width < 1 || star_beams < star_width || star_beams % star_width != 0)
@@ -316,6 +318,7 @@ struct Labelled {
   std::string puzzle;
   std::vector<std::string> steps;
   std::vector<double> soft;
+  std::vector<double> hard;  // 0 / 1
   bool correct = false;
 };
 
@@ -333,9 +336,11 @@ std::vector<Labelled> read_labels(const std::string& path) {
     l.puzzle = v.get_string("puzzle");
     for (const auto& s : v.get_array("steps")) l.steps.push_back(s.as_string());
     for (const auto& s : v.get_array("soft")) l.soft.push_back(s.as_double());
+    for (const auto& s : v.get_array("hard")) l.hard.push_back(s.as_bool() ? 1.0 : 0.0);
     l.correct = v.get_bool("correct");
-    if (l.soft.size() != l.steps.size())
-      throw ParseError(fmt::format("{}:{}: {} labels for {} steps", path, no, l.soft.size(), l.steps.size()));
+    if (l.soft.size() != l.steps.size() || l.hard.size() != l.steps.size())
+      throw ParseError(fmt::format("{}:{}: {} soft and {} hard labels for {} steps", path, no, l.soft.size(),
+                                   l.hard.size(), l.steps.size()));
     if (!l.steps.empty()) out.push_back(std::move(l));
   }
   return out;
@@ -423,7 +428,9 @@ void stage_verifier(Ctx& c, bool orm) {
       continue;
     }
     train::ScoredExample e{task.format({"", l.puzzle, std::nullopt}), l.steps, {}};
-    e.targets = orm ? std::vector<double>(l.steps.size(), l.correct ? 1.0 : 0.0) : l.soft;
+    e.targets = orm                          ? std::vector<double>(l.steps.size(), l.correct ? 1.0 : 0.0)
+                : P.prm_targets == "hard" ? l.hard
+                                          : l.soft;
     train.push_back(std::move(e));
   }
   const train::OptimParams& o = orm ? P.orm : P.prm;
@@ -437,6 +444,8 @@ void stage_verifier(Ctx& c, bool orm) {
   v.set("model", spec_json(hf::read_model_spec(out)));
   v.set("init", "the generator's trunk (model.*), a new score head");
   v.set("targets", orm ? "final correctness of the sampled solution, at every step's tag"
+                   : P.prm_targets == "hard"
+                       ? "Math-Shepherd hard labels (1 if any rollout reached 24), at every step's tag"
                        : "Math-Shepherd soft labels (fraction of rollouts reaching 24), at every step's tag");
   v.set("optim", optim_json(o));
   v.set("train", report_json(rep));

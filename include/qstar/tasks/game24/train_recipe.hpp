@@ -81,9 +81,13 @@ struct PipelineParams {
   /// Solutions sampled per labelled puzzle (>= 1).
   int samples_per_puzzle = 4;
   /// Rollouts and depth of the Math-Shepherd labeller.
-  train::LabelParams label{.rollouts = 8, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512};
+  train::LabelParams label{
+      .rollouts = 8, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512, .progress = {}};
   /// Sampling temperature of the generator while sampling and rolling out (> 0).
   double temperature = 1.0;
+  /// The PRM's per-step targets: "soft" (the fraction of rollouts that reached 24) or
+  /// "hard" (1 if any did: Math-Shepherd's hard estimation).
+  std::string prm_targets = "soft";
   /// PRM training (initialised from the generator's trunk).
   train::OptimParams prm{.steps = 1600, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// ORM training (initialised from the generator's trunk).
