@@ -37,8 +37,9 @@ options (defaults are the shipped models' settings):
                          tokens; char: one token per character)
   --batch N              sequences per step, every stage (default 32)
   --sft-lr X --prm-lr X --orm-lr X --star-lr X
-  --label-puzzles N      training puzzles whose sampled solutions get labelled (default 1000)
-  --samples N            solutions sampled per labelled puzzle (default 4)
+  --label-puzzles N      training puzzles whose sampled solutions get labelled (default 1162:
+                         the whole training split)
+  --samples N            solutions sampled per labelled puzzle (default 6)
   --rollouts K           Math-Shepherd rollouts per step (default 8)
   --prm-targets soft|hard   the PRM's step targets: the fraction of rollouts reaching 24
                          (default soft) or 1 if any did (hard)

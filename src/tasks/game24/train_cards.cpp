@@ -201,11 +201,11 @@ void write_model_cards(const PipelineParams& P, std::ostream& log) {
                   "(trained on Math-Shepherd rollout labels).\n\n";
     s += model_table(j->at("model"), vocab) + "\n" + std::string(kFormat) + "\n\n## Training\n\n" + split + "\n\n";
     s += fmt::format(
-        "Labelled data (stage `label`): the SFT generator sampled {} solutions (temperature {}) of "
-        "{} training puzzles ({} correct); every step got K = {} rollouts from its prefix (max "
-        "depth {}) through qstar's batched Generator interface, {} generator calls, {} generated "
-        "steps, {}. Mean soft label {:.3f}; the hard labels agree with the exact oracle on {} of "
-        "the steps.\n\n",
+        "Labelled data (stage `label`): the generator (the `generator/` folder when the stage ran) "
+        "sampled {} solutions (temperature {}) of {} training puzzles ({} correct); every step got "
+        "K = {} rollouts from its prefix (max depth {}) through qstar's batched Generator "
+        "interface, {} generator calls, {} generated steps, {}. Mean soft label {:.3f}; the hard "
+        "labels agree with the exact oracle on {} of the steps.\n\n",
         label->get_int("solutions"), label->get_double("temperature"), label->get_int("label_puzzles"),
         label->get_int("solutions_correct"), label->get_int("rollouts"), label->get_int("max_depth"),
         label->get_int("labeller_generator_calls"), label->get_int("labeller_generated_steps"),

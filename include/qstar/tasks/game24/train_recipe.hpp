@@ -76,10 +76,11 @@ struct PipelineParams {
   std::string sft_init;
   /// Generator SFT.
   train::OptimParams sft{.steps = 4000, .batch_size = 32, .lr = 3e-3, .warmup = 25};
-  /// Puzzles (from the training split) whose sampled solutions get labelled (>= 1).
-  int label_puzzles = 1000;
+  /// Puzzles (from the training split) whose sampled solutions get labelled (>= 1; more
+  /// than the split holds means all of them: 1162 with the default test ranks and dev size).
+  int label_puzzles = 1162;
   /// Solutions sampled per labelled puzzle (>= 1).
-  int samples_per_puzzle = 4;
+  int samples_per_puzzle = 6;
   /// Rollouts and depth of the Math-Shepherd labeller.
   train::LabelParams label{
       .rollouts = 8, .max_depth = 6, .max_step_tokens = 48, .max_batch = 512, .progress = {}};
@@ -89,9 +90,9 @@ struct PipelineParams {
   /// "hard" (1 if any did: Math-Shepherd's hard estimation).
   std::string prm_targets = "soft";
   /// PRM training (initialised from the generator's trunk).
-  train::OptimParams prm{.steps = 1600, .batch_size = 32, .lr = 2e-3, .warmup = 10};
+  train::OptimParams prm{.steps = 2400, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// ORM training (initialised from the generator's trunk).
-  train::OptimParams orm{.steps = 800, .batch_size = 32, .lr = 2e-3, .warmup = 10};
+  train::OptimParams orm{.steps = 1200, .batch_size = 32, .lr = 2e-3, .warmup = 10};
   /// STaR iterations (>= 0).
   int star_iterations = 2;
   /// Seed of the STaR stage alone (its puzzles, searches, replay traces and fine-tunes);
