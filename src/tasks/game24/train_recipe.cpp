@@ -403,6 +403,7 @@ void stage_verifier(Ctx& c, bool orm) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto& P = c.P;
   const std::string name = orm ? "orm" : "prm";
+  const bool hard = !orm && P.prm_targets == "hard";  // the PRM on Math-Shepherd's hard labels
   auto all = read_labels(c.log_dir + "/labels.jsonl");
   std::vector<Multiset> used;
   for (const auto& l : all) used.push_back(data::multiset_of(l.puzzle));
@@ -428,9 +429,7 @@ void stage_verifier(Ctx& c, bool orm) {
       continue;
     }
     train::ScoredExample e{task.format({"", l.puzzle, std::nullopt}), l.steps, {}};
-    e.targets = orm                          ? std::vector<double>(l.steps.size(), l.correct ? 1.0 : 0.0)
-                : P.prm_targets == "hard" ? l.hard
-                                          : l.soft;
+    e.targets = orm ? std::vector<double>(l.steps.size(), l.correct ? 1.0 : 0.0) : hard ? l.hard : l.soft;
     train.push_back(std::move(e));
   }
   const train::OptimParams& o = orm ? P.orm : P.prm;
@@ -443,10 +442,9 @@ void stage_verifier(Ctx& c, bool orm) {
   json::Value v = common_json(c, name, seconds_since(t0));
   v.set("model", spec_json(hf::read_model_spec(out)));
   v.set("init", "the generator's trunk (model.*), a new score head");
-  v.set("targets", orm ? "final correctness of the sampled solution, at every step's tag"
-                   : P.prm_targets == "hard"
-                       ? "Math-Shepherd hard labels (1 if any rollout reached 24), at every step's tag"
-                       : "Math-Shepherd soft labels (fraction of rollouts reaching 24), at every step's tag");
+  v.set("targets", orm    ? "final correctness of the sampled solution, at every step's tag"
+                   : hard ? "Math-Shepherd hard labels (1 if any rollout reached 24), at every step's tag"
+                          : "Math-Shepherd soft labels (fraction of rollouts reaching 24), at every step's tag");
   v.set("optim", optim_json(o));
   v.set("train", report_json(rep));
   v.set("train_solutions", static_cast<std::int64_t>(train.size()));
